@@ -1,0 +1,1 @@
+"""The load-test harness (``python -m loadtest``); built under its own issue."""

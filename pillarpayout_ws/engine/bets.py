@@ -1,0 +1,228 @@
+"""Bets: checking what players send, and the book of one round's bets.
+
+Validation (``parse_amount``, ``parse_auto_cashout``)
+    Values arrive from JSON and are untrusted, so they are typed ``object``
+    and checked here: an amount is an ``int`` (``bool`` is not an int, ``10.0``
+    is not accepted) within ``[min_bet, max_bet]`` cents; an auto-cashout is
+    ``None``/absent, an ``int`` or a finite ``float`` with at most two
+    decimals (``2.5``, ``2.35``; ``2.345`` is refused, while the binary noise
+    of ``2.35 * 100 == 235.00000000000003`` is not precision) that lands in
+    ``[1.01, max_auto_cashout]``. A failure raises ``Rejection`` before
+    anything changes.
+
+The book (``RoundBook``)
+    Holds the round's bets by user, and is built for ``Game.advance`` to be
+    O(1) per step no matter how many bets are open:
+
+    * auto-cashout targets sit in a heap ordered by (target, placement order),
+      so the next one to fire is read without scanning; bets that left the
+      heap's view (cashed out by hand, forced) are dropped lazily when they
+      reach the top;
+    * the sum of open stakes and the realised profit are running totals, so
+      the max-profit cap turns into one number, ``force_multiplier()``.
+
+Max profit
+    The players' total profit in a round at multiplier ``m`` is at most
+    ``realised + floor(open_stakes * (m - 100) / 100)`` (realised: payouts
+    minus stakes of the bets already cashed out; the sum of each bet's floored
+    payout can only be lower). The cap ``max_profit`` may not be exceeded, so
+    the open bets are forced out at the **largest** ``m`` at which the bound
+    is still within the cap::
+
+        force_multiplier = 100 + ((max_profit - realised + 1) * 100 - 1) // open_stakes
+
+    and they are paid exactly that multiplier, like an auto-cashout target
+    (bustabit's forced cashout). A cashout only turns part of the bound into
+    realised profit that is no larger, so the force multiplier never falls
+    below the multiplier already reached.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, GameConfig
+from pillarpayout_ws.engine.errors import RejectCode, Rejection
+from pillarpayout_ws.engine.events import BetAccepted, BetStatus, CashoutDone
+from pillarpayout_ws.engine.fairness import format_multiplier
+from pillarpayout_ws.engine.growth import ONE_X
+
+__all__ = ["Bet", "RoundBook", "parse_amount", "parse_auto_cashout"]
+
+# |x * 100 - round(x * 100)| below this is float noise, not a third decimal.
+# Targets are at most ~1e6 hundredths, where a double's spacing is ~1e-10.
+_PRECISION_NOISE: Final = 1e-6
+# Larger scaled floats are refused as out of range before rounding, which
+# keeps round() away from values where the noise test would be meaningless.
+_FLOAT_SCALED_LIMIT: Final = 1e15
+
+
+def parse_amount(value: object, config: GameConfig) -> int:
+    """The stake in cents, or ``Rejection(invalid_amount)``.
+
+    Promises: an exact ``int`` (not ``bool``, not ``float``) with
+    ``config.min_bet <= value <= config.max_bet``.
+    """
+    if type(value) is not int:
+        raise Rejection(RejectCode.INVALID_AMOUNT, "amount must be a whole number of cents")
+    if not config.min_bet <= value <= config.max_bet:
+        raise Rejection(
+            RejectCode.INVALID_AMOUNT,
+            f"amount must be between {config.min_bet} and {config.max_bet} cents",
+        )
+    return value
+
+
+def parse_auto_cashout(value: object, config: GameConfig) -> int | None:
+    """The auto-cashout target in hundredths, ``None`` for none, or a ``Rejection``.
+
+    Promises: ``None`` for ``None``; otherwise an int in
+    ``[101, config.max_auto_cashout]`` equal to ``value * 100`` (exactly for an
+    int, within float noise for a float); refuses bool, NaN, infinities,
+    strings, more than two decimals, and anything out of range, with
+    ``invalid_auto_cashout``.
+    """
+    if value is None:
+        return None
+    if type(value) is int:
+        hundredths = value * ONE_X
+    elif type(value) is float:
+        if not math.isfinite(value):
+            raise Rejection(RejectCode.INVALID_AUTO_CASHOUT, "auto_cashout must be a finite number")
+        scaled = value * ONE_X
+        if abs(scaled) > _FLOAT_SCALED_LIMIT:
+            hundredths = -1  # certainly out of range; reported below
+        else:
+            hundredths = round(scaled)
+            if abs(scaled - hundredths) > _PRECISION_NOISE:
+                raise Rejection(
+                    RejectCode.INVALID_AUTO_CASHOUT, "auto_cashout has at most two decimals"
+                )
+    else:
+        raise Rejection(RejectCode.INVALID_AUTO_CASHOUT, "auto_cashout must be a number or null")
+    if not MIN_AUTO_CASHOUT <= hundredths <= config.max_auto_cashout:
+        raise Rejection(
+            RejectCode.INVALID_AUTO_CASHOUT,
+            f"auto_cashout must be between {format_multiplier(MIN_AUTO_CASHOUT)} "
+            f"and {format_multiplier(config.max_auto_cashout)}",
+        )
+    return hundredths
+
+
+@dataclass(slots=True, eq=False)
+class Bet:
+    """One accepted bet; it ends exactly once: ``cashed_out`` or ``lost``.
+
+    (A third ending, refunded, belongs to storage's recovery of a round that
+    never crashed; the engine never voids a round.)
+    """
+
+    user_id: int
+    ref: str | None
+    round_id: int
+    amount: int
+    auto_cashout: int | None
+    accepted: BetAccepted
+    status: BetStatus = "open"
+    # The answer to the cashout, kept to answer a repeated cashout the same way.
+    cashout: CashoutDone | None = None
+
+
+class RoundBook:
+    """The bets of one round, with the running totals ``advance`` needs.
+
+    The book tracks stakes and multipliers only; balances belong to ``Game``.
+    """
+
+    __slots__ = ("_bets", "_max_profit", "_open", "_open_stakes", "_realised", "_seq", "_targets")
+
+    def __init__(self, max_profit: int) -> None:
+        self._max_profit = max_profit
+        self._bets: dict[int, Bet] = {}
+        # Insertion-ordered, so forced cashouts go out in placement order.
+        self._open: dict[int, Bet] = {}
+        self._targets: list[tuple[int, int, Bet]] = []
+        self._seq = 0
+        self._open_stakes = 0
+        self._realised = 0
+
+    def __len__(self) -> int:
+        """How many bets the round took."""
+        return len(self._bets)
+
+    def get(self, user_id: int) -> Bet | None:
+        """The user's bet in this round, if any."""
+        return self._bets.get(user_id)
+
+    def bets(self) -> list[Bet]:
+        """Every bet of the round, in placement order."""
+        return list(self._bets.values())
+
+    def open_bets(self) -> list[Bet]:
+        """The bets still riding, in placement order (a copy, safe to settle from)."""
+        return list(self._open.values())
+
+    @property
+    def open_stakes(self) -> int:
+        """Sum of the stakes of open bets, in cents."""
+        return self._open_stakes
+
+    @property
+    def realised_profit(self) -> int:
+        """Payouts minus stakes of the bets cashed out so far, in cents."""
+        return self._realised
+
+    def add(self, bet: Bet) -> None:
+        """Take an open bet; the caller has checked that the user has none yet."""
+        if bet.user_id in self._bets:
+            raise ValueError(f"user {bet.user_id} already has a bet in this round")
+        self._bets[bet.user_id] = bet
+        self._open[bet.user_id] = bet
+        self._open_stakes += bet.amount
+        if bet.auto_cashout is not None:
+            self._seq += 1
+            heapq.heappush(self._targets, (bet.auto_cashout, self._seq, bet))
+
+    def next_auto(self) -> Bet | None:
+        """The open bet with the lowest auto-cashout target (ties: first placed)."""
+        targets = self._targets
+        while targets:
+            bet = targets[0][2]
+            if bet.status == "open":
+                return bet
+            heapq.heappop(targets)  # settled another way since it was pushed
+        return None
+
+    def force_multiplier(self) -> int | None:
+        """The multiplier at which every open bet must be forced out, if any bet is open.
+
+        Promises: the largest ``m`` at which the players' profit bound is
+        within ``max_profit`` (see the module docstring), never below 1.00x.
+        """
+        if self._open_stakes == 0:
+            return None
+        headroom = self._max_profit - self._realised
+        return ONE_X + max(0, (headroom + 1) * ONE_X - 1) // self._open_stakes
+
+    def settle(self, bet: Bet, payout: int) -> None:
+        """Mark an open bet cashed out for ``payout`` cents and update the totals."""
+        if bet.status != "open" or self._open.pop(bet.user_id, None) is not bet:
+            raise ValueError(f"bet of user {bet.user_id} is not open")
+        bet.status = "cashed_out"
+        self._open_stakes -= bet.amount
+        self._realised += payout - bet.amount
+        if bet.auto_cashout is not None and self._targets and self._targets[0][2] is bet:
+            heapq.heappop(self._targets)
+
+    def lose_open(self) -> list[Bet]:
+        """At the crash: every open bet is lost. Returns them, in placement order."""
+        lost = list(self._open.values())
+        for bet in lost:
+            bet.status = "lost"
+        self._open.clear()
+        self._open_stakes = 0
+        self._targets.clear()
+        return lost

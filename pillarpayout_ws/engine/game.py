@@ -1,0 +1,650 @@
+"""The game: rounds, bets, cashouts and wallets as a pure state machine.
+
+``Game`` is sans-I/O in the style of ``websockets``' protocol core: every
+method takes the time (``now_ms``, monotonic milliseconds from the caller) and
+a command, changes state, and queues what to send (``events_to_send()``) and
+what to make durable first (``records_to_persist()``). It reads no clock,
+draws no randomness and awaits nothing, so a 40-second round is tested in
+microseconds by passing times by hand.
+
+Timeline of a round (phases and their one transition table: ``phases.py``)::
+
+    opened at t0 --betting_ms--> running at t1 = t0 + betting_ms
+      --crash at t2 = t1 + elapsed_for(crash_point)--> crashed
+      --cooldown_ms--> next round opened at t2 + cooldown_ms
+
+Time rules, chosen so that outcomes never depend on how often the caller
+drives the engine:
+
+* Everything happens at its exact instant: betting ends at ``t1`` even if
+  ``advance`` is called later; an auto-cashout target ``T`` fires at
+  ``t1 + elapsed_for(T)``; the crash at ``t1 + elapsed_for(crash)``; the next
+  round opens at ``crash + cooldown_ms``. A call that jumps past several of
+  them plays them in time order (in multiplier order, which is the same
+  thing): every target ``<= crash_point`` is paid, a target equal to the
+  crash point included, then the crash. So as long as the caller drives the
+  engine at least once per betting window, the records do not depend on when
+  or how often it does.
+* One exception keeps a stalled caller from burning rounds nobody could see:
+  if the call that finds the cooldown over comes a whole betting window late,
+  the next round opens at that call's time, with a full window.
+  ``BettingOpened.betting_ms`` is always the window left at emission.
+* Commands (``place_bet``, ``cash_out``) first ``advance`` to their ``now_ms``:
+  a cashout stamped after the crash instant is refused with ``round_crashed``
+  even if no ``advance`` ran in between.
+* Time never runs backwards: a ``now_ms`` earlier than one already seen is
+  taken as the latest seen.
+* Ticks are snapshots: one is emitted every ``tick_ms`` of running time, and
+  a call that jumps over several tick instants emits only the latest one that
+  precedes the crash. No tick ever shows the crash point or more.
+
+A player's bad command is answered with ``CommandRejected`` and changes nothing
+(the ``advance`` to its time is not part of the command: time moves anyway).
+Idempotency: a bet ``ref`` already accepted from the same user (this round or
+one of the last ``config.ref_memory_rounds``) gets the same ``BetAccepted``
+again without a second debit or record; a cashout of a bet already cashed out
+gets the same ``CashoutDone`` again (under the new command's ref); a grant
+``key`` already seen is answered with the first ``FundsGranted``. This memory
+lives in the process; across a restart, storage's unique ledger keys are what
+keep a replayed action from moving money twice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from pillarpayout_ws.engine.bets import (
+    Bet,
+    RoundBook,
+    parse_amount,
+    parse_auto_cashout,
+)
+from pillarpayout_ws.engine.config import MAX_BALANCE, GameConfig
+from pillarpayout_ws.engine.errors import (
+    RejectCode,
+    Rejection,
+    TransitionError,
+    UnknownAccountError,
+)
+from pillarpayout_ws.engine.events import (
+    BetAccepted,
+    BettingOpened,
+    BetView,
+    CashoutDone,
+    CommandRejected,
+    Crashed,
+    Event,
+    FundsGranted,
+    GameSnapshot,
+    GoalUpdated,
+    RoundRunning,
+    Tick,
+)
+from pillarpayout_ws.engine.fairness import RoundSeed, SeedSource, crash_point, seed_hash
+from pillarpayout_ws.engine.goals import Goal, GoalBoard
+from pillarpayout_ws.engine.growth import (
+    FULL_INTEGRITY,
+    ONE_X,
+    elapsed_for,
+    integrity_at,
+    multiplier_at,
+)
+from pillarpayout_ws.engine.phases import (
+    ACCEPTS_BETS,
+    ACCEPTS_CASHOUTS,
+    Phase,
+    Trigger,
+    next_phase,
+)
+from pillarpayout_ws.engine.records import (
+    BetPlaced,
+    CashedOut,
+    CashoutReason,
+    Granted,
+    Record,
+    RoundCrashed,
+    RoundOpened,
+)
+
+__all__ = [
+    "Event",
+    "Game",
+    "GameConfig",
+    "GameSnapshot",
+    "Goal",
+    "Phase",
+    "Record",
+    "RoundSeed",
+    "SeedSource",
+]
+
+HISTORY_LENGTH: Final = 50
+"""How many recent ``(round_id, crash_point)`` the game keeps for newcomers."""
+
+
+@dataclass(slots=True, eq=False)
+class _Account:
+    user_id: int
+    username: str
+    balance: int
+
+
+@dataclass(slots=True, eq=False)
+class _Round:
+    round_id: int
+    seed: RoundSeed
+    seed_hash: str
+    # Secret until the crash: only _crash() and snapshot() after it read these.
+    crash_point: int
+    crash_elapsed: int
+    betting_ends_ms: int
+    book: RoundBook
+    running_ms: int = 0
+    crashed_ms: int = 0
+    last_tick: int = 0
+    # The public view of each bet, kept current as bets change so a
+    # newcomer's snapshot does not rebuild 10,000 views; the tuple is cached
+    # until the next change.
+    views: dict[int, BetView] = field(default_factory=dict)
+    views_cache: tuple[BetView, ...] | None = None
+
+
+class Game:
+    """One game: the rounds, the wallets of loaded accounts, and community goals."""
+
+    def __init__(
+        self,
+        config: GameConfig,
+        seeds: SeedSource,
+        *,
+        next_round_id: int,
+        goals: Sequence[Goal] = (),
+        history: Sequence[tuple[int, int]] = (),
+    ) -> None:
+        """Set up the game, idle until ``start``.
+
+        ``next_round_id`` is the id the first round will get; ``goals`` the
+        community goals in order; ``history`` the recent ``(round_id,
+        crash_point)`` oldest first, of which the last 50 are kept.
+        """
+        if type(next_round_id) is not int or next_round_id < 1:
+            raise ValueError(f"next_round_id must be an int >= 1, got {next_round_id!r}")
+        self._config = config
+        self._seeds = seeds
+        self._max_profit = config.max_profit
+        self._next_round_id = next_round_id
+        self._goals = GoalBoard(goals)
+        self._history: deque[tuple[int, int]] = deque(history, maxlen=HISTORY_LENGTH)
+        self._accounts: dict[int, _Account] = {}
+        self._grants: dict[str, FundsGranted] = {}
+        self._bet_refs: dict[tuple[int, str], BetAccepted] = {}
+        # The refs remembered per round, oldest first, to forget them in order.
+        self._ref_rounds: deque[list[tuple[int, str]]] = deque()
+        self._phase = Phase.IDLE
+        self._round: _Round | None = None
+        self._previous: _Round | None = None
+        self._now: int | None = None
+        self._events: list[Event] = []
+        self._records: list[Record] = []
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def config(self) -> GameConfig:
+        """The rules this game runs with."""
+        return self._config
+
+    @property
+    def phase(self) -> Phase:
+        """The current phase (``idle`` before ``start``)."""
+        return self._phase
+
+    @property
+    def round_id(self) -> int | None:
+        """The current round's id, ``None`` before ``start``."""
+        return None if self._round is None else self._round.round_id
+
+    @property
+    def seed_hash(self) -> str | None:
+        """The current round's public ``sha256(server_seed)``, ``None`` before ``start``."""
+        return None if self._round is None else self._round.seed_hash
+
+    @property
+    def now_ms(self) -> int | None:
+        """The latest time the engine has been driven to."""
+        return self._now
+
+    @property
+    def history(self) -> tuple[tuple[int, int], ...]:
+        """Recent ``(round_id, crash_point)``, oldest first, at most 50."""
+        return tuple(self._history)
+
+    @property
+    def active_goal(self) -> Goal | None:
+        """The community goal rounds are building, if any is unfinished."""
+        return self._goals.active
+
+    @property
+    def goals(self) -> tuple[Goal, ...]:
+        """Every community goal as it stands, in order."""
+        return self._goals.goals
+
+    def balance_of(self, user_id: int) -> int | None:
+        """The user's balance in cents, ``None`` if the account is not loaded."""
+        account = self._accounts.get(user_id)
+        return None if account is None else account.balance
+
+    def next_due_ms(self) -> int | None:
+        """The next instant at which ``advance`` has something to do, if any.
+
+        For the server's game loop to sleep until: the end of betting, the
+        next tick, auto/forced cashout or crash instant, or the end of the
+        cooldown. ``None`` while idle. Server-side only: it is derived from
+        the crash point and must never be sent to clients.
+        """
+        r = self._round
+        if r is None:
+            return None
+        if self._phase is Phase.BETTING:
+            return r.betting_ends_ms
+        if self._phase is Phase.CRASHED:
+            return r.crashed_ms + self._config.cooldown_ms
+        due = r.running_ms + min(r.crash_elapsed, (r.last_tick + 1) * self._config.tick_ms)
+        bet = r.book.next_auto()
+        force = r.book.force_multiplier()
+        # Only cashouts at or below the crash point can happen before it.
+        for multiplier in (None if bet is None else bet.auto_cashout, force):
+            if multiplier is not None and multiplier <= r.crash_point:
+                due = min(due, r.running_ms + elapsed_for(multiplier))
+        return due
+
+    def snapshot(self) -> GameSnapshot:
+        """Everything a newcomer needs to draw the game, as of the last time seen.
+
+        Before the crash it holds nothing derived from the crash point or the
+        server seed: ``m`` and ``integrity`` follow from elapsed time alone.
+        """
+        goal = self._goals.active
+        history = tuple(self._history)
+        r = self._round
+        if r is None or self._now is None:
+            return GameSnapshot(
+                Phase.IDLE, None, None, ONE_X, FULL_INTEGRITY, 0, 0, None, history, goal, ()
+            )
+        crash: int | None = None
+        betting_left = 0
+        if self._phase is Phase.BETTING:
+            elapsed, m = 0, ONE_X
+            betting_left = max(0, r.betting_ends_ms - self._now)
+        elif self._phase is Phase.RUNNING:
+            elapsed = self._now - r.running_ms
+            m = multiplier_at(elapsed)
+        else:
+            elapsed, m = r.crash_elapsed, r.crash_point
+            crash = r.crash_point
+        return GameSnapshot(
+            self._phase,
+            r.round_id,
+            r.seed_hash,
+            m,
+            integrity_at(m),
+            elapsed,
+            betting_left,
+            crash,
+            history,
+            goal,
+            self._bet_views(r),
+        )
+
+    def _bet_views(self, r: _Round) -> tuple[BetView, ...]:
+        if r.views_cache is None:
+            views = r.views.values()
+            if self._phase is Phase.CRASHED:
+                # Bets still shown open when the pillar fell are the lost ones.
+                r.views_cache = tuple(
+                    replace(view, status="lost") if view.status == "open" else view
+                    for view in views
+                )
+            else:
+                r.views_cache = tuple(views)
+        return r.views_cache
+
+    # -- outboxes ------------------------------------------------------------
+
+    def events_to_send(self) -> list[Event]:
+        """The events since the last call, in the order they happened; clears them."""
+        events, self._events = self._events, []
+        return events
+
+    def records_to_persist(self) -> list[Record]:
+        """The write-ahead records since the last call, in order; clears them.
+
+        The server commits them (one Redis pipeline) before sending the
+        acknowledgements among ``events_to_send()``.
+        """
+        records, self._records = self._records, []
+        return records
+
+    # -- accounts ------------------------------------------------------------
+
+    def load_account(self, user_id: int, username: str, balance: int) -> None:
+        """Make a user's wallet known to the engine (on login).
+
+        Idempotent: if the account is already loaded, the engine's balance (which
+        may include bets and payouts not yet flushed) is kept and nothing changes.
+        """
+        if user_id in self._accounts:
+            return
+        if type(balance) is not int or not 0 <= balance <= MAX_BALANCE:
+            raise ValueError(f"balance must be cents in [0, {MAX_BALANCE}], got {balance!r}")
+        self._accounts[user_id] = _Account(user_id, username, balance)
+
+    def grant(self, user_id: int, amount: int, key: str) -> None:
+        """Credit ``amount`` cents to a loaded account (starting funds, operator grant).
+
+        Emits ``FundsGranted`` and records ``Granted``. A ``key`` seen before
+        is a no-op that emits the first answer again. A non-positive amount,
+        or one that would lift the balance past ``MAX_BALANCE``, raises
+        ``ValueError``; an account never loaded raises ``UnknownAccountError``.
+        """
+        previous = self._grants.get(key)
+        if previous is not None:
+            self._events.append(previous)
+            return
+        if type(amount) is not int or amount <= 0:
+            raise ValueError(f"a grant must be a positive number of cents, got {amount!r}")
+        account = self._accounts.get(user_id)
+        if account is None:
+            raise UnknownAccountError(f"account {user_id} is not loaded")
+        if account.balance + amount > MAX_BALANCE:
+            raise ValueError(f"a grant may not lift a balance past {MAX_BALANCE} cents")
+        account.balance += amount
+        event = FundsGranted(user_id, key, amount, account.balance)
+        self._grants[key] = event
+        self._events.append(event)
+        self._records.append(Granted(user_id, amount, key, account.balance))
+
+    # -- driving the rounds --------------------------------------------------
+
+    def start(self, now_ms: int) -> None:
+        """Open the first round's betting phase. A second call raises ``TransitionError``."""
+        phase = next_phase(self._phase, Trigger.START)
+        now = self._clock(now_ms)
+        self._open_round(now, now, phase)
+
+    def advance(self, now_ms: int) -> None:
+        """Play everything due up to ``now_ms``, in time order.
+
+        Ends betting, starts running, fires auto-cashouts and forced cashouts
+        at their exact instants, emits the latest due tick, crashes the round
+        at its crash instant and opens the next round after the cooldown.
+        O(1) in the number of open bets, plus the cashouts that fall due.
+        """
+        now = self._clock(now_ms)
+        while True:
+            r = self._round
+            if r is None:
+                return
+            if self._phase is Phase.BETTING:
+                if now < r.betting_ends_ms:
+                    return
+                self._begin_running(r)
+            elif self._phase is Phase.RUNNING:
+                self._run_until(r, now)
+                if self._phase is Phase.RUNNING:
+                    return
+            elif self._phase is Phase.CRASHED:
+                opens = r.crashed_ms + self._config.cooldown_ms
+                if now < opens:
+                    return
+                if now >= opens + self._config.betting_ms:
+                    # A stall swallowed the whole betting window: start the
+                    # schedule afresh rather than play rounds nobody could see.
+                    opens = now
+                self._open_round(opens, now, next_phase(self._phase, Trigger.COOLDOWN_ENDS))
+            else:
+                raise TransitionError(f"a round exists in phase {self._phase.value!r}")
+
+    def _clock(self, now_ms: int) -> int:
+        # Time never runs backwards: commands stamped before the last step
+        # happen at the last step.
+        if self._now is not None and now_ms < self._now:
+            return self._now
+        self._now = now_ms
+        return now_ms
+
+    def _open_round(self, opens: int, now: int, phase: Phase) -> None:
+        # Everything that can fail (the seed source, a malformed seed) runs
+        # before the first change, so a failure half-applies nothing.
+        seed = self._seeds.next_round_seed()
+        edge = self._config.house_edge
+        crash = crash_point(seed.server_seed, seed.client_seed, edge)
+        public_hash = seed_hash(seed.server_seed)
+        round_id = self._next_round_id
+        r = _Round(
+            round_id=round_id,
+            seed=seed,
+            seed_hash=public_hash,
+            crash_point=crash,
+            crash_elapsed=elapsed_for(crash),
+            betting_ends_ms=opens + self._config.betting_ms,
+            book=RoundBook(self._max_profit),
+        )
+        self._next_round_id = round_id + 1
+        self._previous, self._round, self._phase = self._round, r, phase
+        self._ref_rounds.append([])
+        while len(self._ref_rounds) > self._config.ref_memory_rounds:
+            for key in self._ref_rounds.popleft():
+                del self._bet_refs[key]
+        self._records.append(
+            RoundOpened(
+                round_id,
+                seed.chain_id,
+                seed.nonce,
+                public_hash,
+                seed.server_seed,
+                seed.client_seed,
+                edge,
+            )
+        )
+        self._events.append(BettingOpened(round_id, public_hash, r.betting_ends_ms - now))
+
+    def _begin_running(self, r: _Round) -> None:
+        self._phase = next_phase(self._phase, Trigger.BETTING_ENDS)
+        # Running starts when betting was due to end, not when we noticed.
+        r.running_ms = r.betting_ends_ms
+        self._events.append(RoundRunning(r.round_id))
+
+    def _run_until(self, r: _Round, now: int) -> None:
+        elapsed = now - r.running_ms
+        # The latest tick instant due, but never one at or past the crash.
+        tick_limit = min(elapsed, r.crash_elapsed - 1)
+        tick = tick_limit // self._config.tick_ms if tick_limit > 0 else 0
+        if tick > r.last_tick:
+            tick_elapsed = tick * self._config.tick_ms
+            tick_m = multiplier_at(tick_elapsed)
+            # What happened before the tick's instant goes out before it.
+            self._settle_through(r, tick_m)
+            r.last_tick = tick
+            self._events.append(Tick(r.round_id, tick_m, integrity_at(tick_m), tick_elapsed))
+        # Past the crash instant everything up to the crash point is due; not
+        # computing m there also keeps a caller's long stall cheap.
+        reached = r.crash_point if elapsed >= r.crash_elapsed else multiplier_at(elapsed)
+        self._settle_through(r, reached)
+
+    def _settle_through(self, r: _Round, reached: int) -> None:
+        """Play the cashouts and the crash whose multiplier is ``<= reached``.
+
+        Multiplier order is time order (growth is monotonic). At one
+        multiplier, auto-cashouts go before a forced cashout, and both before
+        the crash: a target equal to the crash point wins.
+        """
+        book = r.book
+        crash = r.crash_point
+        while True:
+            bet = book.next_auto()
+            target = None if bet is None else bet.auto_cashout
+            force = book.force_multiplier()
+            if (
+                bet is not None
+                and target is not None
+                and (force is None or target <= force)
+                and target <= reached
+                and target <= crash
+            ):
+                self._pay(r, bet, target, "auto", None)
+            elif force is not None and force <= reached and force <= crash:
+                for open_bet in book.open_bets():
+                    self._pay(r, open_bet, force, "forced", None)
+            elif crash <= reached:
+                self._crash(r)
+                return
+            else:
+                return
+
+    def _pay(
+        self, r: _Round, bet: Bet, multiplier: int, reason: CashoutReason, ref: str | None
+    ) -> None:
+        payout = bet.amount * multiplier // ONE_X
+        account = self._accounts[bet.user_id]
+        r.book.settle(bet, payout)
+        account.balance += payout
+        event = CashoutDone(
+            bet.user_id, ref, r.round_id, multiplier, payout, account.balance, reason
+        )
+        bet.cashout = event
+        r.views[bet.user_id] = replace(
+            r.views[bet.user_id], status="cashed_out", multiplier=multiplier, payout=payout
+        )
+        r.views_cache = None
+        self._events.append(event)
+        self._records.append(
+            CashedOut(r.round_id, bet.user_id, multiplier, payout, account.balance, reason)
+        )
+
+    def _crash(self, r: _Round) -> None:
+        self._phase = next_phase(self._phase, Trigger.COLLAPSE)
+        r.crashed_ms = r.running_ms + r.crash_elapsed
+        r.book.lose_open()
+        r.views_cache = None
+        seed = r.seed
+        self._events.append(
+            Crashed(
+                r.round_id,
+                r.crash_point,
+                seed.server_seed,
+                seed.client_seed,
+                seed.nonce,
+                r.crash_elapsed,
+            )
+        )
+        self._records.append(RoundCrashed(r.round_id, r.crash_point, r.crash_elapsed))
+        self._history.append((r.round_id, r.crash_point))
+        announced, record = self._goals.add_round(r.round_id, len(r.book), r.crash_point)
+        self._events.extend(GoalUpdated.of(goal, status) for goal, status in announced)
+        if record is not None:
+            self._records.append(record)
+
+    # -- player commands -----------------------------------------------------
+
+    def place_bet(
+        self,
+        now_ms: int,
+        user_id: int,
+        amount: object,
+        auto_cashout: object,
+        ref: str | None,
+    ) -> None:
+        """A player's bet: ``amount`` cents, optional ``auto_cashout`` multiplier.
+
+        Promises: after advancing to ``now_ms``, either the stake is debited and
+        ``BetAccepted`` emitted with a ``BetPlaced`` record, or ``BetAccepted``
+        is emitted again for a ``ref`` already accepted, or ``CommandRejected``
+        is emitted and nothing changes. Codes: ``unknown_account``,
+        ``invalid_amount``, ``invalid_auto_cashout``, ``betting_closed``,
+        ``already_bet``, ``insufficient_funds`` (checked in that order).
+        """
+        self.advance(now_ms)
+        try:
+            self._place_bet(user_id, amount, auto_cashout, ref)
+        except Rejection as rejection:
+            self._events.append(
+                CommandRejected(user_id, ref, rejection.code.value, rejection.message)
+            )
+
+    def _place_bet(
+        self, user_id: int, amount: object, auto_cashout: object, ref: str | None
+    ) -> None:
+        account = self._account(user_id)
+        if ref is not None:
+            previous = self._bet_refs.get((user_id, ref))
+            if previous is not None:
+                self._events.append(previous)
+                return
+        stake = parse_amount(amount, self._config)
+        target = parse_auto_cashout(auto_cashout, self._config)
+        r = self._round
+        if r is None or self._phase not in ACCEPTS_BETS:
+            raise Rejection(RejectCode.BETTING_CLOSED, "bets are taken only while betting is open")
+        if r.book.get(user_id) is not None:
+            raise Rejection(RejectCode.ALREADY_BET, "you already have a bet in this round")
+        if account.balance < stake:
+            raise Rejection(RejectCode.INSUFFICIENT_FUNDS, "your balance is too low for this bet")
+        # Every check passed: from here on nothing can fail.
+        account.balance -= stake
+        accepted = BetAccepted(user_id, ref, r.round_id, stake, target, account.balance)
+        r.book.add(Bet(user_id, ref, r.round_id, stake, target, accepted))
+        r.views[user_id] = BetView(user_id, account.username, stake, "open", None, None)
+        r.views_cache = None
+        if ref is not None:
+            self._bet_refs[user_id, ref] = accepted
+            self._ref_rounds[-1].append((user_id, ref))
+        self._events.append(accepted)
+        self._records.append(BetPlaced(r.round_id, user_id, ref, stake, target, account.balance))
+
+    def cash_out(self, now_ms: int, user_id: int, ref: str | None) -> None:
+        """A player's manual cashout at the multiplier of ``now_ms``.
+
+        Promises: after advancing to ``now_ms`` (which plays any crash, auto or
+        forced cashout due by then), either the open bet is paid ``amount *
+        multiplier_at(elapsed) // 100`` with ``CashoutDone`` and a ``CashedOut``
+        record, or a bet already cashed out gets its ``CashoutDone`` again, or
+        ``CommandRejected`` is emitted and nothing changes. Codes:
+        ``unknown_account``, ``no_active_bet``, ``round_crashed`` (the bet
+        lost), ``round_not_running`` (the bet's round is still betting).
+        """
+        self.advance(now_ms)
+        try:
+            self._cash_out(user_id, ref)
+        except Rejection as rejection:
+            self._events.append(
+                CommandRejected(user_id, ref, rejection.code.value, rejection.message)
+            )
+
+    def _cash_out(self, user_id: int, ref: str | None) -> None:
+        self._account(user_id)
+        r = self._round
+        bet = None if r is None else r.book.get(user_id)
+        if bet is None and self._previous is not None:
+            # Late cashouts for the round that just ended get its real answer.
+            bet = self._previous.book.get(user_id)
+        if bet is None:
+            raise Rejection(RejectCode.NO_ACTIVE_BET, "you have no bet in this round")
+        if bet.cashout is not None:
+            self._events.append(replace(bet.cashout, ref=ref))
+            return
+        if bet.status == "lost":
+            raise Rejection(RejectCode.ROUND_CRASHED, "the pillar fell before your cashout")
+        if r is None or bet.round_id != r.round_id or self._phase not in ACCEPTS_CASHOUTS:
+            raise Rejection(RejectCode.ROUND_NOT_RUNNING, "the round has not started yet")
+        now = self._now if self._now is not None else r.running_ms
+        self._pay(r, bet, multiplier_at(now - r.running_ms), "manual", ref)
+
+    def _account(self, user_id: int) -> _Account:
+        account = self._accounts.get(user_id)
+        if account is None:
+            raise Rejection(RejectCode.UNKNOWN_ACCOUNT, "log in before you play")
+        return account

@@ -1,0 +1,82 @@
+"""The wire protocol: frame types and the JSON codec between clients and server.
+
+``decode_command`` turns a client's text frame into a frozen command
+dataclass (``Register``, ``Login``, ``Resume``, ``Logout``, ``PlaceBet``,
+``CashOut``, ``Chat``, ``Ping``) or raises ``FrameError`` with the wire error
+code to answer; the ``encode_*`` functions turn engine events and server
+answers into the bytes of one JSON frame, converting units from the engine's
+(hundredths) to the wire's (two-decimal numbers) on the way. The package is
+pure: no I/O, no clock (every ``ts`` is passed in), no asyncio. ``FRAMES.md``
+beside it lists every frame with an example and every error code.
+"""
+
+from __future__ import annotations
+
+from pillarpayout_ws.protocol.commands import (
+    COMMAND_TYPES,
+    MAX_AMOUNT,
+    MAX_CHAT_LENGTH,
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_REF_LENGTH,
+    MAX_TOKEN_LENGTH,
+    MAX_USERNAME_LENGTH,
+    MIN_AUTO_CASHOUT,
+    MIN_PASSWORD_LENGTH,
+    MIN_USERNAME_LENGTH,
+    CashOut,
+    Chat,
+    Command,
+    Login,
+    Logout,
+    Ping,
+    PlaceBet,
+    Register,
+    Resume,
+    decode_command,
+)
+from pillarpayout_ws.protocol.errors import FrameCode, FrameError
+from pillarpayout_ws.protocol.frames import (
+    encode_bets,
+    encode_chat,
+    encode_error,
+    encode_event,
+    encode_hello,
+    encode_logged_out,
+    encode_pong,
+    encode_session,
+)
+
+__all__ = [
+    "COMMAND_TYPES",
+    "MAX_AMOUNT",
+    "MAX_CHAT_LENGTH",
+    "MAX_EMAIL_LENGTH",
+    "MAX_PASSWORD_LENGTH",
+    "MAX_REF_LENGTH",
+    "MAX_TOKEN_LENGTH",
+    "MAX_USERNAME_LENGTH",
+    "MIN_AUTO_CASHOUT",
+    "MIN_PASSWORD_LENGTH",
+    "MIN_USERNAME_LENGTH",
+    "CashOut",
+    "Chat",
+    "Command",
+    "FrameCode",
+    "FrameError",
+    "Login",
+    "Logout",
+    "Ping",
+    "PlaceBet",
+    "Register",
+    "Resume",
+    "decode_command",
+    "encode_bets",
+    "encode_chat",
+    "encode_error",
+    "encode_event",
+    "encode_hello",
+    "encode_logged_out",
+    "encode_pong",
+    "encode_session",
+]

@@ -1,0 +1,349 @@
+"""Client to server: the commands a player may send, and their decoder.
+
+``decode_command`` turns one received WebSocket message into one of the
+frozen command dataclasses below, or raises ``FrameError`` with the wire code
+to answer with. It checks the *shape* of a frame (a JSON object, a known
+``type``, field types, lengths and formats); whether the command is allowed
+right now (logged in, betting open, enough funds, ...) is for the server and
+the engine to say.
+
+=========  ===================================================  ==========
+type       fields                                               command
+=========  ===================================================  ==========
+register   ``username``, ``email``, ``password``                Register
+login      ``username``, ``password``                           Login
+resume     ``token``                                            Resume
+logout     (none)                                               Logout
+bet        ``amount`` (cents), ``auto_cashout`` (number|null)   PlaceBet
+cashout    (none)                                               CashOut
+chat       ``text``                                             Chat
+ping       (none)                                               Ping
+=========  ===================================================  ==========
+
+Rules every frame shares:
+
+* Unknown extra fields are ignored, so newer clients can talk to this server.
+* ``ref`` is an optional client string of at most 64 characters, or null,
+  on any command. Once it has been read, every ``FrameError`` carries it so
+  the client can match the error with what it sent.
+* A missing required field, or a field of the wrong JSON type, is
+  ``bad_frame``; except ``amount`` and ``auto_cashout``, whose own codes
+  (``invalid_amount``, ``invalid_auto_cashout``) cover any value they cannot take.
+
+Units are converted here: ``auto_cashout`` arrives as a number (``2.35``) and
+leaves as integer hundredths (``235``), the engine's unit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from pillarpayout_ws.protocol.errors import FrameCode, FrameError
+
+__all__ = [
+    "COMMAND_TYPES",
+    "MAX_AMOUNT",
+    "MAX_CHAT_LENGTH",
+    "MAX_EMAIL_LENGTH",
+    "MAX_PASSWORD_LENGTH",
+    "MAX_REF_LENGTH",
+    "MAX_TOKEN_LENGTH",
+    "MAX_USERNAME_LENGTH",
+    "MIN_AUTO_CASHOUT",
+    "MIN_PASSWORD_LENGTH",
+    "MIN_USERNAME_LENGTH",
+    "CashOut",
+    "Chat",
+    "Command",
+    "Login",
+    "Logout",
+    "Ping",
+    "PlaceBet",
+    "Register",
+    "Resume",
+    "decode_command",
+]
+
+# Limits, in characters (code points) for strings.
+MIN_USERNAME_LENGTH: Final = 3
+MAX_USERNAME_LENGTH: Final = 32
+MAX_EMAIL_LENGTH: Final = 254
+MIN_PASSWORD_LENGTH: Final = 8
+MAX_PASSWORD_LENGTH: Final = 256
+MAX_TOKEN_LENGTH: Final = 128
+MAX_REF_LENGTH: Final = 64
+MAX_CHAT_LENGTH: Final = 280
+# Cents: the largest integer every JSON client (JavaScript included) holds exactly.
+MAX_AMOUNT: Final = 2**53
+# Hundredths: 1.01x; the upper bound is the engine's business.
+MIN_AUTO_CASHOUT: Final = 101
+# Hundredths are kept in the same exactly-representable range as money.
+_MAX_AUTO_CASHOUT_HUNDREDTHS: Final = 2**53
+# How far value * 100 may sit from a whole number and still count as two decimals:
+# 2.35 * 100 == 235.00000000000003, while 2.355 * 100 == 235.49999999999997.
+_TWO_DECIMALS_TOLERANCE: Final = 1e-6
+
+_USERNAME = re.compile(r"[A-Za-z0-9_.\-]+")
+# Deliberately simple: local@domain.tld, no whitespace, one @, no empty labels.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+# Control and format characters (Cc, Cf), surrogates, and the line/paragraph
+# separators: none of them belongs in a one-line chat message or an address.
+_FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Create an account and log in (``register``); answered with ``session``."""
+
+    username: str
+    email: str
+    password: str = field(repr=False)
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Log in with a username and password (``login``); answered with ``session``."""
+
+    username: str
+    password: str = field(repr=False)
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Log in again with a session token (``resume``); answered with ``session``."""
+
+    token: str = field(repr=False)
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """End the session (``logout``); answered with ``logged_out``."""
+
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceBet:
+    """Bet ``amount`` cents on the open round (``bet``).
+
+    ``auto_cashout`` is in hundredths (``235`` = 2.35x), at least 1.01x, or
+    ``None`` for none.
+    """
+
+    amount: int
+    auto_cashout: int | None
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CashOut:
+    """Cash out the running bet now (``cashout``)."""
+
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """Say ``text`` to everyone (``chat``): trimmed, 1 to 280 characters."""
+
+    text: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Ask for a ``pong`` (``ping``): a liveness and latency check."""
+
+    ref: str | None = None
+
+
+Command = Register | Login | Resume | Logout | PlaceBet | CashOut | Chat | Ping
+
+_Frame = Mapping[str, object]
+
+
+def decode_command(data: str | bytes) -> Command:
+    """The command in one received message, or ``FrameError`` saying why not.
+
+    ``data`` is the message as the WebSocket library hands it over: ``str``
+    for a text frame, ``bytes`` for a binary frame (always refused). Nothing
+    but ``FrameError`` escapes, whatever the input.
+    """
+    if not isinstance(data, str):
+        raise FrameError(FrameCode.BAD_FRAME, "binary frames are not accepted")
+    try:
+        # orjson refuses NaN, Infinity, numbers that overflow a double, lone
+        # surrogates and nesting deeper than 1024.
+        frame = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise FrameError(FrameCode.BAD_FRAME, "the frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise FrameError(FrameCode.BAD_FRAME, "a frame must be a JSON object")
+    ref = _ref(frame)
+    kind = frame.get("type")
+    if not isinstance(kind, str):
+        raise FrameError(FrameCode.BAD_FRAME, "a frame needs a string 'type'", ref)
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise FrameError(FrameCode.UNKNOWN_TYPE, f"unknown frame type {kind[:32]!r}", ref)
+    return decoder(frame, ref)
+
+
+# --- one decoder per type ------------------------------------------------------
+
+
+def _register(frame: _Frame, ref: str | None) -> Register:
+    username = _string(frame, "username", ref)
+    if not (
+        MIN_USERNAME_LENGTH <= len(username) <= MAX_USERNAME_LENGTH
+        and _USERNAME.fullmatch(username)
+    ):
+        raise FrameError(
+            FrameCode.INVALID_USERNAME,
+            f"a username is {MIN_USERNAME_LENGTH} to {MAX_USERNAME_LENGTH} characters "
+            "of A-Z a-z 0-9 _ . -",
+            ref,
+        )
+    email = _string(frame, "email", ref)
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email) or _has_forbidden(email):
+        raise FrameError(
+            FrameCode.INVALID_EMAIL,
+            f"an email is local@domain.tld, at most {MAX_EMAIL_LENGTH} characters",
+            ref,
+        )
+    password = _string(frame, "password", ref)
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise FrameError(
+            FrameCode.INVALID_PASSWORD,
+            f"a password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            ref,
+        )
+    return Register(username, email, password, ref)
+
+
+def _login(frame: _Frame, ref: str | None) -> Login:
+    # No format checks: a wrong username is the server's invalid_credentials.
+    username = _string(frame, "username", ref, max_length=MAX_USERNAME_LENGTH)
+    password = _string(frame, "password", ref, max_length=MAX_PASSWORD_LENGTH)
+    return Login(username, password, ref)
+
+
+def _resume(frame: _Frame, ref: str | None) -> Resume:
+    return Resume(_string(frame, "token", ref, max_length=MAX_TOKEN_LENGTH), ref)
+
+
+def _logout(frame: _Frame, ref: str | None) -> Logout:
+    return Logout(ref)
+
+
+def _bet(frame: _Frame, ref: str | None) -> PlaceBet:
+    if "amount" not in frame:
+        raise FrameError(FrameCode.BAD_FRAME, "missing field 'amount'", ref)
+    amount = frame["amount"]
+    # bool is an int in Python, never in JSON; a float (even 10.0) is not whole cents,
+    # and orjson hands integers beyond 64 bits over as floats.
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= MAX_AMOUNT:
+        raise FrameError(
+            FrameCode.INVALID_AMOUNT,
+            f"amount is a whole number of cents from 1 to {MAX_AMOUNT}",
+            ref,
+        )
+    return PlaceBet(amount, _auto_cashout(frame.get("auto_cashout"), ref), ref)
+
+
+def _cashout(frame: _Frame, ref: str | None) -> CashOut:
+    return CashOut(ref)
+
+
+def _chat(frame: _Frame, ref: str | None) -> Chat:
+    raw = _string(frame, "text", ref)
+    # Checked before trimming: control characters are refused, never silently cut.
+    if _has_forbidden(raw):
+        raise FrameError(FrameCode.INVALID_TEXT, "chat text has control characters", ref)
+    text = raw.strip()
+    if not 1 <= len(text) <= MAX_CHAT_LENGTH:
+        raise FrameError(
+            FrameCode.INVALID_TEXT,
+            f"chat text is 1 to {MAX_CHAT_LENGTH} characters after trimming",
+            ref,
+        )
+    return Chat(text, ref)
+
+
+def _ping(frame: _Frame, ref: str | None) -> Ping:
+    return Ping(ref)
+
+
+_DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
+    "register": _register,
+    "login": _login,
+    "resume": _resume,
+    "logout": _logout,
+    "bet": _bet,
+    "cashout": _cashout,
+    "chat": _chat,
+    "ping": _ping,
+}
+
+#: The ``type`` values ``decode_command`` understands.
+COMMAND_TYPES: Final = frozenset(_DECODERS)
+
+
+# --- fields ----------------------------------------------------------------------
+
+
+def _ref(frame: _Frame) -> str | None:
+    ref = frame.get("ref")
+    if ref is None or (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH):
+        return ref
+    raise FrameError(
+        FrameCode.BAD_FRAME, f"ref is a string of at most {MAX_REF_LENGTH} characters, or null"
+    )
+
+
+def _string(frame: _Frame, name: str, ref: str | None, *, max_length: int | None = None) -> str:
+    """The required string field ``name``; ``max_length`` also refuses "" as bad_frame."""
+    if name not in frame:
+        raise FrameError(FrameCode.BAD_FRAME, f"missing field {name!r}", ref)
+    value = frame[name]
+    if not isinstance(value, str):
+        raise FrameError(FrameCode.BAD_FRAME, f"{name!r} must be a string", ref)
+    if max_length is not None and not 1 <= len(value) <= max_length:
+        raise FrameError(FrameCode.BAD_FRAME, f"{name!r} must be 1 to {max_length} characters", ref)
+    return value
+
+
+def _auto_cashout(value: object, ref: str | None) -> int | None:
+    """``value`` (a JSON number with at most two decimals, or null) in hundredths."""
+    if value is None:
+        return None
+    hundredths: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        hundredths = value * 100
+    elif isinstance(value, float) and abs(value) <= _MAX_AUTO_CASHOUT_HUNDREDTHS / 100:
+        # Bounded before scaling, so value * 100 stays finite and round() cannot
+        # overflow; the bound also refuses NaN and infinities, were they ever to come.
+        scaled = value * 100
+        nearest = round(scaled)
+        if abs(scaled - nearest) < _TWO_DECIMALS_TOLERANCE:
+            hundredths = nearest
+    if hundredths is None or not MIN_AUTO_CASHOUT <= hundredths <= _MAX_AUTO_CASHOUT_HUNDREDTHS:
+        raise FrameError(
+            FrameCode.INVALID_AUTO_CASHOUT,
+            "auto_cashout is null or a number of at least 1.01 with at most two decimals",
+            ref,
+        )
+    return hundredths
+
+
+def _has_forbidden(text: str) -> bool:
+    return any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in text)

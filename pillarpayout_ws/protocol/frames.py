@@ -1,0 +1,252 @@
+"""Server to client: every frame the server sends, encoded to JSON bytes.
+
+Each encoder returns the UTF-8 bytes of one JSON object whose first key is
+``"type"``, ready for a WebSocket text frame (``websockets`` sends ``bytes``
+as a binary frame unless told otherwise, so the server sends these with
+``text=True``).
+
+Units change here, and only here, from the engine's to the wire's:
+
+==============  ============================  ==============================
+quantity        engine                        wire
+==============  ============================  ==============================
+money           integer cents                 integer cents (``1250``)
+multiplier      integer hundredths (``235``)  number, two decimals (``2.35``)
+integrity       hundredths of a % (``4255``)  percent, two decimals (``42.55``)
+time            ``_ms`` integers              ``_ms`` integers; ``ts`` float s
+==============  ============================  ==============================
+
+Nothing here reads the clock: every ``ts`` is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import assert_never
+
+import orjson
+
+from pillarpayout_ws.engine.events import (
+    BetAccepted,
+    BettingOpened,
+    BetView,
+    CashoutDone,
+    CommandRejected,
+    Crashed,
+    Event,
+    FundsGranted,
+    GameSnapshot,
+    GoalUpdated,
+    RoundRunning,
+    Tick,
+)
+from pillarpayout_ws.engine.goals import Goal
+
+__all__ = [
+    "encode_bets",
+    "encode_chat",
+    "encode_error",
+    "encode_event",
+    "encode_hello",
+    "encode_logged_out",
+    "encode_pong",
+    "encode_session",
+]
+
+_Object = dict[str, object]
+
+
+def encode_event(event: Event, *, ts: float) -> bytes:
+    """The frame announcing ``event``: broadcast ones and the personal ones alike.
+
+    ``ts`` is the server time of the event in Unix seconds; it goes into the
+    frames whose clients draw against it (``tick``).
+    """
+    frame: _Object
+    match event:
+        case BettingOpened():
+            frame = {
+                "type": "betting",
+                "round_id": event.round_id,
+                "seed_hash": event.seed_hash,
+                "betting_ms": event.betting_ms,
+            }
+        case RoundRunning():
+            frame = {"type": "running", "round_id": event.round_id}
+        case Tick():
+            frame = {
+                "type": "tick",
+                "round_id": event.round_id,
+                "m": _multiplier(event.m),
+                "integrity": _percent(event.integrity),
+                "elapsed_ms": event.elapsed_ms,
+                "ts": ts,
+            }
+        case Crashed():
+            frame = {
+                "type": "crashed",
+                "round_id": event.round_id,
+                "crash_point": _multiplier(event.crash_point),
+                "server_seed": event.server_seed,
+                "client_seed": event.client_seed,
+                "nonce": event.nonce,
+                "elapsed_ms": event.elapsed_ms,
+            }
+        case BetAccepted():
+            frame = {
+                "type": "bet_accepted",
+                "ref": event.ref,
+                "round_id": event.round_id,
+                "amount": event.amount,
+                "auto_cashout": _optional_multiplier(event.auto_cashout),
+                "balance": event.balance,
+            }
+        case CashoutDone():
+            frame = {
+                "type": "cashed_out",
+                "ref": event.ref,
+                "round_id": event.round_id,
+                "multiplier": _multiplier(event.multiplier),
+                "payout": event.payout,
+                "balance": event.balance,
+                "reason": event.reason,
+            }
+        case CommandRejected():
+            return encode_error(event.code, event.message, event.ref)
+        case GoalUpdated():
+            frame = {
+                "type": "goal",
+                "id": event.id,
+                "name": event.name,
+                "current_blocks": event.current_blocks,
+                "target_blocks": event.target_blocks,
+                "reward": event.reward,
+                "status": event.status,
+            }
+        case FundsGranted():
+            # The grant's idempotency key is bookkeeping, not the player's business.
+            frame = {
+                "type": "balance",
+                "balance": event.balance,
+                "amount": event.amount,
+                "reason": "grant",
+            }
+        case _:
+            assert_never(event)
+    return orjson.dumps(frame)
+
+
+def encode_error(code: str, message: str, ref: str | None) -> bytes:
+    """An ``error`` frame: ``code`` for programs, ``message`` for people."""
+    return orjson.dumps({"type": "error", "code": str(code), "message": message, "ref": ref})
+
+
+def encode_session(token: str, user_id: int, username: str, balance: int) -> bytes:
+    """The answer to ``register``, ``login`` and ``resume``: who you are now."""
+    return orjson.dumps(
+        {
+            "type": "session",
+            "token": token,
+            "user": {"id": user_id, "username": username, "balance": balance},
+        }
+    )
+
+
+def encode_logged_out() -> bytes:
+    """The answer to ``logout``; the connection stays open as a spectator."""
+    return orjson.dumps({"type": "logged_out"})
+
+
+def encode_pong(ref: str | None, *, ts: float) -> bytes:
+    """The answer to ``ping``, echoing its ``ref``, with the server time."""
+    return orjson.dumps({"type": "pong", "ref": ref, "ts": ts})
+
+
+def encode_chat(username: str, text: str, ts: float) -> bytes:
+    """A chat line, broadcast to everyone."""
+    return orjson.dumps({"type": "chat", "username": username, "text": text, "ts": ts})
+
+
+def encode_bets(round_id: int, bets: Sequence[BetView]) -> bytes:
+    """The live bets of ``round_id`` that changed since the last ``bets`` frame."""
+    return orjson.dumps({"type": "bets", "round_id": round_id, "bets": _bets(bets)})
+
+
+def encode_hello(
+    snapshot: GameSnapshot,
+    *,
+    server: str,
+    chat: Sequence[tuple[str, str, float]],
+    ts: float,
+) -> bytes:
+    """The first frame of every connection: everything needed to draw the game now.
+
+    ``chat`` is the recent lines as ``(username, text, ts)``, oldest first.
+    """
+    return orjson.dumps(
+        {
+            "type": "hello",
+            "server": server,
+            "round_id": snapshot.round_id,
+            "phase": snapshot.phase.value,
+            "seed_hash": snapshot.seed_hash,
+            "m": _multiplier(snapshot.m),
+            "integrity": _percent(snapshot.integrity),
+            "elapsed_ms": snapshot.elapsed_ms,
+            "betting_left_ms": snapshot.betting_left_ms,
+            "crash_point": _optional_multiplier(snapshot.crash_point),
+            "history": [
+                {"round_id": round_id, "crash_point": _multiplier(crash_point)}
+                for round_id, crash_point in snapshot.history
+            ],
+            "goal": None if snapshot.goal is None else _goal(snapshot.goal),
+            "chat": [
+                {"username": username, "text": text, "ts": line_ts}
+                for username, text, line_ts in chat
+            ],
+            "bets": _bets(snapshot.bets),
+            "ts": ts,
+        }
+    )
+
+
+# --- pieces -----------------------------------------------------------------------
+
+
+def _multiplier(hundredths: int) -> float:
+    # The double nearest hundredths/100 prints as exactly two decimals at most
+    # (orjson writes the shortest repr) for any value under 10**15 hundredths.
+    return hundredths / 100
+
+
+def _optional_multiplier(hundredths: int | None) -> float | None:
+    return None if hundredths is None else hundredths / 100
+
+
+def _percent(hundredths_of_percent: int) -> float:
+    return hundredths_of_percent / 100
+
+
+def _goal(goal: Goal) -> _Object:
+    return {
+        "id": goal.id,
+        "name": goal.name,
+        "current_blocks": goal.current_blocks,
+        "target_blocks": goal.target_blocks,
+        "reward": goal.reward,
+        "status": "completed" if goal.completed else "active",
+    }
+
+
+def _bets(bets: Sequence[BetView]) -> list[_Object]:
+    return [
+        {
+            "user_id": bet.user_id,
+            "username": bet.username,
+            "amount": bet.amount,
+            "status": bet.status,
+            "multiplier": _optional_multiplier(bet.multiplier),
+            "payout": bet.payout,
+        }
+        for bet in bets
+    ]

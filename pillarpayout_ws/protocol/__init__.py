@@ -6,8 +6,8 @@ dataclass (``Register``, ``Login``, ``Resume``, ``Logout``, ``PlaceBet``,
 code to answer; the ``encode_*`` functions turn engine events and server
 answers into the bytes of one JSON frame, converting units from the engine's
 (hundredths) to the wire's (two-decimal numbers) on the way. The package is
-pure: no I/O, no clock (every ``ts`` is passed in), no asyncio. ``FRAMES.md``
-beside it lists every frame with an example and every error code.
+pure: no I/O, no clock (every ``ts`` is passed in), no asyncio. The repo's
+``protocol.md`` lists every frame with an example and every error code.
 """
 
 from __future__ import annotations

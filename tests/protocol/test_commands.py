@@ -27,7 +27,7 @@ from pillarpayout_ws.protocol import (
     encode_error,
 )
 
-# Every code decode_command may raise; FRAMES.md lists the same set.
+# Every code decode_command may raise; protocol.md lists the same set.
 DOCUMENTED_CODES = {
     "bad_frame",
     "unknown_type",

@@ -1,0 +1,158 @@
+"""Fan-out near the kernel floor: frame once, write the same bytes to every socket.
+
+``websockets.broadcast()`` frames a message once per connection. Server
+frames are unmasked, so the bytes of a text frame are the same for every
+client: ``Hub`` builds them once and hands them to each open transport in one
+synchronous loop (no task, no await per client). The kernel's per-socket
+write is then almost all that is left (architecture.md, "Fan-out").
+
+Writing to the transport under websockets' feet is safe because every write
+is a whole frame, this process is single-threaded, the server never sends
+fragmented messages, and a connection that is not OPEN (closing handshake
+begun) is skipped.
+
+Slow consumers: a tick is a snapshot, so a client whose write buffer is over
+``tick_buffer_limit`` skips it and is marked stale; when it drains it gets
+the next tick as usual. Frames that must not be skipped (acks, ``crashed``)
+go out whatever the buffer holds, unless it is over ``hard_buffer_limit``:
+then the client cannot keep up at all and is disconnected (close 4001, and
+the TCP connection is aborted if it does not take even that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+log = logging.getLogger("pillarpayout.server")
+
+SLOW_CONSUMER_CLOSE = 4001
+SLOW_ABORT_S = 5.0
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """One open WebSocket, and who (if anyone) is logged in on it."""
+
+    connection: ServerConnection
+    ip: str
+    user_id: int | None = None
+    username: str | None = None
+    token_sha256: str | None = None
+    stale: bool = False  # skipped a tick since its last one
+    frames_in: list[float] = field(default_factory=list)
+
+
+@dataclass
+class FanoutStats:
+    deliveries: int = 0
+    ticks_skipped: int = 0
+    slow_disconnects: int = 0
+
+
+class Hub:
+    """Every connected client, by connection and by user."""
+
+    def __init__(
+        self,
+        *,
+        tick_buffer_limit: int = 16 * 1024,
+        hard_buffer_limit: int = 1024 * 1024,
+        on_slow: Callable[[Client], None] | None = None,
+    ) -> None:
+        self.clients: set[Client] = set()
+        self.by_user: dict[int, set[Client]] = {}
+        self.tick_buffer_limit = tick_buffer_limit
+        self.hard_buffer_limit = hard_buffer_limit
+        self.stats = FanoutStats()
+        self._on_slow = on_slow
+
+    def add(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        self.logout(client)
+
+    def login(self, client: Client, user_id: int, username: str, token_sha256: str) -> None:
+        self.logout(client)
+        client.user_id, client.username, client.token_sha256 = user_id, username, token_sha256
+        self.by_user.setdefault(user_id, set()).add(client)
+
+    def logout(self, client: Client) -> None:
+        if client.user_id is None:
+            return
+        peers = self.by_user.get(client.user_id)
+        if peers is not None:
+            peers.discard(client)
+            if not peers:
+                del self.by_user[client.user_id]
+        client.user_id = client.username = client.token_sha256 = None
+
+    @property
+    def players(self) -> int:
+        return sum(len(c) for c in self.by_user.values())
+
+    def broadcast(self, payload: bytes, *, droppable: bool = False) -> None:
+        """Frame ``payload`` once and write it to every open client."""
+        self._write(self.clients, text_frame(payload), droppable)
+
+    def send_user(self, user_id: int, payload: bytes) -> None:
+        """Write ``payload`` to every connection of one user (never dropped)."""
+        peers = self.by_user.get(user_id)
+        if peers:
+            self._write(list(peers), text_frame(payload), False)
+
+    def send(self, client: Client, payload: bytes) -> None:
+        self._write((client,), text_frame(payload), False)
+
+    def _write(self, clients: Iterable[Client], frame: bytes, droppable: bool) -> None:
+        tick_limit, hard_limit = self.tick_buffer_limit, self.hard_buffer_limit
+        delivered = skipped = 0
+        slow: list[Client] = []
+        for client in clients:
+            connection = client.connection
+            if connection.protocol.state is not State.OPEN:
+                continue
+            transport = connection.transport
+            buffered = transport.get_write_buffer_size()
+            if droppable and buffered > tick_limit:
+                client.stale = True
+                skipped += 1
+                continue
+            if buffered > hard_limit:
+                slow.append(client)
+                continue
+            transport.write(frame)
+            client.stale = False
+            delivered += 1
+        self.stats.deliveries += delivered
+        self.stats.ticks_skipped += skipped
+        for client in slow:
+            self.stats.slow_disconnects += 1
+            log.info("disconnecting a slow consumer from %s", client.ip)
+            # Queue the close frame behind the backlog; if the client does not read
+            # even that within SLOW_ABORT_S, drop the TCP connection.
+            connection = client.connection
+            connection.protocol.fail(SLOW_CONSUMER_CLOSE, "too slow to keep up")
+            connection.send_data()
+            asyncio.get_running_loop().call_later(SLOW_ABORT_S, connection.transport.abort)
+            if self._on_slow is not None:
+                self._on_slow(client)

@@ -1,0 +1,62 @@
+"""``/metrics``: Prometheus text format, one registry per server process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """Every number the server exports. Gauges that mirror live state are set on scrape."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.connections = Gauge(
+            "pillarpayout_connections", "open WebSocket connections", registry=r
+        )
+        self.players = Gauge(
+            "pillarpayout_players", "connections with a logged-in user", registry=r
+        )
+        self.spectators = Gauge(
+            "pillarpayout_spectators", "connections without a login", registry=r
+        )
+        self.ticks = Counter("pillarpayout_ticks", "tick frames broadcast", registry=r)
+        self.deliveries = Gauge(
+            "pillarpayout_frame_deliveries", "frames written to sockets by the fan-out", registry=r
+        )
+        self.ticks_skipped = Gauge(
+            "pillarpayout_ticks_skipped",
+            "ticks skipped for clients with a full write buffer",
+            registry=r,
+        )
+        self.slow_disconnects = Gauge(
+            "pillarpayout_slow_disconnects", "clients disconnected for not taking acks", registry=r
+        )
+        self.bets = Counter("pillarpayout_bets", "bets accepted", registry=r)
+        self.cashouts = Counter("pillarpayout_cashouts", "cashouts paid", ["reason"], registry=r)
+        self.rounds = Counter("pillarpayout_rounds", "rounds crashed", registry=r)
+        self.errors = Counter("pillarpayout_errors", "error frames sent", ["code"], registry=r)
+        self.frames_in = Counter("pillarpayout_frames_in", "frames received", registry=r)
+        self.flush_backlog = Gauge(
+            "pillarpayout_flush_backlog_rounds",
+            "completed rounds waiting for PostgreSQL",
+            registry=r,
+        )
+        self.flush_lag = Gauge(
+            "pillarpayout_flush_lag_seconds",
+            "age of the oldest round waiting for PostgreSQL",
+            registry=r,
+        )
+        self.redis_commit_seconds = Histogram(
+            "pillarpayout_redis_commit_seconds",
+            "group commit round trip to Redis",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_commit_failures = Counter(
+            "pillarpayout_redis_commit_failures", "group commits Redis did not take", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

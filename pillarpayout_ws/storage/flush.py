@@ -1,0 +1,187 @@
+"""Moving completed rounds from Redis to PostgreSQL: the flush loop and recovery.
+
+Redis holds every round's write-ahead until PostgreSQL has committed it; only
+then are the round's keys deleted. So whatever dies when, a round is either
+still in Redis (and will be flushed again, idempotently) or already in
+PostgreSQL, never neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..exceptions import DatabaseUnavailable, RedisUnavailable, StorageError
+from .live import LiveStore
+from .postgres import Database, FlushResult
+from .settle import settle_round
+
+log = logging.getLogger("pillarpayout.storage")
+
+
+async def flush_rounds(
+    live: LiveStore, db: Database, round_ids: Sequence[int], *, with_grants: bool = True
+) -> FlushResult:
+    """Flush these rounds (and unflushed grants) from Redis to PostgreSQL, then forget them.
+
+    A round without a crash record is settled as void (see ``settle.py``), so
+    only pass the live round when it is to be voided.
+    """
+    records = await live.round_records(round_ids)
+    settled = [settle_round(records[rid]) for rid in round_ids if records[rid]]
+    grants = await live.pending_grants() if with_grants else []
+    result = await db.flush(settled, grants)
+    await live.forget_flushed(list(round_ids), [g.key for g in grants])
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    crashed: int
+    voided: int
+    skipped: int
+
+
+async def recover(live: LiveStore, db: Database) -> RecoveryReport:
+    """Finish every round left in Redis before the first new round (architecture rule 5).
+
+    Crashed rounds are flushed as they are; rounds that never crashed are
+    voided (acknowledged cashouts honoured, every other bet refunded). Running
+    it twice changes nothing: the second run finds Redis empty, and a run cut
+    short after PostgreSQL committed finds the rounds there already.
+    """
+    round_ids = await live.pending_round_ids()
+    result = await flush_rounds(live, db, round_ids)
+    await live.clear_live_mirror()
+    report = RecoveryReport(
+        crashed=result.rounds_written - result.rounds_voided,
+        voided=result.rounds_voided,
+        skipped=result.rounds_skipped,
+    )
+    if round_ids:
+        log.info(
+            "recovery: %d round(s) in Redis: %d flushed as crashed, %d voided, "
+            "%d already in PostgreSQL",
+            len(round_ids),
+            report.crashed,
+            report.voided,
+            report.skipped,
+        )
+    return report
+
+
+class Flusher:
+    """Flushes completed rounds in batches: every ``batch_rounds`` rounds or ``interval_s``.
+
+    If PostgreSQL (or Redis) is down, the batch stays queued and is retried
+    with exponential backoff; the game never waits for it. ``healthy`` and
+    ``lag_s`` feed ``/healthz`` and ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        live: LiveStore,
+        db: Database,
+        *,
+        batch_rounds: int = 10,
+        interval_s: float = 1.0,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self._live = live
+        self._db = db
+        self._batch_rounds = batch_rounds
+        self._interval_s = interval_s
+        self._max_backoff_s = max_backoff_s
+        self._queue: dict[int, float] = {}  # round id -> monotonic time it completed
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._attempted = asyncio.Condition()  # notified after every flush attempt
+        self.healthy = True
+        self.last_error: str | None = None
+        self.rounds_flushed = 0
+        self.last_flush_s = 0.0
+
+    def round_completed(self, round_id: int) -> None:
+        self._queue.setdefault(round_id, time.monotonic())
+        if len(self._queue) >= self._batch_rounds:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    @property
+    def lag_s(self) -> float:
+        """How long the oldest queued round has waited for PostgreSQL."""
+        if not self._queue:
+            return 0.0
+        return time.monotonic() - min(self._queue.values())
+
+    async def flush_now(self) -> FlushResult | None:
+        """Flush the whole queue once; raises the storage error if it fails."""
+        if not self._queue:
+            return None
+        round_ids = sorted(self._queue)
+        started = time.perf_counter()
+        result = await flush_rounds(self._live, self._db, round_ids)
+        self.last_flush_s = time.perf_counter() - started
+        for round_id in round_ids:
+            del self._queue[round_id]
+        self.rounds_flushed += len(round_ids)
+        return result
+
+    def close(self) -> None:
+        """Make ``run()`` return at its next turn (the caller then calls ``flush_now``)."""
+        self._closed = True
+        self._wake.set()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checking it after every flush attempt."""
+        async with self._attempted:
+            await self._attempted.wait_for(predicate)
+
+    async def _attempt(self) -> None:
+        try:
+            await self.flush_now()
+        finally:
+            async with self._attempted:
+                self._attempted.notify_all()
+
+    async def run(self) -> None:
+        """The flush loop; runs until ``close()``."""
+        backoff = self._interval_s
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                await self._attempt()
+            except (DatabaseUnavailable, RedisUnavailable) as exc:
+                self.healthy = False
+                self.last_error = str(exc)
+                backoff = min(self._max_backoff_s, max(backoff * 2, 0.1))
+                log.warning(
+                    "flush failed (%d round(s) waiting, retry in %.1f s): %s",
+                    self.backlog,
+                    backoff,
+                    exc,
+                )
+                continue
+            except StorageError:
+                # A refused transaction will be refused again: say so loudly and keep
+                # the rounds in Redis for an operator, but keep the game going.
+                self.healthy = False
+                log.exception("flush refused by PostgreSQL; rounds stay in Redis")
+                backoff = self._max_backoff_s
+                continue
+            if not self.healthy:
+                log.info("flush caught up")
+            self.healthy = True
+            self.last_error = None
+            backoff = self._interval_s

@@ -1,0 +1,252 @@
+"""Redis: the live mirror of the game and the write-ahead of accepted actions.
+
+Keys (``pp:`` is the prefix of everything this project writes, except the
+two seed keys kept under their original names)::
+
+    pp:round:{id}      list   the round's write-ahead records, in order (orjson)
+    pp:rounds          zset   ids of rounds in Redis not yet flushed to PostgreSQL
+    pp:grants          hash   idem key -> Granted record not yet flushed
+    pp:balances        hash   user id -> balance after the user's last action
+    pp:grant_requests  list   grants queued by `pillarpayout grant` for a running server
+    pp:grant_reply:{k} list   the server's answer to grant request k
+    pp:chat            list   the recent chat lines (newest first, capped)
+    game_state         hash   round_id, multiplier, integrity, state, active_players
+    active_bets        hash   user id -> {"amount", "cashout_multiplier", "timestamp"}
+
+``commit()`` is the group commit: one MULTI/EXEC pipeline for every record of
+a loop turn, returning only after Redis acknowledged it. Redis runs with
+``appendonly yes``, so what it acknowledged survives a kill of either process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..engine.records import (
+    BetPlaced,
+    CashedOut,
+    GoalAdvanced,
+    Granted,
+    Record,
+    RoundCrashed,
+    RoundOpened,
+    RoundRecord,
+)
+from ..exceptions import RedisUnavailable
+
+log = logging.getLogger("pillarpayout.storage")
+
+_RECORD_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (RoundOpened, BetPlaced, CashedOut, RoundCrashed, GoalAdvanced, Granted)
+}
+
+ROUNDS = "pp:rounds"
+GRANTS = "pp:grants"
+BALANCES = "pp:balances"
+GRANT_REQUESTS = "pp:grant_requests"
+CHAT = "pp:chat"
+GAME_STATE = "game_state"
+ACTIVE_BETS = "active_bets"
+
+
+def round_key(round_id: int) -> str:
+    return f"pp:round:{round_id}"
+
+
+def grant_reply_key(key: str) -> str:
+    return f"pp:grant_reply:{key}"
+
+
+def encode_record(record: Record) -> bytes:
+    fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    fields["t"] = type(record).__name__
+    return orjson.dumps(fields)
+
+
+def decode_record(data: bytes | str) -> Record:
+    fields = orjson.loads(data)
+    cls = _RECORD_TYPES[fields.pop("t")]
+    return cast(Record, cls(**fields))
+
+
+def _mask(url: str) -> str:
+    """The URL without its password, fit for a log line or an error."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+class LiveStore:
+    """The Redis side of storage. Every method raises ``RedisUnavailable`` on failure."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self._redis: aioredis.Redis = aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=5,
+                socket_timeout=10,
+                health_check_interval=10,
+                retry_on_timeout=False,
+            )
+        except ValueError as exc:
+            raise RedisUnavailable(f"bad Redis URL {_mask(url)}: {exc}") from None
+        self.last_commit_s = 0.0
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis at {_mask(self.url)} is not answering: {exc}") from None
+
+    # -- group commit ------------------------------------------------------
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Make ``records`` durable in one round trip; return once Redis acknowledged.
+
+        Each record goes to its round's write-ahead list (grants to the grants
+        hash), and the live mirror (balances, active bets) moves with it, all
+        inside one MULTI/EXEC so a reader never sees half a batch.
+        """
+        if not records:
+            return
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=True)
+        for record in records:
+            data = encode_record(record)
+            if isinstance(record, Granted):
+                pipe.hset(GRANTS, record.key, data)
+                pipe.hset(BALANCES, str(record.user_id), record.balance_after)
+                continue
+            pipe.rpush(round_key(record.round_id), data)
+            if isinstance(record, RoundOpened):
+                pipe.zadd(ROUNDS, {str(record.round_id): record.round_id})
+                pipe.delete(ACTIVE_BETS)
+            elif isinstance(record, BetPlaced):
+                pipe.hset(BALANCES, str(record.user_id), record.balance_after)
+                pipe.hset(
+                    ACTIVE_BETS,
+                    str(record.user_id),
+                    orjson.dumps(
+                        {"amount": record.amount, "cashout_multiplier": None, "timestamp": now}
+                    ),
+                )
+            elif isinstance(record, CashedOut):
+                pipe.hset(BALANCES, str(record.user_id), record.balance_after)
+                pipe.hdel(ACTIVE_BETS, str(record.user_id))
+        started = time.perf_counter()
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis commit failed: {exc}") from None
+        self.last_commit_s = time.perf_counter() - started
+
+    async def mirror_game_state(self, fields: dict[str | bytes, int | str]) -> None:
+        """Overwrite the seed's ``game_state`` hash (best effort: a snapshot)."""
+        try:
+            await self._redis.hset(GAME_STATE, mapping=cast(Any, fields))
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis write failed: {exc}") from None
+
+    # -- reading the write-ahead -------------------------------------------
+
+    async def pending_round_ids(self) -> list[int]:
+        try:
+            ids = cast(list[bytes], await self._redis.zrange(ROUNDS, 0, -1))
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return [int(i) for i in ids]
+
+    async def round_records(self, round_ids: Iterable[int]) -> dict[int, list[RoundRecord]]:
+        ids = list(round_ids)
+        if not ids:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for round_id in ids:
+            pipe.lrange(round_key(round_id), 0, -1)
+        try:
+            lists = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return {
+            round_id: [cast(RoundRecord, decode_record(item)) for item in items]
+            for round_id, items in zip(ids, lists, strict=True)
+        }
+
+    async def pending_grants(self) -> list[Granted]:
+        try:
+            items = await self._redis.hvals(GRANTS)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return [cast(Granted, decode_record(item)) for item in items]
+
+    async def forget_flushed(self, round_ids: Sequence[int], grant_keys: Sequence[str]) -> None:
+        """Drop write-ahead that PostgreSQL has committed."""
+        if not round_ids and not grant_keys:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        for round_id in round_ids:
+            pipe.delete(round_key(round_id))
+        if round_ids:
+            pipe.zrem(ROUNDS, *[str(r) for r in round_ids])
+        if grant_keys:
+            pipe.hdel(GRANTS, *grant_keys)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis write failed: {exc}") from None
+
+    async def clear_live_mirror(self) -> None:
+        """After recovery PostgreSQL holds every balance: the mirror starts empty."""
+        try:
+            await self._redis.delete(BALANCES, ACTIVE_BETS)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis write failed: {exc}") from None
+
+    # -- grants handed to a running server ---------------------------------
+
+    async def request_grant(
+        self, request: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any] | None:
+        """Queue a grant for the running server and wait for its answer (None: no answer)."""
+        reply = grant_reply_key(str(request["key"]))
+        try:
+            await self._redis.rpush(GRANT_REQUESTS, orjson.dumps(request))
+            answer = await self._redis.blpop([reply], timeout=timeout_s)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis failed: {exc}") from None
+        if answer is None:
+            return None
+        return cast(dict[str, Any], orjson.loads(answer[1]))
+
+    async def take_grant_requests(self, limit: int = 100) -> list[dict[str, Any]]:
+        try:
+            items = cast("list[bytes] | None", await self._redis.lpop(GRANT_REQUESTS, limit))
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
+
+    async def answer_grant(self, key: str, answer: dict[str, Any]) -> None:
+        reply = grant_reply_key(key)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(reply, orjson.dumps(answer))
+        pipe.expire(reply, 60)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis write failed: {exc}") from None

@@ -1,0 +1,476 @@
+"""PostgreSQL: accounts, seed chains, and the batched flush of completed rounds.
+
+A flush writes a batch of settled rounds (and unflushed grants) in ONE
+transaction, one statement per table, with ``unnest`` arrays:
+
+1. round rows ``ON CONFLICT DO NOTHING``: a round already there is skipped
+   whole, which makes the flush idempotent by round id;
+2. the bets of the newly inserted rounds;
+3. their ledger rows and the grants ``ON CONFLICT (idem_key) DO NOTHING``;
+4. ``users.balance += delta`` for exactly the ledger rows inserted in 3:
+   balances only ever move by deltas, never by absolute values;
+5. community-goal progress, once per (round, goal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ..engine.records import Granted
+from ..exceptions import DatabaseUnavailable, StorageError, UnknownUser
+from .live import _mask
+from .settle import SettledRound
+
+log = logging.getLogger("pillarpayout.storage")
+
+# Held by `serve` for its whole life: `grant` uses it to tell whether a server
+# owns the balances (then the grant goes through that server) or not.
+SERVER_LOCK_KEY = 7170421
+
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    username: str
+    email: str
+    password_hash: str
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeedChainRow:
+    id: int
+    top_seed: str
+    length: int
+    commitment: str
+    client_seed: str
+    last_nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    rounds_written: int
+    rounds_voided: int
+    rounds_skipped: int
+    ledger_rows: int
+
+
+def schema_sql() -> str:
+    # A symlink to the repo's schema.sql; a built wheel carries it as a file.
+    return (Path(__file__).parent.parent / "schema.sql").read_text()
+
+
+@contextlib.asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    """Turn asyncpg's errors into the project's own at this boundary."""
+    try:
+        yield
+    except _CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"PostgreSQL unavailable during {what}: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        raise StorageError(f"PostgreSQL refused {what}: {exc}") from None
+
+
+class Database:
+    """A pool of connections to PostgreSQL. Raises ``DatabaseUnavailable``/``StorageError``."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self.url = url
+        self._lock_conn: asyncpg.Connection | None = None
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int = 10, connect_s: float = 10.0) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=max_size, timeout=connect_s, command_timeout=60
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {_mask(url)}: {exc}"
+            ) from None
+        except (asyncpg.PostgresError, ValueError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL at {_mask(url)}: {exc}"
+            ) from None
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        if self._lock_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._lock_conn.close()
+            self._lock_conn = None
+        await self._pool.close()
+
+    async def apply_schema(self) -> None:
+        sql = schema_sql()
+        async with _translated("applying the schema"), self._pool.acquire() as conn:
+            await conn.execute(sql)
+
+    async def ping(self) -> None:
+        async with _translated("a health check"):
+            await self._pool.fetchval("SELECT 1", timeout=2)
+
+    # -- the server lock ---------------------------------------------------
+
+    async def try_server_lock(self) -> bool:
+        """Take the session-level lock a running server holds. False: another holds it."""
+        async with _translated("taking the server lock"):
+            if self._lock_conn is not None and not self._lock_conn.is_closed():
+                return True
+            conn = await asyncpg.connect(self.url, timeout=10)
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", SERVER_LOCK_KEY):
+                self._lock_conn = conn
+                return True
+            await conn.close()
+            return False
+
+    async def release_server_lock(self) -> None:
+        if self._lock_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._lock_conn.close()
+            self._lock_conn = None
+
+    # -- accounts ----------------------------------------------------------
+
+    async def user_by_name(self, username: str) -> UserRow | None:
+        async with _translated("reading a user"):
+            row = await self._pool.fetchrow(
+                "SELECT id, username, email, password_hash, balance FROM users "
+                "WHERE lower(username) = lower($1)",
+                username,
+            )
+        return UserRow(**dict(row)) if row is not None else None
+
+    async def user_by_id(self, user_id: int) -> UserRow | None:
+        async with _translated("reading a user"):
+            row = await self._pool.fetchrow(
+                "SELECT id, username, email, password_hash, balance FROM users WHERE id = $1",
+                user_id,
+            )
+        return UserRow(**dict(row)) if row is not None else None
+
+    async def create_user(
+        self, username: str, email: str, password_hash: str, starting_balance: int
+    ) -> UserRow | None:
+        """Create an account and grant its starting balance; None if the name or email is taken."""
+        async with _translated("creating a user"), self._pool.acquire() as conn, conn.transaction():
+            user_id = await conn.fetchval(
+                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                username,
+                email,
+                password_hash,
+            )
+            if user_id is None:
+                return None
+            if starting_balance > 0:
+                await self._credit(conn, user_id, starting_balance, f"grant:start:{user_id}")
+        return UserRow(user_id, username, email, password_hash, starting_balance)
+
+    async def grant(self, username: str, amount: int, key: str) -> tuple[int, int]:
+        """Credit ``username`` directly in PostgreSQL (no server running); (user id, balance)."""
+        async with _translated("a grant"), self._pool.acquire() as conn, conn.transaction():
+            user_id = await conn.fetchval(
+                "SELECT id FROM users WHERE lower(username) = lower($1) FOR UPDATE", username
+            )
+            if user_id is None:
+                raise UnknownUser(f"no user named {username!r}")
+            await self._credit(conn, user_id, amount, key)
+            balance: int = await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id)
+        return user_id, balance
+
+    @staticmethod
+    async def _credit(conn: asyncpg.Connection, user_id: int, amount: int, key: str) -> None:
+        inserted = await conn.fetchval(
+            "INSERT INTO ledger (user_id, kind, amount, idem_key) VALUES ($1, 'grant', $2, $3) "
+            "ON CONFLICT (idem_key) DO NOTHING RETURNING id",
+            user_id,
+            amount,
+            key,
+        )
+        if inserted is not None:
+            await conn.execute(
+                "UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1",
+                user_id,
+                amount,
+            )
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        async with _translated("updating a password hash"):
+            await self._pool.execute(
+                "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+                user_id,
+                password_hash,
+            )
+
+    # -- sessions (only the SHA-256 of a token is stored) -------------------
+
+    async def create_session(self, token_sha256: str, user_id: int, ttl_s: int) -> None:
+        async with _translated("creating a session"):
+            await self._pool.execute(
+                "INSERT INTO sessions (token_sha256, user_id, expires_at) "
+                "VALUES ($1, $2, now() + make_interval(secs => $3))",
+                token_sha256,
+                user_id,
+                ttl_s,
+            )
+
+    async def session_user(self, token_sha256: str) -> UserRow | None:
+        """The user of a live session: not revoked, not expired."""
+        async with _translated("reading a session"):
+            row = await self._pool.fetchrow(
+                "SELECT u.id, u.username, u.email, u.password_hash, u.balance "
+                "FROM sessions s JOIN users u ON u.id = s.user_id "
+                "WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+                token_sha256,
+            )
+        return UserRow(**dict(row)) if row is not None else None
+
+    async def revoke_session(self, token_sha256: str) -> None:
+        async with _translated("revoking a session"):
+            await self._pool.execute(
+                "UPDATE sessions SET revoked_at = now() "
+                "WHERE token_sha256 = $1 AND revoked_at IS NULL",
+                token_sha256,
+            )
+
+    # -- seed chains and round ids -----------------------------------------
+
+    async def current_seed_chain(self) -> SeedChainRow | None:
+        """The newest chain and the last nonce of it that PostgreSQL has seen played."""
+        async with _translated("reading the seed chain"):
+            row = await self._pool.fetchrow(
+                """
+                SELECT c.id, c.top_seed, c.length, c.commitment, c.client_seed,
+                       COALESCE((SELECT max(nonce) FROM rounds r WHERE r.chain_id = c.id), 0)
+                           AS last_nonce
+                FROM seed_chains c ORDER BY c.id DESC LIMIT 1
+                """
+            )
+        return SeedChainRow(**dict(row)) if row is not None else None
+
+    async def create_seed_chain(
+        self, top_seed: str, length: int, commitment: str, client_seed: str
+    ) -> int:
+        async with _translated("creating a seed chain"):
+            chain_id: int = await self._pool.fetchval(
+                "INSERT INTO seed_chains (top_seed, length, commitment, client_seed) "
+                "VALUES ($1, $2, $3, $4) RETURNING id",
+                top_seed,
+                length,
+                commitment,
+                client_seed,
+            )
+        return chain_id
+
+    async def last_round_id(self) -> int:
+        async with _translated("reading the last round"):
+            value = await self._pool.fetchval("SELECT COALESCE(max(id), 0) FROM rounds")
+        return int(value)
+
+    async def goals(self) -> list[asyncpg.Record]:
+        """Community goals not yet completed, the active one first."""
+        async with _translated("reading the goals"):
+            return list(
+                await self._pool.fetch(
+                    "SELECT id, name, target_height, current_height, reward FROM community_goals "
+                    "WHERE status <> 'completed' "
+                    "ORDER BY (status = 'active') DESC, position, id"
+                )
+            )
+
+    async def save_chat(self, lines: Sequence[tuple[int, int | None, str]]) -> None:
+        """Store chat lines (user id, round id, text) in one statement."""
+        async with _translated("storing chat"):
+            await self._pool.execute(
+                "INSERT INTO chat_messages (user_id, round_id, message) "
+                "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])",
+                [u for u, _, _ in lines],
+                [r for _, r, _ in lines],
+                [t for _, _, t in lines],
+            )
+
+    async def recent_crashes(self, limit: int = 50) -> list[tuple[int, int]]:
+        """(round_id, crash_point) of the last crashed rounds, oldest first."""
+        async with _translated("reading the history"):
+            rows = await self._pool.fetch(
+                "SELECT id, crash_point_x100 FROM rounds WHERE status = 'crashed' "
+                "ORDER BY id DESC LIMIT $1",
+                limit,
+            )
+        return [(r["id"], r["crash_point_x100"]) for r in reversed(rows)]
+
+    # -- the flush ---------------------------------------------------------
+
+    async def flush(
+        self, rounds: Sequence[SettledRound], grants: Sequence[Granted] = ()
+    ) -> FlushResult:
+        """Write settled rounds and grants in one transaction; idempotent (module docstring)."""
+        async with _translated("a flush"), self._pool.acquire() as conn, conn.transaction():
+            return await self._flush(conn, rounds, grants)
+
+    @staticmethod
+    async def _flush(
+        conn: asyncpg.Connection, rounds: Sequence[SettledRound], grants: Sequence[Granted]
+    ) -> FlushResult:
+        new_ids: set[int] = set()
+        if rounds:
+            inserted = await conn.fetch(
+                """
+                INSERT INTO rounds (id, chain_id, nonce, seed_hash, server_seed, client_seed,
+                                    house_edge, crash_point_x100, status, bets_count,
+                                    total_wagered, total_paid)
+                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[],
+                                     $5::text[], $6::text[], $7::numeric[], $8::int[],
+                                     $9::text[], $10::int[], $11::bigint[], $12::bigint[])
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id
+                """,
+                [r.round_id for r in rounds],
+                [r.opened.chain_id for r in rounds],
+                [r.opened.nonce for r in rounds],
+                [r.opened.seed_hash for r in rounds],
+                [r.opened.server_seed for r in rounds],
+                [r.opened.client_seed for r in rounds],
+                [r.opened.house_edge for r in rounds],
+                [r.crash_point for r in rounds],
+                ["void" if r.void else "crashed" for r in rounds],
+                [len(r.bets) for r in rounds],
+                [r.total_wagered for r in rounds],
+                [r.total_paid for r in rounds],
+            )
+            new_ids = {row["id"] for row in inserted}
+        fresh = [r for r in rounds if r.round_id in new_ids]
+        bet_cols: list[list[Any]] = [[] for _ in range(9)]
+        for r in fresh:
+            for b in r.bets:
+                for col, value in zip(
+                    bet_cols,
+                    (
+                        r.round_id,
+                        b.user_id,
+                        b.ref,
+                        b.amount,
+                        b.auto_cashout,
+                        b.multiplier,
+                        b.payout,
+                        b.status,
+                        b.reason,
+                    ),
+                    strict=True,
+                ):
+                    col.append(value)
+        bet_ids: dict[tuple[int, int], int] = {}
+        if bet_cols[0]:
+            rows = await conn.fetch(
+                """
+                INSERT INTO bets (round_id, user_id, ref, bet_amount, auto_cashout_x100,
+                                  cash_out_multiplier_x100, winnings, status, cashout_reason)
+                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
+                                     $5::int[], $6::int[], $7::bigint[], $8::text[], $9::text[])
+                RETURNING id, round_id, user_id
+                """,
+                *bet_cols,
+            )
+            bet_ids = {(row["round_id"], row["user_id"]): row["id"] for row in rows}
+        ledger_cols: list[list[Any]] = [[] for _ in range(6)]
+        for r in fresh:
+            for b in r.bets:
+                bet_id = bet_ids[(r.round_id, b.user_id)]
+                for kind, amount, key in b.ledger(r.round_id):
+                    for col, value in zip(
+                        ledger_cols, (b.user_id, kind, amount, r.round_id, bet_id, key), strict=True
+                    ):
+                        col.append(value)
+        for g in grants:
+            for col, value in zip(
+                ledger_cols, (g.user_id, "grant", g.amount, None, None, g.key), strict=True
+            ):
+                col.append(value)
+        ledger_rows = 0
+        if ledger_cols[0]:
+            rows = await conn.fetch(
+                """
+                INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key)
+                SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+                                     $5::bigint[], $6::text[])
+                ON CONFLICT (idem_key) DO NOTHING
+                RETURNING user_id, amount
+                """,
+                *ledger_cols,
+            )
+            ledger_rows = len(rows)
+            deltas: dict[int, int] = defaultdict(int)
+            for row in rows:
+                deltas[row["user_id"]] += row["amount"]
+            changed = {u: d for u, d in deltas.items() if d}
+            if changed:
+                await conn.execute(
+                    """
+                    UPDATE users SET balance = users.balance + d.delta, updated_at = now()
+                    FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta)
+                    WHERE users.id = d.id
+                    """,
+                    list(changed),
+                    list(changed.values()),
+                )
+        for r in fresh:
+            if r.goal is None:
+                continue
+            await conn.execute(
+                "INSERT INTO goal_progress (round_id, goal_id, blocks) VALUES ($1, $2, $3)",
+                r.round_id,
+                r.goal.goal_id,
+                r.goal.blocks,
+            )
+            await conn.execute(
+                """
+                UPDATE community_goals SET current_height = current_height + $2,
+                    status = CASE WHEN $3 THEN 'completed' ELSE status END,
+                    end_date = CASE WHEN $3 THEN now() ELSE end_date END
+                WHERE id = $1
+                """,
+                r.goal.goal_id,
+                r.goal.blocks,
+                r.goal.completed,
+            )
+            if r.goal.completed:
+                await conn.execute(
+                    """
+                    UPDATE community_goals SET status = 'active', start_date = now()
+                    WHERE id = (SELECT id FROM community_goals WHERE status = 'pending'
+                                ORDER BY position, id LIMIT 1)
+                    """
+                )
+        return FlushResult(
+            len(fresh), sum(r.void for r in fresh), len(rounds) - len(fresh), ledger_rows
+        )
+
+    # -- read access for audit and tests -----------------------------------
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        async with _translated("a query"):
+            return list(await self._pool.fetch(query, *args))
+
+    async def execute(self, query: str, *args: object) -> str:
+        async with _translated("a statement"):
+            result: str = await self._pool.execute(query, *args)
+        return result

@@ -1,0 +1,141 @@
+"""From a round's write-ahead records to the rows PostgreSQL receives.
+
+Pure functions: the flusher and recovery both call ``settle_round`` on what
+Redis holds, so a round is settled the same way whether it finished normally
+or is finished by recovery after a restart.
+
+- A round whose records end in ``RoundCrashed`` settles as it happened: bets
+  that cashed out are paid, the others are lost.
+- A round with no ``RoundCrashed`` never finished (the server stopped): it is
+  **void**. Acknowledged cashouts are honoured; every other bet is refunded.
+
+Every ledger row carries an idempotency key derived from (round, user), so
+settling and flushing a round twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ..engine.records import (
+    BetPlaced,
+    CashedOut,
+    CashoutReason,
+    GoalAdvanced,
+    RoundCrashed,
+    RoundOpened,
+    RoundRecord,
+)
+from ..exceptions import StorageError
+
+BetStatus = Literal["cashed_out", "lost", "refunded"]
+LedgerKind = Literal["grant", "bet", "payout", "refund"]
+
+
+@dataclass(frozen=True, slots=True)
+class SettledBet:
+    user_id: int
+    ref: str | None
+    amount: int
+    auto_cashout: int | None
+    multiplier: int | None
+    payout: int
+    status: BetStatus
+    reason: CashoutReason | None
+
+    def ledger(self, round_id: int) -> list[tuple[LedgerKind, int, str]]:
+        """(kind, signed amount, idempotency key) of every balance change of this bet."""
+        entries: list[tuple[LedgerKind, int, str]] = [
+            ("bet", -self.amount, f"bet:{round_id}:{self.user_id}")
+        ]
+        if self.status == "cashed_out":
+            entries.append(("payout", self.payout, f"payout:{round_id}:{self.user_id}"))
+        elif self.status == "refunded":
+            entries.append(("refund", self.amount, f"refund:{round_id}:{self.user_id}"))
+        return entries
+
+
+@dataclass(frozen=True, slots=True)
+class SettledRound:
+    opened: RoundOpened
+    crash_point: int | None  # None: void
+    bets: tuple[SettledBet, ...]
+    goal: GoalAdvanced | None
+
+    @property
+    def round_id(self) -> int:
+        return self.opened.round_id
+
+    @property
+    def void(self) -> bool:
+        return self.crash_point is None
+
+    @property
+    def total_wagered(self) -> int:
+        return sum(b.amount for b in self.bets if b.status != "refunded")
+
+    @property
+    def total_paid(self) -> int:
+        return sum(b.payout for b in self.bets)
+
+
+def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
+    """Settle one round from its records (the order they were committed in)."""
+    if not records or not isinstance(records[0], RoundOpened):
+        raise StorageError("a round's write-ahead does not start with RoundOpened")
+    opened = records[0]
+    bets: dict[int, BetPlaced] = {}
+    cashouts: dict[int, CashedOut] = {}
+    crashed: RoundCrashed | None = None
+    goal: GoalAdvanced | None = None
+    for record in records[1:]:
+        if record.round_id != opened.round_id:
+            raise StorageError(f"round {opened.round_id} holds a record of round {record.round_id}")
+        if isinstance(record, BetPlaced):
+            if record.user_id in bets:
+                raise StorageError(f"round {opened.round_id}: two bets of user {record.user_id}")
+            bets[record.user_id] = record
+        elif isinstance(record, CashedOut):
+            if record.user_id not in bets or record.user_id in cashouts:
+                raise StorageError(
+                    f"round {opened.round_id}: cashout of user {record.user_id} without one bet"
+                )
+            cashouts[record.user_id] = record
+        elif isinstance(record, RoundCrashed):
+            crashed = record
+        elif isinstance(record, GoalAdvanced):
+            goal = record
+    settled: list[SettledBet] = []
+    for user_id, bet in bets.items():
+        cashout = cashouts.get(user_id)
+        if cashout is not None:
+            if crashed is not None and cashout.multiplier > crashed.crash_point:
+                raise StorageError(
+                    f"round {opened.round_id}: cashout at {cashout.multiplier} above the crash "
+                    f"point {crashed.crash_point}"
+                )
+            settled.append(
+                SettledBet(
+                    user_id,
+                    bet.ref,
+                    bet.amount,
+                    bet.auto_cashout,
+                    cashout.multiplier,
+                    cashout.payout,
+                    "cashed_out",
+                    cashout.reason,
+                )
+            )
+        else:
+            status: BetStatus = "lost" if crashed is not None else "refunded"
+            settled.append(
+                SettledBet(user_id, bet.ref, bet.amount, bet.auto_cashout, None, 0, status, None)
+            )
+    return SettledRound(
+        opened=opened,
+        crash_point=crashed.crash_point if crashed is not None else None,
+        bets=tuple(settled),
+        goal=goal if crashed is not None else None,
+    )

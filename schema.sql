@@ -1,0 +1,150 @@
+-- PillarPayout schema. Applied at every start-up; every statement is idempotent.
+--
+-- Money is BIGINT cents everywhere (1250 = 12.50): integers add exactly and
+-- asyncpg hands them over as Python ints, so no conversion happens until the
+-- CLI parses or prints an amount. Multipliers are INTEGER hundredths
+-- (columns end in _x100: 235 = 2.35x), as in the engine.
+--
+-- The seed's tables (users, rounds, bets, community_goals, chat_messages) keep
+-- their names and columns, corrected for money safety: NUMERIC money became
+-- BIGINT cents, free-text statuses became CHECKed ones, and the plain-salt
+-- column went away (argon2 hashes carry their salt).
+
+SELECT pg_advisory_xact_lock(7170420);  -- one schema writer at a time
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id             BIGSERIAL PRIMARY KEY,
+    username       VARCHAR(32)  NOT NULL UNIQUE,
+    email          VARCHAR(254) NOT NULL UNIQUE,
+    password_hash  TEXT         NOT NULL,
+    -- Always equal to SUM(ledger.amount) of the user: changed only by deltas.
+    balance        BIGINT       NOT NULL DEFAULT 0 CHECK (balance >= 0),
+    created_at     TIMESTAMPTZ  NOT NULL DEFAULT now(),
+    updated_at     TIMESTAMPTZ  NOT NULL DEFAULT now()
+);
+-- "Alice" and "alice" are one account.
+CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username));
+
+-- Provably fair seed chains: seed[i] = sha256(seed[i+1]); the commitment is
+-- published before the first round of the chain is played.
+CREATE TABLE IF NOT EXISTS seed_chains (
+    id           BIGSERIAL PRIMARY KEY,
+    top_seed     CHAR(64)    NOT NULL,  -- secret: every seed of the chain derives from it
+    length       INTEGER     NOT NULL CHECK (length > 0),
+    commitment   CHAR(64)    NOT NULL UNIQUE,
+    client_seed  TEXT        NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS rounds (
+    id               BIGINT PRIMARY KEY,  -- assigned by the engine, in order
+    chain_id         BIGINT      NOT NULL REFERENCES seed_chains (id),
+    nonce            INTEGER     NOT NULL CHECK (nonce > 0),
+    seed_hash        CHAR(64)    NOT NULL,
+    server_seed      CHAR(64)    NOT NULL,
+    client_seed      TEXT        NOT NULL,
+    house_edge       NUMERIC(5, 2) NOT NULL,
+    -- NULL for a void round (the server stopped before it crashed).
+    crash_point_x100 INTEGER CHECK (crash_point_x100 >= 100),
+    status           TEXT        NOT NULL CHECK (status IN ('crashed', 'void')),
+    bets_count       INTEGER     NOT NULL DEFAULT 0,
+    total_wagered    BIGINT      NOT NULL DEFAULT 0,
+    total_paid       BIGINT      NOT NULL DEFAULT 0,
+    started_at       TIMESTAMPTZ,
+    ended_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
+    UNIQUE (chain_id, nonce),
+    CHECK ((status = 'crashed') = (crash_point_x100 IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS rounds_ended_at ON rounds (ended_at DESC);
+
+CREATE TABLE IF NOT EXISTS bets (
+    id                       BIGSERIAL PRIMARY KEY,
+    user_id                  BIGINT  NOT NULL REFERENCES users (id),
+    round_id                 BIGINT  NOT NULL REFERENCES rounds (id),
+    ref                      TEXT,
+    bet_amount               BIGINT  NOT NULL CHECK (bet_amount > 0),
+    auto_cashout_x100        INTEGER CHECK (auto_cashout_x100 >= 101),
+    cash_out_multiplier_x100 INTEGER CHECK (cash_out_multiplier_x100 >= 100),
+    winnings                 BIGINT  NOT NULL DEFAULT 0 CHECK (winnings >= 0),
+    -- Every flushed bet has ended exactly once.
+    status                   TEXT    NOT NULL CHECK (status IN ('cashed_out', 'lost', 'refunded')),
+    cashout_reason           TEXT    CHECK (cashout_reason IN ('manual', 'auto', 'forced')),
+    placed_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
+    UNIQUE (user_id, round_id),
+    CHECK ((status = 'cashed_out') = (cash_out_multiplier_x100 IS NOT NULL)),
+    CHECK (status = 'cashed_out' OR winnings = 0)
+);
+CREATE INDEX IF NOT EXISTS bets_round ON bets (round_id);
+CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
+CREATE INDEX IF NOT EXISTS bets_user_ref ON bets (user_id, ref) WHERE ref IS NOT NULL;
+
+-- Every balance change. users.balance == SUM(amount) per user (audit checks it).
+CREATE TABLE IF NOT EXISTS ledger (
+    id          BIGSERIAL PRIMARY KEY,
+    user_id     BIGINT      NOT NULL REFERENCES users (id),
+    kind        TEXT        NOT NULL CHECK (kind IN ('grant', 'bet', 'payout', 'refund')),
+    amount      BIGINT      NOT NULL CHECK (amount <> 0),  -- signed: a bet is negative
+    round_id    BIGINT      REFERENCES rounds (id),
+    bet_id      BIGINT      REFERENCES bets (id),
+    -- Replaying a flush or a grant inserts nothing twice.
+    idem_key    TEXT        NOT NULL UNIQUE,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CHECK ((kind = 'bet') = (amount < 0)),
+    CHECK ((kind = 'grant') = (bet_id IS NULL))
+);
+CREATE INDEX IF NOT EXISTS ledger_user ON ledger (user_id, id DESC);
+CREATE INDEX IF NOT EXISTS ledger_bet ON ledger (bet_id) WHERE bet_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256  CHAR(64)    PRIMARY KEY,  -- the token itself is never stored
+    user_id       BIGINT      NOT NULL REFERENCES users (id),
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    expires_at    TIMESTAMPTZ NOT NULL,
+    revoked_at    TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+
+-- Blocks built by everyone, across rounds (the seed's heights are blocks).
+CREATE TABLE IF NOT EXISTS community_goals (
+    id              BIGSERIAL PRIMARY KEY,
+    name            VARCHAR(100) NOT NULL UNIQUE,
+    target_height   INTEGER      NOT NULL CHECK (target_height > 0),
+    current_height  INTEGER      NOT NULL DEFAULT 0 CHECK (current_height >= 0),
+    reward          TEXT         NOT NULL,
+    status          TEXT         NOT NULL DEFAULT 'pending'
+                                 CHECK (status IN ('pending', 'active', 'completed')),
+    position        INTEGER      NOT NULL DEFAULT 0,
+    start_date      TIMESTAMPTZ,
+    end_date        TIMESTAMPTZ
+);
+
+-- Which round advanced which goal: makes the goal update of a flush idempotent.
+CREATE TABLE IF NOT EXISTS goal_progress (
+    round_id  BIGINT  NOT NULL REFERENCES rounds (id),
+    goal_id   BIGINT  NOT NULL REFERENCES community_goals (id),
+    blocks    INTEGER NOT NULL CHECK (blocks >= 0),
+    PRIMARY KEY (round_id, goal_id)
+);
+
+CREATE TABLE IF NOT EXISTS chat_messages (
+    id          BIGSERIAL PRIMARY KEY,
+    user_id     BIGINT      NOT NULL REFERENCES users (id),
+    round_id    BIGINT,
+    message     VARCHAR(280) NOT NULL,
+    "timestamp" TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS chat_messages_recent ON chat_messages (id DESC);
+
+-- The starting goals; operators edit this table to add more.
+INSERT INTO community_goals (name, target_height, reward, status, position) VALUES
+    ('Foundation', 500, 'Bronze builder badge for everyone who bet', 'active', 1),
+    ('Tower of Ten Thousand', 10000, 'Silver builder badge', 'pending', 2),
+    ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
+ON CONFLICT (name) DO NOTHING;
+
+INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pillarpayout_ws.exceptions import DatabaseUnavailable
+from pillarpayout_ws.storage import Storage, open_storage
+from pillarpayout_ws.storage.audit import audit
+from pillarpayout_ws.storage.flush import Flusher, flush_rounds, recover
+
+from .helpers import make_chain, make_users, round_records
+
+
+async def balances_in_db(storage: Storage, user_ids: list[int]) -> dict[int, int]:
+    rows = await storage.db.fetch(
+        "SELECT id, balance FROM users WHERE id = ANY($1::bigint[])", user_ids
+    )
+    return {r["id"]: r["balance"] for r in rows}
+
+
+async def test_recovery_flushes_a_crashed_round_as_it_is(storage: Storage) -> None:
+    users = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    a, b = (u.id for u in users)
+    await storage.live.commit(round_records(1, chain, balances, {a: 500, b: 700}, {a: 300}, 420))
+    report = await recover(storage.live, storage.db)
+    assert (report.crashed, report.voided, report.skipped) == (1, 0, 0)
+    assert await balances_in_db(storage, [a, b]) == balances == {a: 100_000 + 1000, b: 99_300}
+    rows = await storage.db.fetch("SELECT status, crash_point_x100 FROM rounds WHERE id = 1")
+    assert (rows[0]["status"], rows[0]["crash_point_x100"]) == ("crashed", 420)
+    assert await storage.live.pending_round_ids() == []
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_recovery_voids_an_uncrashed_round(storage: Storage) -> None:
+    users = await make_users(storage, 3)
+    chain = await make_chain(storage)
+    ids = [u.id for u in users]
+    balances = {u.id: u.balance for u in users}
+    # Player 0 cashed out (acknowledged) before the server died; 1 and 2 did not.
+    await storage.live.commit(
+        round_records(
+            5, chain, balances, {ids[0]: 1000, ids[1]: 2000, ids[2]: 3000}, {ids[0]: 180}, None
+        )
+    )
+    report = await recover(storage.live, storage.db)
+    assert (report.crashed, report.voided) == (0, 1)
+    assert await balances_in_db(storage, ids) == {
+        ids[0]: 100_000 - 1000 + 1800,  # cashout honoured
+        ids[1]: 100_000,  # refunded
+        ids[2]: 100_000,
+    }
+    statuses = await storage.db.fetch("SELECT user_id, status FROM bets ORDER BY user_id")
+    assert [r["status"] for r in statuses] == ["cashed_out", "refunded", "refunded"]
+    assert (await audit(storage.db, storage.live)).clean
+    # Twice changes nothing.
+    before = await balances_in_db(storage, ids)
+    again = await recover(storage.live, storage.db)
+    assert (again.crashed, again.voided, again.skipped) == (0, 0, 0)
+    assert await balances_in_db(storage, ids) == before
+
+
+async def test_recovery_after_commit_but_before_redis_cleanup(storage: Storage) -> None:
+    """The process died between PostgreSQL's commit and deleting the Redis keys."""
+    users = await make_users(storage, 1)
+    chain = await make_chain(storage)
+    uid = users[0].id
+    balances = {uid: users[0].balance}
+    await storage.live.commit(round_records(2, chain, balances, {uid: 100}, {}, 150))
+    records = await storage.live.round_records([2])
+    from pillarpayout_ws.storage.settle import settle_round
+
+    await storage.db.flush([settle_round(records[2])])  # committed, Redis untouched
+    report = await recover(storage.live, storage.db)
+    assert (report.crashed, report.skipped) == (0, 1)
+    assert await balances_in_db(storage, [uid]) == {uid: 99_900}
+    assert await storage.live.pending_round_ids() == []
+
+
+async def test_flusher_batches_completed_rounds(storage: Storage) -> None:
+    users = await make_users(storage, 4)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    flusher = Flusher(storage.live, storage.db, batch_rounds=5, interval_s=3600)
+    task = asyncio.create_task(flusher.run())
+    try:
+        for rid in range(1, 6):
+            bets = {u.id: 100 * rid for u in users}
+            await storage.live.commit(
+                round_records(rid, chain, balances, bets, {users[0].id: 140}, 150)
+            )
+            flusher.round_completed(rid)
+        # The fifth round fills the batch and wakes the loop (the interval is an hour).
+        async with asyncio.timeout(10):
+            await flusher.wait_until(lambda: flusher.rounds_flushed == 5)
+    finally:
+        task.cancel()
+    assert await balances_in_db(storage, list(balances)) == balances
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_postgres_down_during_a_flush_then_catch_up(tmp_path: Path) -> None:
+    storage = await open_storage(data_dir=tmp_path / "data")
+    try:
+        assert storage.embedded is not None
+        users = await make_users(storage, 2)
+        chain = await make_chain(storage)
+        balances = {u.id: u.balance for u in users}
+        flusher = Flusher(
+            storage.live, storage.db, batch_rounds=100, interval_s=0.05, max_backoff_s=0.2
+        )
+        await asyncio.to_thread(storage.embedded.stop_postgres)
+        for rid in (1, 2, 3):
+            await storage.live.commit(
+                round_records(rid, chain, balances, {u.id: 100 for u in users}, {}, 130)
+            )
+            flusher.round_completed(rid)
+        with pytest.raises(DatabaseUnavailable):
+            await flusher.flush_now()
+        task = asyncio.create_task(flusher.run())
+        try:
+            async with asyncio.timeout(10):
+                await flusher.wait_until(lambda: not flusher.healthy)
+            # Nothing dropped: the rounds wait in Redis and in the queue.
+            assert flusher.backlog == 3
+            assert await storage.live.pending_round_ids() == [1, 2, 3]
+            await asyncio.to_thread(storage.embedded.start)
+            async with asyncio.timeout(30):
+                await flusher.wait_until(lambda: flusher.healthy and flusher.backlog == 0)
+        finally:
+            task.cancel()
+        assert await balances_in_db(storage, list(balances)) == balances
+        assert await storage.live.pending_round_ids() == []
+        assert (await audit(storage.db, storage.live)).clean
+    finally:
+        await storage.close()
+
+
+async def test_flush_rounds_reads_grants_too(storage: Storage) -> None:
+    from pillarpayout_ws.engine.records import Granted
+
+    (user,) = await make_users(storage, 1, balance=0)
+    await storage.live.commit([Granted(user.id, 777, "grant:x", 777)])
+    result = await flush_rounds(storage.live, storage.db, [])
+    assert result.ledger_rows == 1
+    assert await balances_in_db(storage, [user.id]) == {user.id: 777}
+    assert await storage.live.pending_grants() == []

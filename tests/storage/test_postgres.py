@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pillarpayout_ws.engine.records import Granted
+from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.audit import audit
+from pillarpayout_ws.storage.settle import settle_round
+
+from .helpers import make_chain, make_users, round_records
+
+
+async def test_schema_applies_twice(storage: Storage) -> None:
+    await storage.db.apply_schema()
+    await storage.db.apply_schema()
+    rows = await storage.db.fetch("SELECT version FROM schema_version")
+    assert [r["version"] for r in rows] == [1]
+    goals = await storage.db.fetch("SELECT name FROM community_goals")
+    assert len(goals) == 3
+
+
+async def test_new_account_is_granted_through_the_ledger(storage: Storage) -> None:
+    user = await storage.db.create_user("Alice", "a@example.com", "h", 100_000)
+    assert user is not None and user.balance == 100_000
+    assert await storage.db.create_user("alice", "b@example.com", "h", 1) is None  # same name
+    rows = await storage.db.fetch("SELECT kind, amount FROM ledger WHERE user_id = $1", user.id)
+    assert [(r["kind"], r["amount"]) for r in rows] == [("grant", 100_000)]
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_flush_is_idempotent_by_round(storage: Storage) -> None:
+    users = await make_users(storage, 3)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    bets = {users[0].id: 1000, users[1].id: 2000, users[2].id: 3000}
+    settled = settle_round(
+        round_records(1, chain, balances, bets, {users[0].id: 250}, 300, goal_id=1)
+    )
+    first = await storage.db.flush([settled])
+    assert (first.rounds_written, first.rounds_skipped, first.ledger_rows) == (1, 0, 4)
+    again = await storage.db.flush([settled])
+    assert (again.rounds_written, again.rounds_skipped, again.ledger_rows) == (0, 1, 0)
+    for user in users:
+        row = await storage.db.user_by_id(user.id)
+        assert row is not None and row.balance == balances[user.id]
+    goal = await storage.db.fetch("SELECT current_height FROM community_goals WHERE id = 1")
+    assert goal[0]["current_height"] == 3  # counted once
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_grants_in_a_flush_apply_once(storage: Storage) -> None:
+    (user,) = await make_users(storage, 1, balance=0)
+    grant = Granted(user.id, 2500, "grant:test:1", 2500)
+    await storage.db.flush([], [grant])
+    await storage.db.flush([], [grant])
+    row = await storage.db.user_by_id(user.id)
+    assert row is not None and row.balance == 2500
+
+
+async def test_balances_move_by_deltas_not_absolute_values(storage: Storage) -> None:
+    (user,) = await make_users(storage, 1, balance=1000)
+    chain = await make_chain(storage)
+    # The write-ahead says "balance after: 900"; an operator grant lands in PostgreSQL
+    # meanwhile. A delta flush keeps both; an absolute write would lose the grant.
+    records = round_records(1, chain, {user.id: 1000}, {user.id: 100}, {}, 150)
+    await storage.db.grant(user.username, 5000, "grant:meanwhile")
+    await storage.db.flush([settle_round(records)])
+    row = await storage.db.user_by_id(user.id)
+    assert row is not None and row.balance == 1000 - 100 + 5000
+    assert (await audit(storage.db, storage.live)).clean

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from pillarpayout_ws.engine.records import BetPlaced, CashedOut, RoundCrashed
+from pillarpayout_ws.exceptions import StorageError
+from pillarpayout_ws.storage.settle import settle_round
+
+from .helpers import round_records
+
+
+def test_crashed_round_pays_cashouts_and_loses_the_rest() -> None:
+    balances = {1: 1000, 2: 1000}
+    settled = settle_round(round_records(7, 1, balances, {1: 100, 2: 200}, {1: 250}, 300))
+    assert settled.crash_point == 300 and not settled.void
+    by_user = {b.user_id: b for b in settled.bets}
+    assert (by_user[1].status, by_user[1].payout, by_user[1].multiplier) == ("cashed_out", 250, 250)
+    assert (by_user[2].status, by_user[2].payout) == ("lost", 0)
+    assert settled.total_wagered == 300 and settled.total_paid == 250
+    assert by_user[1].ledger(7) == [("bet", -100, "bet:7:1"), ("payout", 250, "payout:7:1")]
+    assert by_user[2].ledger(7) == [("bet", -200, "bet:7:2")]
+
+
+def test_uncrashed_round_is_void_cashouts_honoured_others_refunded() -> None:
+    balances = {1: 1000, 2: 1000}
+    settled = settle_round(round_records(8, 1, balances, {1: 100, 2: 200}, {1: 150}, None))
+    assert settled.void and settled.crash_point is None
+    by_user = {b.user_id: b for b in settled.bets}
+    assert by_user[1].status == "cashed_out" and by_user[1].payout == 150
+    assert by_user[2].status == "refunded"
+    assert by_user[2].ledger(8) == [("bet", -200, "bet:8:2"), ("refund", 200, "refund:8:2")]
+    assert settled.total_wagered == 100
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        BetPlaced(9, 1, None, 5, None, 0),  # a second bet of the same user
+        CashedOut(9, 3, 150, 10, 10, "manual"),  # a cashout without a bet
+        CashedOut(9, 1, 150, 10, 10, "manual"),  # a second cashout
+    ],
+)
+def test_malformed_write_ahead_is_refused(extra: BetPlaced | CashedOut) -> None:
+    records = round_records(9, 1, {1: 1000}, {1: 100}, {1: 120}, None)
+    with pytest.raises(StorageError):
+        settle_round([*records, extra])
+
+
+def test_cashout_above_the_crash_point_is_refused() -> None:
+    records = round_records(10, 1, {1: 1000}, {1: 100}, {1: 500}, None)
+    with pytest.raises(StorageError, match="above the crash point"):
+        settle_round([*records, RoundCrashed(10, 400, 10)])
+
+
+def test_records_must_start_with_the_round() -> None:
+    with pytest.raises(StorageError):
+        settle_round([])

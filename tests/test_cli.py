@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pillarpayout_ws.cli import main, parse_amount
+from pillarpayout_ws.exceptions import ConfigError
+
+from .conftest import PILLARPAYOUT, SHARED
+from .serving import ServeProcess, pid_alive, server_pids
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    return subprocess.run(
+        [*PILLARPAYOUT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_verify_reproduces_the_public_vectors(capsys: pytest.CaptureFixture[str]) -> None:
+    vectors = json.loads((SHARED / "vectors" / "fairness-public.json").read_text())["vectors"]
+    for v in vectors:
+        code = main(
+            [
+                "verify",
+                "--server-seed",
+                v["server_seed"],
+                "--client-seed",
+                v["client_seed"],
+                "--house-edge",
+                str(v["house_edge"]),
+            ]
+        )
+        assert code == 0
+        assert capsys.readouterr().out.strip() == f"{v['crash_point']:.2f}"
+
+
+def test_verify_as_a_command() -> None:
+    result = run_cli(
+        "verify",
+        "--server-seed",
+        "6774ddd3dfe94e2c966d4ca5c5ed6dcd1f6a4fdab87ad12677ee7c5b96d6a3f5",
+        "--client-seed",
+        "0000000000000000004d6ec16dafe9d8370958664c1dc422f452892264c59526",
+    )
+    assert (result.returncode, result.stdout) == (0, "3.74\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["verify", "--server-seed", "xyz", "--client-seed", "a"], "64 hex digits"),
+        (
+            ["verify", "--server-seed", "ab" * 32, "--client-seed", "a", "--house-edge", "100"],
+            "--house-edge",
+        ),
+        (["serve", "--data-dir", "/dev/null/x"], "not writable"),
+        (
+            [
+                "audit",
+                "--database-url",
+                "postgresql://nobody:secret@127.0.0.1:1/x",
+                "--redis-url",
+                "redis://127.0.0.1:1",
+            ],
+            "cannot connect to PostgreSQL",
+        ),
+        (["grant", "--data-dir", "/dev/null/x", "bob", "1.001"], "more than two decimals"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "secret" not in result.stderr  # passwords are masked
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "cents"), [("25.00", 2500), ("25", 2500), ("0.01", 1), ("1e3", 100_000)]
+)
+def test_parse_amount(text: str, cents: int) -> None:
+    assert parse_amount(text) == cents
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "abc", "NaN", "Infinity", "0.001", "1e20"])
+def test_parse_amount_refuses(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_amount(text)
+
+
+def test_grant_audit_and_chain_without_a_server(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_cli("grant", "--data-dir", str(data), "nobody", "5.00")
+    assert result.returncode == 2 and "no user named 'nobody'" in result.stderr
+    assert run_cli("audit", "--data-dir", str(data)).returncode == 0
+    chain = run_cli("chain", "--data-dir", str(data), "--length", "50", "--client-seed", "salt")
+    assert chain.returncode == 0 and "commitment (publish this):" in chain.stdout
+    # The command started the embedded servers for its own duration only.
+    assert not (data / "redis" / "valkey.pid").exists() or not pid_alive(
+        int((data / "redis" / "valkey.pid").read_text().split()[0])
+    )
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("serve", "--data-dir", str(tmp_path / "d"), "--port", str(port))
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_orphaned_servers_after_kill_9_are_adopted(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ServeProcess(data)
+    first.wait_healthy()
+    first.kill9()
+    pg, redis = server_pids(data)
+    assert pid_alive(pg) and pid_alive(redis)  # orphans, still running
+
+    second = ServeProcess(data)
+    try:
+        second.wait_healthy()
+        assert "adopted the running PostgreSQL" in second.log
+        assert "adopted the running Redis" in second.log
+        assert server_pids(data) == (pg, redis)
+        assert "new seed chain" not in second.log  # the data of the first run is there
+    finally:
+        assert second.terminate() == 0
+    assert not pid_alive(pg) and not pid_alive(redis)
+
+
+def test_stale_pid_files_after_everything_was_killed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ServeProcess(data)
+    first.wait_healthy()
+    chain_line = next(line for line in first.log.splitlines() if "serving seed chain" in line)
+    commitment = chain_line.split("commitment ")[1].split(")")[0]
+    pg, redis = server_pids(data)
+    first.kill9()
+    for pid in (pg, redis):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (pid_alive(pg) or pid_alive(redis)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = ServeProcess(data)
+    try:
+        second.wait_healthy()
+        # Same chain as before: PostgreSQL recovered its data from the WAL.
+        assert f"commitment {commitment}" in second.log
+    finally:
+        assert second.terminate() == 0

@@ -97,6 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="...or after this long, whichever comes first [1000]",
     )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="accept browser connections only from this Origin (exact match; repeatable) [any]",
+    )
+    serve.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        default=1000,
+        help="open WebSockets per client address; loopback is exempt [1000]",
+    )
+    serve.add_argument(
+        "--limit-loopback",
+        action="store_true",
+        help="apply the per-IP limits to loopback addresses too [off]",
+    )
 
     verify = sub.add_parser("verify", help="print the crash point of a round")
     verify.add_argument("--server-seed", required=True)

@@ -25,6 +25,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Origin
 
 from .. import __version__
 from ..engine.config import GameConfig
@@ -34,7 +35,7 @@ from ..exceptions import ConfigError, PillarPayoutError
 from ..protocol import encode_hello
 from ..storage import Storage, open_storage
 from ..storage.flush import Flusher, flush_rounds, recover
-from .auth import Accounts
+from .auth import Accounts, is_loopback
 from .fanout import Hub
 from .handler import ConnectionHandler, TokenBucket
 from .metrics import Metrics
@@ -69,6 +70,12 @@ class ServerConfig:
     house_edge: float = 1.0
     client_seed: str | None = None
     chain_length: int = 100_000
+    # limits
+    allowed_origins: tuple[str, ...] = ()  # empty: any Origin
+    max_connections_per_ip: int = 1000
+    # Per-IP limits skip loopback unless this is set, so the load-test harness
+    # and the tests on the same host are never refused.
+    limit_loopback: bool = False
 
     def check(self) -> None:
         for name in (
@@ -87,6 +94,8 @@ class ServerConfig:
             raise ConfigError("--house-edge must be a percentage from 0 up to 100")
         if not 0 <= self.port <= 65535:
             raise ConfigError("--port must be 0 to 65535")
+        if self.max_connections_per_ip < 1:
+            raise ConfigError("--max-connections-per-ip must be positive")
 
 
 def _json_response(status: HTTPStatus, body: dict[str, Any]) -> Response:
@@ -110,7 +119,11 @@ class App:
         self.storage = storage
         self.metrics = Metrics()
         self.hub = Hub()
-        self.accounts = Accounts(storage.db, starting_balance=config.starting_balance)
+        self.accounts = Accounts(
+            storage.db,
+            starting_balance=config.starting_balance,
+            limit_loopback=config.limit_loopback,
+        )
         self.flusher = Flusher(
             storage.live,
             storage.db,
@@ -168,12 +181,18 @@ class App:
             self.metrics,
             time_scale=self._time_scale,
         )
+        # Browsers always send Origin; other clients (the load-test harness) may
+        # not, and could forge it anyway, so a missing one is let in.
+        origins: list[Origin | None] | None = None
+        if self.config.allowed_origins:
+            origins = [*(Origin(o) for o in self.config.allowed_origins), None]
         try:
             self._server = await serve(
                 self._handle,
                 self.config.host,
                 self.config.port,
                 process_request=self._http,
+                origins=origins,
                 compression=None,
                 max_size=4096,
                 max_queue=16,
@@ -253,6 +272,13 @@ class App:
         if path == "/ws":
             if self._stopping.is_set():
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
+            ip = str(connection.remote_address[0]) if connection.remote_address else "?"
+            limited = self.config.limit_loopback or not is_loopback(ip)
+            if limited and self.hub.per_ip(ip) >= self.config.max_connections_per_ip:
+                self.metrics.errors.labels("too_many_connections").inc()
+                return connection.respond(
+                    HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n"
+                )
             return None
         if path == "/healthz":
             ok = all(self.health.values()) and self.flusher.healthy
@@ -410,5 +436,8 @@ async def serve_from_args(args: Any) -> int:
             house_edge=args.house_edge,
             client_seed=args.client_seed,
             chain_length=args.chain_length,
+            allowed_origins=tuple(args.allowed_origin),
+            max_connections_per_ip=args.max_connections_per_ip,
+            limit_loopback=args.limit_loopback,
         )
     )

@@ -10,8 +10,8 @@
 - An unknown user and a wrong password give the same ``invalid_credentials``
   after the same work (a dummy hash is verified for unknown users).
 - Failed logins are limited per account and per IP (sliding windows); the IP
-  limit does not apply to loopback, so the load-test harness and the tests on
-  the same host are never refused by it.
+  limit does not apply to loopback (unless ``limit_loopback``), so the
+  load-test harness and the tests on the same host are never refused by it.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class Accounts:
         failures_per_account: int = 5,
         failures_per_ip: int = 50,
         failure_window_s: float = 300.0,
+        limit_loopback: bool = False,
     ) -> None:
         self._db = db
         self.starting_balance = starting_balance
@@ -94,6 +95,7 @@ class Accounts:
         self._dummy_hash: str | None = None
         self._account_failures = SlidingWindow(failures_per_account, failure_window_s)
         self._ip_failures = SlidingWindow(failures_per_ip, failure_window_s)
+        self._limit_loopback = limit_loopback
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -134,7 +136,7 @@ class Accounts:
     async def login(self, username: str, password: str, ip: str) -> tuple[UserRow, str, str]:
         now = time.monotonic()
         account_key = username.lower()
-        limit_ip = not is_loopback(ip)
+        limit_ip = self._limit_loopback or not is_loopback(ip)
         if self._account_failures.full(account_key, now) or (
             limit_ip and self._ip_failures.full(ip, now)
         ):

@@ -79,6 +79,7 @@ class Hub:
     ) -> None:
         self.clients: set[Client] = set()
         self.by_user: dict[int, set[Client]] = {}
+        self._per_ip: dict[str, int] = {}
         self.tick_buffer_limit = tick_buffer_limit
         self.hard_buffer_limit = hard_buffer_limit
         self.stats = FanoutStats()
@@ -86,10 +87,20 @@ class Hub:
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
+        self._per_ip[client.ip] = self._per_ip.get(client.ip, 0) + 1
 
     def remove(self, client: Client) -> None:
-        self.clients.discard(client)
+        if client in self.clients:
+            self.clients.discard(client)
+            left = self._per_ip[client.ip] - 1
+            if left:
+                self._per_ip[client.ip] = left
+            else:
+                del self._per_ip[client.ip]
         self.logout(client)
+
+    def per_ip(self, ip: str) -> int:
+        return self._per_ip.get(ip, 0)
 
     def login(self, client: Client, user_id: int, username: str, token_sha256: str) -> None:
         self.logout(client)

@@ -8,6 +8,13 @@ import os
 import socket
 
 import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
+
+from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.storage import Storage
 
 from .conftest import GameServer
 
@@ -94,3 +101,36 @@ async def test_a_slow_consumer_skips_ticks_then_is_disconnected(game_server: Gam
     await healthy.next("pong", ref="ok")
     await healthy.close()
     sock.close()
+
+
+async def test_connections_per_ip_are_capped(storage_for_game: Storage) -> None:
+    app = App(ServerConfig(port=0, max_connections_per_ip=2, limit_loopback=True), storage_for_game)
+    await app.start()
+    try:
+        url = f"ws://127.0.0.1:{app.port}/ws"
+        first, second = await connect(url), await connect(url)
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url)
+        assert refused.value.response.status_code == 429
+        await first.close()
+        third = await connect(url)  # a slot is free again
+        for ws in (second, third):
+            await ws.close()
+    finally:
+        await app.stop()
+
+
+async def test_the_origin_allowlist(storage_for_game: Storage) -> None:
+    app = App(ServerConfig(port=0, allowed_origins=("https://play.example",)), storage_for_game)
+    await app.start()
+    try:
+        url = f"ws://127.0.0.1:{app.port}/ws"
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url, origin=Origin("https://evil.example"))
+        assert refused.value.response.status_code == 403
+        ok = await connect(url, origin=Origin("https://play.example"))
+        await ok.close()
+        no_origin = await connect(url)  # not a browser
+        await no_origin.close()
+    finally:
+        await app.stop()

@@ -36,7 +36,7 @@ from ..protocol import encode_hello
 from ..storage import Storage, open_storage
 from ..storage.flush import Flusher, flush_rounds, recover
 from .auth import Accounts, is_loopback
-from .fanout import Hub
+from .fanout import GameConnection, Hub
 from .handler import ConnectionHandler, TokenBucket
 from .metrics import Metrics
 from .runner import GameRunner, GrantCommand
@@ -192,6 +192,7 @@ class App:
                 self.config.host,
                 self.config.port,
                 process_request=self._http,
+                create_connection=GameConnection,
                 origins=origins,
                 compression=None,
                 max_size=4096,

@@ -8,12 +8,13 @@ write is then almost all that is left (architecture.md, "Fan-out").
 
 Writing to the transport under websockets' feet is safe because every write
 is a whole frame, this process is single-threaded, the server never sends
-fragmented messages, and a connection that is not OPEN (closing handshake
-begun) is skipped.
+fragmented messages, and a connection leaves the loop the moment it is no
+longer OPEN (``GameConnection``), before any data frame could follow its
+closing frame.
 
 Slow consumers: a tick is a snapshot, so a client whose write buffer is over
-``tick_buffer_limit`` skips it and is marked stale; when it drains it gets
-the next tick as usual. Frames that must not be skipped (acks, ``crashed``)
+``tick_buffer_limit`` skips it; when it drains it gets the next tick, the
+latest state, as usual. Frames that must not be skipped (acks, ``crashed``)
 go out whatever the buffer holds, unless it is over ``hard_buffer_limit``:
 then the client cannot keep up at all and is disconnected (close 4001, and
 the TCP connection is aborted if it does not take even that).
@@ -47,6 +48,31 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+class GameConnection(ServerConnection):
+    """A ``ServerConnection`` that says when it stops being OPEN.
+
+    Every frame websockets sends, the closing one included, goes through
+    ``send_data()``; so right after it, or when the TCP connection is lost,
+    the fan-out learns that no data frame may follow and drops the socket
+    from its loop, which then needs no per-socket state check.
+    """
+
+    left_open: Callable[[], object] | None = None
+
+    def _check_open(self) -> None:
+        if self.left_open is not None and self.protocol.state is not State.OPEN:
+            self.left_open()
+            self.left_open = None
+
+    def send_data(self) -> None:
+        super().send_data()
+        self._check_open()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._check_open()
+
+
 @dataclass(eq=False, slots=True)
 class Client:
     """One open WebSocket, and who (if anyone) is logged in on it."""
@@ -56,8 +82,10 @@ class Client:
     user_id: int | None = None
     username: str | None = None
     token_sha256: str | None = None
-    stale: bool = False  # skipped a tick since its last one
-    frames_in: list[float] = field(default_factory=list)
+    transport: asyncio.Transport = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.transport = self.connection.transport
 
 
 @dataclass
@@ -75,21 +103,28 @@ class Hub:
         *,
         tick_buffer_limit: int = 16 * 1024,
         hard_buffer_limit: int = 1024 * 1024,
-        on_slow: Callable[[Client], None] | None = None,
     ) -> None:
         self.clients: set[Client] = set()
         self.by_user: dict[int, set[Client]] = {}
         self._per_ip: dict[str, int] = {}
+        # The transports the fan-out writes to: OPEN connections only.
+        self._open: dict[asyncio.Transport, Client] = {}
         self.tick_buffer_limit = tick_buffer_limit
         self.hard_buffer_limit = hard_buffer_limit
         self.stats = FanoutStats()
-        self._on_slow = on_slow
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
         self._per_ip[client.ip] = self._per_ip.get(client.ip, 0) + 1
+        transport = client.transport
+        self._open[transport] = client
+        connection = client.connection
+        if isinstance(connection, GameConnection):
+            connection.left_open = lambda: self._open.pop(transport, None)
+            connection._check_open()  # it may have left OPEN already
 
     def remove(self, client: Client) -> None:
+        self._open.pop(client.transport, None)
         if client in self.clients:
             self.clients.discard(client)
             left = self._per_ip[client.ip] - 1
@@ -123,40 +158,44 @@ class Hub:
 
     def broadcast(self, payload: bytes, *, droppable: bool = False) -> None:
         """Frame ``payload`` once and write it to every open client."""
-        self._write(self.clients, text_frame(payload), droppable)
+        self._write(self._open, text_frame(payload), droppable)
 
     def send_user(self, user_id: int, payload: bytes) -> None:
         """Write ``payload`` to every connection of one user (never dropped)."""
         peers = self.by_user.get(user_id)
         if peers:
-            self._write(list(peers), text_frame(payload), False)
+            self._write(
+                [c.transport for c in peers if c.transport in self._open],
+                text_frame(payload),
+                False,
+            )
 
     def send(self, client: Client, payload: bytes) -> None:
-        self._write((client,), text_frame(payload), False)
+        if client.transport in self._open:
+            self._write((client.transport,), text_frame(payload), False)
 
-    def _write(self, clients: Iterable[Client], frame: bytes, droppable: bool) -> None:
-        tick_limit, hard_limit = self.tick_buffer_limit, self.hard_buffer_limit
-        delivered = skipped = 0
-        slow: list[Client] = []
-        for client in clients:
-            connection = client.connection
-            if connection.protocol.state is not State.OPEN:
-                continue
-            transport = connection.transport
-            buffered = transport.get_write_buffer_size()
-            if droppable and buffered > tick_limit:
-                client.stale = True
-                skipped += 1
-                continue
-            if buffered > hard_limit:
-                slow.append(client)
+    def _write(
+        self, transports: Iterable[asyncio.Transport], frame: bytes, droppable: bool
+    ) -> None:
+        # The hot loop, as close to the floor as Python gets: one buffer check
+        # and one write per socket.
+        limit = self.tick_buffer_limit if droppable else self.hard_buffer_limit
+        delivered = 0
+        over: list[asyncio.Transport] = []
+        for transport in transports:
+            if transport.get_write_buffer_size() > limit:
+                over.append(transport)
                 continue
             transport.write(frame)
-            client.stale = False
             delivered += 1
         self.stats.deliveries += delivered
-        self.stats.ticks_skipped += skipped
-        for client in slow:
+        if droppable:
+            self.stats.ticks_skipped += len(over)
+            return
+        for transport in over:
+            client = self._open.pop(transport, None)
+            if client is None:
+                continue
             self.stats.slow_disconnects += 1
             log.info("disconnecting a slow consumer from %s", client.ip)
             # Queue the close frame behind the backlog; if the client does not read
@@ -165,5 +204,3 @@ class Hub:
             connection.protocol.fail(SLOW_CONSUMER_CLOSE, "too slow to keep up")
             connection.send_data()
             asyncio.get_running_loop().call_later(SLOW_ABORT_S, connection.transport.abort)
-            if self._on_slow is not None:
-                self._on_slow(client)

@@ -134,3 +134,15 @@ async def test_the_origin_allowlist(storage_for_game: Storage) -> None:
         await no_origin.close()
     finally:
         await app.stop()
+
+
+async def test_a_closed_connection_leaves_the_fanout_at_once(game_server: GameServer) -> None:
+    hub = game_server.app.hub
+    player = await game_server.connect()
+    await player.next("hello")
+    (client,) = hub.clients
+    assert client.transport in hub._open
+    await player.close()
+    # Gone from the write loop as soon as its closing frame went out, so no
+    # tick can follow it; gone from the hub once the handler has finished.
+    assert client.transport not in hub._open

@@ -1,0 +1,265 @@
+"""Fan-out benchmark: server CPU per delivered frame, ``serve`` vs the bare floor.
+
+For each client count, runs the floor server (``bench/floor.py``) and then
+``pillarpayout serve`` (embedded storage, ticks every 100 ms), connects the
+same number of minimal clients from worker processes, and over a measuring
+window records:
+
+- server CPU (user + system, from /proc) per frame the clients received;
+- tick delay (server ``ts`` to receipt) p50/p90/p99/max, and ticks missed;
+- server RSS growth per connection (serve only: idle spectators).
+
+The ratio serve/floor is the number to watch: both run in the same session on
+the same machine, so noise from other load largely cancels. Run with
+``python -m bench.fanout [--clients 3000 10000] [--window 15]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from loadtest.client import ClientStats, open_client
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+
+# -- client workers (separate processes) -----------------------------------
+
+
+def worker(port: int, count: int, index: int, pipe: Connection) -> None:
+    raise_nofile()
+    uvloop.run(_worker(port, count, index, pipe))
+
+
+async def _worker(port: int, count: int, index: int, pipe: Connection) -> None:
+    stats = ClientStats()
+    clients = []
+    # Spread source addresses over 127.0.0.x so ephemeral ports never run out.
+    for i in range(count):
+        local = (f"127.0.0.{2 + (index * count + i) // 25_000}", 0)
+        # One client in ten measures tick delay: a sample that keeps the load
+        # generator's own CPU (and so its queueing) out of the numbers.
+        clients.append(
+            await open_client("127.0.0.1", port, stats, local_addr=local, measure=i % 10 == 0)
+        )
+        if i % 200 == 199:
+            await asyncio.sleep(0.01)  # a gentle ramp: the server accepts as it goes
+    pipe.send(("ready", stats.connected))
+    loop = asyncio.get_running_loop()
+    command = await loop.run_in_executor(None, pipe.recv)
+    assert command == "measure"
+    stats.frames = stats.ticks = 0
+    stats.tick_delays_ms = type(stats.tick_delays_ms)("d")
+    stats.record_delays = True
+    command = await loop.run_in_executor(None, pipe.recv)
+    assert command == "stop"
+    stats.record_delays = False
+    pipe.send((stats.frames, stats.ticks, stats.connected, list(stats.tick_delays_ms)))
+    for client in clients:
+        if client.transport is not None:
+            client.transport.abort()
+
+
+# -- one measurement --------------------------------------------------------
+
+
+def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, Any]:
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="pp-bench-")
+    if kind == "floor":
+        cmd = [sys.executable, "-m", "bench.floor", "--port", str(port)]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pillarpayout_ws",
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--data-dir",
+            data_dir,
+            "--port",
+            str(port),
+            "--betting-ms",
+            "1000",
+            "--cooldown-ms",
+            "1000",
+            "--tick-ms",
+            "100",
+            "--max-connections-per-ip",
+            str(clients + 10),
+        ]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    server = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=raise_nofile
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        rss_before = rss_bytes(server.pid)
+        pipes, workers = [], []
+        per = clients // procs
+        for i in range(procs):
+            parent, child = mp.Pipe()
+            proc = mp.Process(target=worker, args=(port, per, i, child), daemon=True)
+            proc.start()
+            pipes.append(parent)
+            workers.append(proc)
+        connected = sum(p.recv()[1] for p in pipes)
+        time.sleep(2.0)  # settle
+        rss_after = rss_bytes(server.pid)
+        cpu0 = cpu_seconds(server.pid)
+        for p in pipes:
+            p.send("measure")
+        time.sleep(window_s)
+        cpu1 = cpu_seconds(server.pid)
+        for p in pipes:
+            p.send("stop")
+        results = [p.recv() for p in pipes]
+        for proc in workers:
+            proc.join(10)
+        frames = sum(r[0] for r in results)
+        ticks = sum(r[1] for r in results)
+        still = sum(r[2] for r in results)
+        delays = [d for r in results for d in r[3]]
+        metrics = ""
+        if kind == "serve":
+            with contextlib.suppress(OSError):
+                metrics = (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                    .read()
+                    .decode()
+                )
+        skipped = next(
+            (
+                float(line.split()[1])
+                for line in metrics.splitlines()
+                if line.startswith("pillarpayout_ticks_skipped ")
+            ),
+            0.0,
+        )
+        cpu = cpu1 - cpu0
+        return {
+            "kind": kind,
+            "clients": connected,
+            "connected_at_end": still,
+            "window_s": window_s,
+            "frames": frames,
+            "ticks": ticks,
+            "cpu_s": round(cpu, 3),
+            "cpu_us_per_delivery": round(cpu / frames * 1e6, 3) if frames else None,
+            "tick_delay_ms": {
+                "p50": round(percentile(delays, 50), 2),
+                "p90": round(percentile(delays, 90), 2),
+                "p99": round(percentile(delays, 99), 2),
+                "max": round(max(delays), 2) if delays else None,
+            },
+            "ticks_per_client": round(ticks / connected, 1) if connected else 0,
+            "ticks_skipped": skipped,
+            "rss_per_connection_bytes": round((rss_after - rss_before) / max(1, connected)),
+        }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[3000, 10000])
+    parser.add_argument("--window", type=float, default=15.0)
+    parser.add_argument("--repeat", type=int, default=3, help="floor/serve pairs per count")
+    parser.add_argument("--procs", type=int, default=2)
+    args = parser.parse_args(argv)
+    raise_nofile()
+    out: dict[str, Any] = {"cases": []}
+    for n in args.clients:
+        pairs: list[dict[str, Any]] = []
+        for _ in range(args.repeat):
+            floor = run_case("floor", n, args.window, args.procs)
+            serve = run_case("serve", n, args.window, args.procs)
+            ratio = None
+            if floor["cpu_us_per_delivery"] and serve["cpu_us_per_delivery"]:
+                ratio = round(serve["cpu_us_per_delivery"] / floor["cpu_us_per_delivery"], 3)
+            pairs.append({"floor": floor, "serve": serve, "ratio": ratio})
+            print(
+                {
+                    "clients": n,
+                    "ratio": ratio,
+                    "floor_us": floor["cpu_us_per_delivery"],
+                    "serve_us": serve["cpu_us_per_delivery"],
+                    "floor_p99_ms": floor["tick_delay_ms"]["p99"],
+                    "serve_p99_ms": serve["tick_delay_ms"]["p99"],
+                    "serve_rss_per_conn": serve["rss_per_connection_bytes"],
+                },
+                flush=True,
+            )
+        ratios: list[float] = [p["ratio"] for p in pairs if p["ratio"] is not None]
+        out["cases"].append(
+            {
+                "clients": n,
+                "ratio_median": statistics.median(ratios) if ratios else None,
+                "pairs": pairs,
+            }
+        )
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -19,14 +19,14 @@ CREATE TABLE IF NOT EXISTS schema_version (
 
 CREATE TABLE IF NOT EXISTS users (
     id             BIGSERIAL PRIMARY KEY,
-    username       VARCHAR(32)  NOT NULL UNIQUE,
+    username       VARCHAR(32)  NOT NULL,  -- unique case-insensitively (index below)
     email          VARCHAR(254) NOT NULL UNIQUE,
     password_hash  TEXT         NOT NULL,
     -- Always equal to SUM(ledger.amount) of the user: changed only by deltas.
     balance        BIGINT       NOT NULL DEFAULT 0 CHECK (balance >= 0),
     created_at     TIMESTAMPTZ  NOT NULL DEFAULT now(),
     updated_at     TIMESTAMPTZ  NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);  -- room for HOT updates: a flush moves thousands of balances
 -- "Alice" and "alice" are one account.
 CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username));
 
@@ -75,11 +75,10 @@ CREATE TABLE IF NOT EXISTS bets (
     status                   TEXT    NOT NULL CHECK (status IN ('cashed_out', 'lost', 'refunded')),
     cashout_reason           TEXT    CHECK (cashout_reason IN ('manual', 'auto', 'forced')),
     placed_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
-    UNIQUE (user_id, round_id),
+    UNIQUE (round_id, user_id),  -- one bet per user per round; also the per-round index
     CHECK ((status = 'cashed_out') = (cash_out_multiplier_x100 IS NOT NULL)),
     CHECK (status = 'cashed_out' OR winnings = 0)
 );
-CREATE INDEX IF NOT EXISTS bets_round ON bets (round_id);
 CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
 CREATE INDEX IF NOT EXISTS bets_user_ref ON bets (user_id, ref) WHERE ref IS NOT NULL;
 
@@ -89,16 +88,19 @@ CREATE TABLE IF NOT EXISTS ledger (
     user_id     BIGINT      NOT NULL REFERENCES users (id),
     kind        TEXT        NOT NULL CHECK (kind IN ('grant', 'bet', 'payout', 'refund')),
     amount      BIGINT      NOT NULL CHECK (amount <> 0),  -- signed: a bet is negative
-    round_id    BIGINT      REFERENCES rounds (id),
+    round_id    BIGINT,  -- the bet's round (bet_id's foreign key already pins it)
     bet_id      BIGINT      REFERENCES bets (id),
-    -- Replaying a flush or a grant inserts nothing twice.
-    idem_key    TEXT        NOT NULL UNIQUE,
+    -- Replaying a flush or a grant inserts nothing twice: grants are unique by
+    -- this key, a bet's rows by (bet_id, kind), i.e. by the same (round, user,
+    -- kind) the key spells out (indexes below).
+    idem_key    TEXT        NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     CHECK ((kind = 'bet') = (amount < 0)),
     CHECK ((kind = 'grant') = (bet_id IS NULL))
 );
 CREATE INDEX IF NOT EXISTS ledger_user ON ledger (user_id, id DESC);
-CREATE INDEX IF NOT EXISTS ledger_bet ON ledger (bet_id) WHERE bet_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_grant_key ON ledger (idem_key) WHERE kind = 'grant';
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS sessions (
     token_sha256  CHAR(64)    PRIMARY KEY,  -- the token itself is never stored

@@ -439,6 +439,14 @@ class EmbeddedServers:
                 "listen_addresses=",
                 "-c",
                 "max_connections=200",
+                # A flush writes tens of thousands of rows in one transaction: room
+                # for its WAL in memory, and no checkpoint in the middle of it.
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "wal_buffers=16MB",
+                "-c",
+                "max_wal_size=2GB",
             ],
             log_path,
         )

@@ -6,7 +6,7 @@ transaction, one statement per table, with ``unnest`` arrays:
 1. round rows ``ON CONFLICT DO NOTHING``: a round already there is skipped
    whole, which makes the flush idempotent by round id;
 2. the bets of the newly inserted rounds;
-3. their ledger rows and the grants ``ON CONFLICT (idem_key) DO NOTHING``;
+3. their ledger rows and the grants ``ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING``;
 4. ``users.balance += delta`` for exactly the ledger rows inserted in 3:
    balances only ever move by deltas, never by absolute values;
 5. community-goal progress, once per (round, goal).
@@ -201,7 +201,7 @@ class Database:
     async def _credit(conn: asyncpg.Connection, user_id: int, amount: int, key: str) -> None:
         inserted = await conn.fetchval(
             "INSERT INTO ledger (user_id, kind, amount, idem_key) VALUES ($1, 'grant', $2, $3) "
-            "ON CONFLICT (idem_key) DO NOTHING RETURNING id",
+            "ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING RETURNING id",
             user_id,
             amount,
             key,
@@ -359,7 +359,9 @@ class Database:
             )
             new_ids = {row["id"] for row in inserted}
         fresh = [r for r in rounds if r.round_id in new_ids]
+        deltas: dict[int, int] = defaultdict(int)
         bet_cols: list[list[Any]] = [[] for _ in range(9)]
+        ledger_cols: list[list[Any]] = [[] for _ in range(5)]
         for r in fresh:
             for b in r.bets:
                 for col, value in zip(
@@ -378,60 +380,64 @@ class Database:
                     strict=True,
                 ):
                     col.append(value)
-        bet_ids: dict[tuple[int, int], int] = {}
-        if bet_cols[0]:
-            rows = await conn.fetch(
-                """
-                INSERT INTO bets (round_id, user_id, ref, bet_amount, auto_cashout_x100,
-                                  cash_out_multiplier_x100, winnings, status, cashout_reason)
-                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
-                                     $5::int[], $6::int[], $7::bigint[], $8::text[], $9::text[])
-                RETURNING id, round_id, user_id
-                """,
-                *bet_cols,
-            )
-            bet_ids = {(row["round_id"], row["user_id"]): row["id"] for row in rows}
-        ledger_cols: list[list[Any]] = [[] for _ in range(6)]
-        for r in fresh:
-            for b in r.bets:
-                bet_id = bet_ids[(r.round_id, b.user_id)]
                 for kind, amount, key in b.ledger(r.round_id):
+                    deltas[b.user_id] += amount
                     for col, value in zip(
-                        ledger_cols, (b.user_id, kind, amount, r.round_id, bet_id, key), strict=True
+                        ledger_cols, (b.user_id, kind, amount, r.round_id, key), strict=True
                     ):
                         col.append(value)
-        for g in grants:
-            for col, value in zip(
-                ledger_cols, (g.user_id, "grant", g.amount, None, None, g.key), strict=True
-            ):
-                col.append(value)
-        ledger_rows = 0
-        if ledger_cols[0]:
-            rows = await conn.fetch(
+        ledger_rows = len(ledger_cols[0])
+        if bet_cols[0]:
+            # One statement: the bets, then their ledger rows joined to the new bet
+            # ids. No ON CONFLICT: the round row above already made this idempotent,
+            # so a conflict here would be a bug and should fail the transaction.
+            await conn.execute(
                 """
+                WITH new_bets AS (
+                    INSERT INTO bets (round_id, user_id, ref, bet_amount, auto_cashout_x100,
+                                      cash_out_multiplier_x100, winnings, status, cashout_reason)
+                    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
+                                         $5::int[], $6::int[], $7::bigint[], $8::text[],
+                                         $9::text[])
+                    RETURNING id, round_id, user_id
+                )
                 INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key)
-                SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
-                                     $5::bigint[], $6::text[])
-                ON CONFLICT (idem_key) DO NOTHING
-                RETURNING user_id, amount
+                SELECT l.user_id, l.kind, l.amount, l.round_id, b.id, l.idem_key
+                FROM unnest($10::bigint[], $11::text[], $12::bigint[], $13::bigint[],
+                            $14::text[]) AS l(user_id, kind, amount, round_id, idem_key)
+                JOIN new_bets b ON b.round_id = l.round_id AND b.user_id = l.user_id
                 """,
+                *bet_cols,
                 *ledger_cols,
             )
-            ledger_rows = len(rows)
-            deltas: dict[int, int] = defaultdict(int)
+        if grants:
+            # Grants are idempotent by their own key: only the new ones count.
+            rows = await conn.fetch(
+                """
+                INSERT INTO ledger (user_id, kind, amount, idem_key)
+                SELECT u, 'grant', a, k FROM unnest($1::bigint[], $2::bigint[], $3::text[])
+                    AS g(u, a, k)
+                ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING
+                RETURNING user_id, amount
+                """,
+                [g.user_id for g in grants],
+                [g.amount for g in grants],
+                [g.key for g in grants],
+            )
+            ledger_rows += len(rows)
             for row in rows:
                 deltas[row["user_id"]] += row["amount"]
-            changed = {u: d for u, d in deltas.items() if d}
-            if changed:
-                await conn.execute(
-                    """
-                    UPDATE users SET balance = users.balance + d.delta, updated_at = now()
-                    FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta)
-                    WHERE users.id = d.id
-                    """,
-                    list(changed),
-                    list(changed.values()),
-                )
+        changed = {u: d for u, d in deltas.items() if d}
+        if changed:
+            await conn.execute(
+                """
+                UPDATE users SET balance = users.balance + d.delta, updated_at = now()
+                FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta)
+                WHERE users.id = d.id
+                """,
+                list(changed),
+                list(changed.values()),
+            )
         for r in fresh:
             if r.goal is None:
                 continue

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import pytest
+
+from pillarpayout_ws.exceptions import StorageError
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
 from pillarpayout_ws.storage.settle import settle_round
@@ -30,20 +33,34 @@ async def test_audit_catches_a_tampered_balance(storage: Storage) -> None:
 
 async def test_audit_catches_a_double_settlement(storage: Storage) -> None:
     a, _ = await played(storage)
-    bet = (await storage.db.fetch("SELECT id, winnings FROM bets WHERE user_id = $1", a))[0]
-    # A second payout, with the balance moved to match so that only the bet is wrong.
+    bet = (await storage.db.fetch("SELECT id, bet_amount FROM bets WHERE user_id = $1", a))[0]
+    # The bet was cashed out; a refund on top, with the balance moved to match so
+    # that only the settlement is wrong.
     await storage.db.execute(
         "INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key) "
-        "VALUES ($1, 'payout', $2, 1, $3, 'payout:again')",
+        "VALUES ($1, 'refund', $2, 1, $3, 'refund:again')",
         a,
-        bet["winnings"],
+        bet["bet_amount"],
         bet["id"],
     )
     await storage.db.execute(
-        "UPDATE users SET balance = balance + $2 WHERE id = $1", a, bet["winnings"]
+        "UPDATE users SET balance = balance + $2 WHERE id = $1", a, bet["bet_amount"]
     )
     report = await audit(storage.db, storage.live)
     assert any(f"bet {bet['id']}" in p and "exactly once" in p for p in report.problems)
+
+
+async def test_the_schema_refuses_a_second_payout(storage: Storage) -> None:
+    a, _ = await played(storage)
+    bet = (await storage.db.fetch("SELECT id, winnings FROM bets WHERE user_id = $1", a))[0]
+    with pytest.raises(StorageError, match="ledger_bet_kind"):
+        await storage.db.execute(
+            "INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key) "
+            "VALUES ($1, 'payout', $2, 1, $3, 'payout:again')",
+            a,
+            bet["winnings"],
+            bet["id"],
+        )
 
 
 async def test_audit_catches_a_payout_above_the_crash_point(storage: Storage) -> None:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = [p.recv() for p in pipes]
         for proc in procs:
             proc.join(10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(120)
@@ -196,8 +199,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "acked": len(latencies),
         "unanswered": sum(r["unanswered"] for r in results),
         "errors": errors,
+        "server_metrics": [
+            line for line in metrics.splitlines()
+            if line.startswith(("pillarpayout_redis_commit_seconds_bucket",
+                                "pillarpayout_gc_seconds_sum", "pillarpayout_gc_seconds_count"))
+        ],
         "bet_ack_ms": {
             "p50": round(statistics.median(latencies), 2) if latencies else None,
+            "p90": round(percentile(latencies, 90), 2),
             "p99": round(percentile(latencies, 99), 2),
             "max": round(max(latencies), 2) if latencies else None,
         },

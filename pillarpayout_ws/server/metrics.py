@@ -54,6 +54,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.gc_seconds = Histogram(
+            "pillarpayout_gc_seconds",
+            "garbage collection run in each round's cooldown",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.redis_commit_failures = Counter(
             "pillarpayout_redis_commit_failures", "group commits Redis did not take", registry=r
         )

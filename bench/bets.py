@@ -200,9 +200,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "unanswered": sum(r["unanswered"] for r in results),
         "errors": errors,
         "server_metrics": [
-            line for line in metrics.splitlines()
-            if line.startswith(("pillarpayout_redis_commit_seconds_bucket",
-                                "pillarpayout_gc_seconds_sum", "pillarpayout_gc_seconds_count"))
+            line
+            for line in metrics.splitlines()
+            if line.startswith(
+                (
+                    "pillarpayout_redis_commit_seconds_bucket",
+                    "pillarpayout_gc_seconds_sum",
+                    "pillarpayout_gc_seconds_count",
+                )
+            )
         ],
         "bet_ack_ms": {
             "p50": round(statistics.median(latencies), 2) if latencies else None,

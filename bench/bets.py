@@ -16,11 +16,8 @@ import asyncio
 import contextlib
 import hashlib
 import multiprocessing as mp
-import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -31,7 +28,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench.fanout import free_port, percentile, raise_nofile
+from bench.common import free_port, percentile, raise_nofile, start_serve
 from loadtest.client import ClientStats, GameClient, open_client
 from pillarpayout_ws.storage import open_storage
 
@@ -142,30 +139,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tokens = uvloop.run(provision(data_dir, args.bettors))
     window_ms = int(args.bettors / args.rate * 1000) + 1500
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pillarpayout_ws",
-            "--log-level",
-            "WARNING",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            "--betting-ms",
-            str(window_ms),
-            "--cooldown-ms",
-            "500",
-            "--max-connections-per-ip",
-            str(args.bettors + 10),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        preexec_fn=raise_nofile,
+    server = start_serve(
+        data_dir,
+        port,
+        "--betting-ms",
+        str(window_ms),
+        "--cooldown-ms",
+        "500",
+        "--max-connections-per-ip",
+        str(args.bettors + 10),
     )
     try:
         time.sleep(3)

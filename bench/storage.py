@@ -11,11 +11,8 @@ Run with ``python -m bench.storage``.
 
 from __future__ import annotations
 
-import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -25,6 +22,7 @@ from typing import Any
 
 import uvloop
 
+from bench.common import free_port, start_serve
 from pillarpayout_ws.engine.records import BetPlaced, CashedOut, RoundCrashed, RoundOpened
 from pillarpayout_ws.storage import open_storage
 from pillarpayout_ws.storage.settle import settle_round
@@ -78,24 +76,9 @@ async def _storage_numbers(rounds: int = 5, commits: int = 50) -> dict[str, Any]
 
 
 def _startup_s(data_dir: Path) -> float:
-    port = 18000 + os.getpid() % 1000
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    port = free_port()
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pillarpayout_ws",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = start_serve(data_dir, port)
     try:
         while True:
             try:

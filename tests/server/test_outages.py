@@ -1,0 +1,89 @@
+"""PostgreSQL down under a running server, and bets during shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.storage import open_storage
+
+from .conftest import SPEED, GameServer, Player
+
+
+def healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def test_postgres_down_gives_unavailable_and_503_then_recovers(tmp_path: Path) -> None:
+    storage = await open_storage(data_dir=tmp_path / "data")
+    assert storage.embedded is not None
+    app = App(ServerConfig(port=0), storage, time_scale=SPEED)
+    await app.start()
+    try:
+        game = GameServer(app)
+        alice, _ = await game.register("alice")
+        await asyncio.to_thread(storage.embedded.stop_postgres)
+        await app._check_health()  # what the health loop runs every second
+        assert await asyncio.to_thread(healthz, app.port) == 503
+
+        other = await game.connect()
+        await other.send(type="login", username="alice", password="correct horse battery", ref="l1")
+        assert (await other.next("error", ref="l1"))["code"] == "unavailable"
+        # The game goes on without PostgreSQL: ticks flow, bets are taken.
+        betting = await alice.next("betting")
+        await alice.send(type="bet", amount=100, ref="b")
+        assert (await alice.next("bet_accepted", ref="b"))["round_id"] == betting["round_id"]
+
+        await asyncio.to_thread(storage.embedded.start)
+        await app._check_health()
+        await app.flusher.wait_until(lambda: app.flusher.healthy)
+        assert await asyncio.to_thread(healthz, app.port) == 200
+        await other.send(type="login", username="alice", password="correct horse battery")
+        await other.next("session")
+        for player in (alice, other):
+            await player.close()
+    finally:
+        await app.stop()
+        await storage.close()
+
+
+async def test_bets_are_refused_once_shutdown_begins(game_server: GameServer) -> None:
+    alice, _ = await game_server.register("alice")
+    await alice.next("betting")
+    # The first step of App.stop(): no new bets, the running round may finish.
+    waiting = asyncio.create_task(game_server.app.runner.wait_round_over(0.0))
+    await alice.send(type="bet", amount=100, ref="late")
+    assert (await alice.next("error", ref="late"))["code"] == "shutting_down"
+    await waiting
+    await alice.close()
+
+
+async def test_a_bug_in_one_frame_reaches_only_that_client(
+    game_server: GameServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _ = await game_server.register("alice")
+    bob: Player = (await game_server.register("bob"))[0]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("pillarpayout_ws.server.handler.ConnectionHandler.chat", broken)
+    await alice.send(type="chat", text="hello", ref="c")
+    assert (await alice.next("error", ref="c"))["code"] == "internal_error"
+    # Both connections and the game loop carry on.
+    await alice.send(type="ping", ref="p1")
+    await alice.next("pong", ref="p1")
+    await bob.send(type="ping", ref="p2")
+    await bob.next("pong", ref="p2")
+    await bob.next("tick", within=30)
+    for player in (alice, bob):
+        await player.close()

@@ -37,6 +37,7 @@ from pillarpayout_ws.protocol.commands import (
 )
 from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 from pillarpayout_ws.protocol.frames import (
+    LIVE_BETS_LIMIT,
     encode_bets,
     encode_chat,
     encode_error,
@@ -49,6 +50,7 @@ from pillarpayout_ws.protocol.frames import (
 
 __all__ = [
     "COMMAND_TYPES",
+    "LIVE_BETS_LIMIT",
     "MAX_AMOUNT",
     "MAX_CHAT_LENGTH",
     "MAX_EMAIL_LENGTH",

@@ -21,6 +21,7 @@ Nothing here reads the clock: every ``ts`` is the caller's.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import assert_never
 
@@ -43,6 +44,7 @@ from pillarpayout_ws.engine.events import (
 from pillarpayout_ws.engine.goals import Goal
 
 __all__ = [
+    "LIVE_BETS_LIMIT",
     "encode_bets",
     "encode_chat",
     "encode_error",
@@ -54,6 +56,9 @@ __all__ = [
 ]
 
 _Object = dict[str, object]
+
+# The most bets a ``bets`` frame or a ``hello`` lists (the largest ones).
+LIVE_BETS_LIMIT = 100
 
 
 def encode_event(event: Event, *, ts: float) -> bytes:
@@ -168,8 +173,12 @@ def encode_chat(username: str, text: str, ts: float) -> bytes:
 
 
 def encode_bets(round_id: int, bets: Sequence[BetView]) -> bytes:
-    """The live bets of ``round_id`` that changed since the last ``bets`` frame."""
-    return orjson.dumps({"type": "bets", "round_id": round_id, "bets": _bets(bets)})
+    """The live bets of ``round_id`` that changed since the last ``bets`` frame.
+
+    At most ``LIVE_BETS_LIMIT`` of them, the largest; ``more`` counts the rest.
+    """
+    shown, more = _largest(bets)
+    return orjson.dumps({"type": "bets", "round_id": round_id, "bets": _bets(shown), "more": more})
 
 
 def encode_hello(
@@ -182,7 +191,9 @@ def encode_hello(
     """The first frame of every connection: everything needed to draw the game now.
 
     ``chat`` is the recent lines as ``(username, text, ts)``, oldest first.
+    Like ``bets`` frames, it lists at most ``LIVE_BETS_LIMIT`` bets, the largest.
     """
+    hello_bets, more = _largest(snapshot.bets)
     return orjson.dumps(
         {
             "type": "hello",
@@ -204,7 +215,8 @@ def encode_hello(
                 {"username": username, "text": text, "ts": line_ts}
                 for username, text, line_ts in chat
             ],
-            "bets": _bets(snapshot.bets),
+            "bets": _bets(hello_bets),
+            "bets_more": more,
             "ts": ts,
         }
     )
@@ -236,6 +248,20 @@ def _goal(goal: Goal) -> _Object:
         "reward": goal.reward,
         "status": "completed" if goal.completed else "active",
     }
+
+
+def _largest(bets: Sequence[BetView]) -> tuple[Sequence[BetView], int]:
+    """The ``LIVE_BETS_LIMIT`` largest bets and how many were left out.
+
+    A round with thousands of bets would otherwise put a frame of hundreds of
+    kilobytes in every socket at once (the delta when the round starts, and
+    every ``hello``): a client draws a leaderboard, not the whole list.
+    """
+    if len(bets) <= LIVE_BETS_LIMIT:
+        return bets, 0
+    return heapq.nlargest(LIVE_BETS_LIMIT, bets, key=lambda b: b.amount), len(
+        bets
+    ) - LIVE_BETS_LIMIT
 
 
 def _bets(bets: Sequence[BetView]) -> list[_Object]:

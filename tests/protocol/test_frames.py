@@ -27,6 +27,7 @@ from pillarpayout_ws.engine.events import (
 from pillarpayout_ws.engine.goals import Goal
 from pillarpayout_ws.engine.phases import Phase
 from pillarpayout_ws.protocol import (
+    LIVE_BETS_LIMIT,
     encode_bets,
     encode_chat,
     encode_error,
@@ -268,8 +269,13 @@ BETS_WIRE = [
 
 
 def test_encode_bets() -> None:
-    assert decoded(encode_bets(7, BETS)) == {"type": "bets", "round_id": 7, "bets": BETS_WIRE}
-    assert decoded(encode_bets(7, [])) == {"type": "bets", "round_id": 7, "bets": []}
+    assert decoded(encode_bets(7, BETS)) == {
+        "type": "bets",
+        "round_id": 7,
+        "bets": BETS_WIRE,
+        "more": 0,
+    }
+    assert decoded(encode_bets(7, [])) == {"type": "bets", "round_id": 7, "bets": [], "more": 0}
 
 
 def test_encode_hello_while_running() -> None:
@@ -312,6 +318,7 @@ def test_encode_hello_while_running() -> None:
             {"username": "bob", "text": "gl", "ts": TS - 1},
         ],
         "bets": BETS_WIRE,
+        "bets_more": 0,
         "ts": TS,
     }
 
@@ -363,3 +370,13 @@ def test_encode_hello_before_the_first_round() -> None:
         None,
     )
     assert (hello["m"], hello["integrity"]) == (1.0, 100.0)
+
+
+def test_live_bets_are_capped_to_the_largest() -> None:
+    bets = [BetView(i, f"p{i}", 100 + i, "open", None, None) for i in range(250)]
+    frame = orjson.loads(encode_bets(7, bets))
+    assert len(frame["bets"]) == LIVE_BETS_LIMIT
+    assert frame["more"] == 150
+    assert min(b["amount"] for b in frame["bets"]) == 100 + 150  # the 100 largest
+    small = orjson.loads(encode_bets(7, bets[:3]))
+    assert (len(small["bets"]), small["more"]) == (3, 0)

@@ -360,12 +360,11 @@ class Database:
             new_ids = {row["id"] for row in inserted}
         fresh = [r for r in rounds if r.round_id in new_ids]
         deltas: dict[int, int] = defaultdict(int)
-        bet_cols: list[list[Any]] = [[] for _ in range(9)]
-        ledger_cols: list[list[Any]] = [[] for _ in range(5)]
+        bet_rows: list[tuple[Any, ...]] = []
+        entries: list[tuple[Any, ...]] = []
         for r in fresh:
             for b in r.bets:
-                for col, value in zip(
-                    bet_cols,
+                bet_rows.append(
                     (
                         r.round_id,
                         b.user_id,
@@ -376,18 +375,15 @@ class Database:
                         b.payout,
                         b.status,
                         b.reason,
-                    ),
-                    strict=True,
-                ):
-                    col.append(value)
+                    )
+                )
                 for kind, amount, key in b.ledger(r.round_id):
                     deltas[b.user_id] += amount
-                    for col, value in zip(
-                        ledger_cols, (b.user_id, kind, amount, r.round_id, key), strict=True
-                    ):
-                        col.append(value)
-        ledger_rows = len(ledger_cols[0])
-        if bet_cols[0]:
+                    entries.append((b.user_id, kind, amount, r.round_id, key))
+        ledger_rows = len(entries)
+        if bet_rows:
+            bet_cols = [list(column) for column in zip(*bet_rows, strict=True)]
+            ledger_cols = [list(column) for column in zip(*entries, strict=True)]
             # One statement: the bets, then their ledger rows joined to the new bet
             # ids. No ON CONFLICT: the round row above already made this idempotent,
             # so a conflict here would be a bug and should fail the transaction.

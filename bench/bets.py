@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if line.startswith(
                 (
                     "pillarpayout_redis_commit_seconds_bucket",
+                    'pillarpayout_answer_seconds_bucket{command="bet"',
                     "pillarpayout_gc_seconds_sum",
                     "pillarpayout_gc_seconds_count",
                 )

@@ -54,6 +54,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.answer_seconds = Histogram(
+            "pillarpayout_answer_seconds",
+            "a bet or cashout frame's arrival to its answer written (after the Redis commit)",
+            ["command"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.gc_seconds = Histogram(
             "pillarpayout_gc_seconds",
             "garbage collection run in each round's cooldown",

@@ -22,7 +22,7 @@ import contextlib
 import gc
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..engine.errors import EngineError
 from ..engine.events import (
@@ -60,12 +60,15 @@ class BetCommand:
     amount: int
     auto_cashout: int | None
     ref: str | None
+    # perf_counter() when the frame arrived: /metrics times it to its answer.
+    received: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(frozen=True, slots=True)
 class CashoutCommand:
     user_id: int
     ref: str | None
+    received: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +199,12 @@ class GameRunner:
             if not grant.done.done():
                 grant.done.set_result(balance if balance is not None else 0)
         self._dispatch(events)
+        answered = time.perf_counter()
+        for command in pending:
+            if isinstance(command, BetCommand):
+                self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
+            elif isinstance(command, CashoutCommand):
+                self._metrics.answer_seconds.labels("cashout").observe(answered - command.received)
         self.turn_done.set()
 
     async def _commit(self, records: list[Record]) -> None:

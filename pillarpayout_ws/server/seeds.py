@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from ..engine.fairness import RoundSeed, SeedChain
+from ..engine.fairness import ChainSeedSource, SeedChain
 from ..storage.postgres import Database, SeedChainRow
 
 log = logging.getLogger("pillarpayout.server")
@@ -36,40 +36,22 @@ async def create_chain(db: Database, *, length: int, client_seed: str | None) ->
     return SeedChainRow(chain_id, top_seed, length, chain.commitment, salt, 0)
 
 
-class ChainSeeds:
-    """The engine's ``SeedSource`` over one stored chain."""
-
-    def __init__(self, row: SeedChainRow) -> None:
-        self.row = row
-        self._chain = SeedChain.from_top(row.top_seed, row.length)
-        self._next_nonce = row.last_nonce + 1
-
-    @property
-    def commitment(self) -> str:
-        return self.row.commitment
-
-    @property
-    def remaining(self) -> int:
-        return self.row.length - self._next_nonce + 1
-
-    def next_round_seed(self) -> RoundSeed:
-        if self.remaining <= 0:
-            raise RuntimeError(f"seed chain {self.row.id} is exhausted")
-        nonce = self._next_nonce
-        self._next_nonce += 1
-        return RoundSeed(self.row.id, nonce, self._chain.seed_for(nonce), self.row.client_seed)
-
-
-async def load_or_create_chain(db: Database, *, length: int, client_seed: str | None) -> ChainSeeds:
-    """The newest chain if it has rounds left, else a new one."""
+async def load_or_create_chain(
+    db: Database, *, length: int, client_seed: str | None
+) -> ChainSeedSource:
+    """The engine's seed source over the newest chain if it has rounds left, else a new one."""
     row = await db.current_seed_chain()
     if row is None or row.last_nonce >= row.length:
         row = await create_chain(db, length=length, client_seed=client_seed)
-    seeds = ChainSeeds(row)
     log.info(
         "serving seed chain %d (commitment %s), %d round(s) left",
         row.id,
         row.commitment,
-        seeds.remaining,
+        row.length - row.last_nonce,
     )
-    return seeds
+    return ChainSeedSource(
+        SeedChain.from_top(row.top_seed, row.length),
+        chain_id=row.id,
+        client_seed=row.client_seed,
+        next_nonce=row.last_nonce + 1,
+    )

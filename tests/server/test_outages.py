@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,15 +10,8 @@ import pytest
 from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.storage import open_storage
 
+from ..serving import healthz
 from .conftest import SPEED, GameServer, Player
-
-
-def healthz(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 async def test_postgres_down_gives_unavailable_and_503_then_recovers(tmp_path: Path) -> None:

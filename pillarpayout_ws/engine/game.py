@@ -237,6 +237,13 @@ class Game:
         account = self._accounts.get(user_id)
         return None if account is None else account.balance
 
+    def bet_view(self, round_id: int, user_id: int) -> BetView | None:
+        """The public view of ``user_id``'s bet in ``round_id``, while that round is current."""
+        r = self._round
+        if r is None or r.round_id != round_id:
+            return None
+        return r.views.get(user_id)
+
     def next_due_ms(self) -> int | None:
         """The next instant at which ``advance`` has something to do, if any.
 

@@ -156,7 +156,6 @@ class ConnectionHandler:
     def logged_in(self, user: UserRow, token: str, digest: str) -> None:
         app = self.app
         app.runner.game.load_account(user.id, user.username, user.balance)
-        app.runner.usernames[user.id] = user.username
         app.hub.login(self.client, user.id, user.username, digest)
         balance = app.runner.game.balance_of(user.id)
         app.hub.send(

@@ -109,9 +109,7 @@ class GameRunner:
         self._wake = asyncio.Event()
         self._stopped = False
         self.accepting_bets = True
-        self.usernames: dict[int, str] = {}
         self._bets_delta: dict[int, BetView] = {}
-        self._round_bets: dict[int, int] = {}  # user id -> amount, this round
         self._rounds_since_full_gc = 0
         self.turn_done = asyncio.Event()  # set after every turn (tests and shutdown wait on it)
 
@@ -238,26 +236,11 @@ class GameRunner:
             elif isinstance(event, BetAccepted):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.bets.inc()
-                self._round_bets[event.user_id] = event.amount
-                self._bets_delta[event.user_id] = BetView(
-                    event.user_id,
-                    self.usernames.get(event.user_id, "?"),
-                    event.amount,
-                    "open",
-                    None,
-                    None,
-                )
+                self._note_bet_change(event.round_id, event.user_id)
             elif isinstance(event, CashoutDone):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.cashouts.labels(event.reason).inc()
-                self._bets_delta[event.user_id] = BetView(
-                    event.user_id,
-                    self.usernames.get(event.user_id, "?"),
-                    self._round_bets.get(event.user_id, 0),
-                    "cashed_out",
-                    event.multiplier,
-                    event.payout,
-                )
+                self._note_bet_change(event.round_id, event.user_id)
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()
@@ -266,8 +249,6 @@ class GameRunner:
             elif isinstance(event, (BettingOpened, RoundRunning, Crashed, GoalUpdated)):
                 if isinstance(event, (RoundRunning, Crashed)):
                     self._flush_bets_delta(event.round_id)
-                elif isinstance(event, BettingOpened):
-                    self._round_bets.clear()
                 hub.broadcast(encode_event(event, ts=ts))
                 if isinstance(event, Crashed):
                     self._metrics.rounds.inc()
@@ -291,6 +272,12 @@ class GameRunner:
         gc.collect()
         gc.freeze()
         self._metrics.gc_seconds.observe(time.perf_counter() - started)
+
+    def _note_bet_change(self, round_id: int, user_id: int) -> None:
+        """Queue the bet's public view (the engine's) for the next ``bets`` frame."""
+        view = self.game.bet_view(round_id, user_id)
+        if view is not None:  # None: the round is already over, its crash frame says it
+            self._bets_delta[user_id] = view
 
     def _flush_bets_delta(self, round_id: int) -> None:
         if self._bets_delta:

@@ -653,3 +653,14 @@ def test_nothing_before_the_crash_depends_on_the_seed() -> None:
 def test_bad_game_construction() -> None:
     with pytest.raises(ValueError, match="next_round_id"):
         Game(GameConfig(), ScriptedSeeds("00" * 32), next_round_id=0)
+
+
+def test_bet_view_is_the_public_view_of_the_current_round() -> None:
+    table = make_table()
+    game = table.game
+    game.place_bet(100, 1, 1_250, None, "r")
+    view = game.bet_view(1, 1)
+    assert view is not None
+    assert (view.username, view.amount, view.status, view.payout) == ("user1", 1_250, "open", None)
+    assert game.bet_view(1, 2) is None  # no bet
+    assert game.bet_view(2, 1) is None  # not the current round

@@ -29,25 +29,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def start_serve(data_dir: str | Path, port: int, *flags: str) -> subprocess.Popen[bytes]:
-    """``pillarpayout serve`` on its embedded storage (never on DATABASE_URL/REDIS_URL)."""
+def spawn(*args: str) -> subprocess.Popen[bytes]:
+    """A quiet Python child on embedded storage (never DATABASE_URL/REDIS_URL), many fds."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pillarpayout_ws",
-            "--log-level",
-            "WARNING",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            *flags,
-        ],
+        [sys.executable, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
         preexec_fn=raise_nofile,
+    )
+
+
+def start_serve(data_dir: str | Path, port: int, *flags: str) -> subprocess.Popen[bytes]:
+    """``pillarpayout serve`` on its embedded storage."""
+    return spawn(
+        "-m",
+        "pillarpayout_ws",
+        "--log-level",
+        "WARNING",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        *flags,
     )

@@ -25,7 +25,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -35,7 +34,7 @@ from typing import Any
 
 import uvloop
 
-from bench.common import free_port, percentile, raise_nofile, start_serve
+from bench.common import free_port, percentile, raise_nofile, spawn, start_serve
 from loadtest.client import ClientStats, open_client
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -97,14 +96,7 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="pp-bench-")
     if kind == "floor":
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.floor", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            preexec_fn=raise_nofile,
-        )
+        server = spawn("-m", "bench.floor", "--port", str(port))
     else:
         # Short gaps between rounds: ticks flow for ~98 % of the window, as
         # they do for the floor, so both spread fixed costs alike.

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
-import resource
+import platform
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+from loadtest.system import raise_nofile
 
-def raise_nofile() -> None:
-    """Lift this process's open-file limit to its hard limit (thousands of sockets)."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+__all__ = [
+    "free_port",
+    "machine",
+    "percentile",
+    "raise_nofile",
+    "spawn",
+    "start_serve",
+    "wait_healthy",
+]
 
 
 def free_port() -> int:
@@ -54,4 +63,34 @@ def start_serve(data_dir: str | Path, port: int, *flags: str) -> subprocess.Pope
         "--port",
         str(port),
         *flags,
+    )
+
+
+def wait_healthy(port: int, within_s: float = 60.0) -> float:
+    """Seconds until ``/healthz`` on ``port`` answers 200."""
+    started = time.monotonic()
+    while time.monotonic() - started < within_s:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"serve on port {port} was not healthy within {within_s:.0f} s")
+
+
+def machine() -> str:
+    """One line about this machine: CPU, cores, memory, kernel, Python, key packages."""
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    versions = ", ".join(
+        f"{name} {importlib.metadata.version(name)}" for name in ("uvloop", "websockets", "orjson")
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_kib / 2**20:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {versions}"
     )

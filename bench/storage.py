@@ -15,14 +15,12 @@ import signal
 import statistics
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from bench.common import free_port, start_serve
+from bench.common import free_port, start_serve, wait_healthy
 from pillarpayout_ws.engine.records import BetPlaced, CashedOut, RoundCrashed, RoundOpened
 from pillarpayout_ws.storage import open_storage
 from pillarpayout_ws.storage.settle import settle_round
@@ -76,19 +74,9 @@ async def _storage_numbers(rounds: int = 5, commits: int = 50) -> dict[str, Any]
 
 
 def _startup_s(data_dir: Path) -> float:
-    port = free_port()
-    started = time.monotonic()
-    proc = start_serve(data_dir, port)
+    proc = start_serve(data_dir, port := free_port())
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return time.monotonic() - started
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.02)
-            if time.monotonic() - started > 60:
-                raise RuntimeError("serve did not start within 60 s")
+        return wait_healthy(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

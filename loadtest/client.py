@@ -14,6 +14,7 @@ import os
 import struct
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable
 from typing import cast
 
@@ -64,11 +65,13 @@ class ClientStats:
         self.closed = 0
         self.tick_delays_ms = array("d")
         self.record_delays = False
+        self.close_codes: Counter[int] = Counter()  # close frames from the server
 
 
 class GameClient(asyncio.Protocol):
-    """One connection. ``on_frame(client, payload)`` sees every text frame but ticks;
-    only clients with ``measure`` parse the ``ts`` of their ticks."""
+    """One connection. ``on_frame(client, payload)`` sees every text frame but ticks
+    (ticks too with ``all_frames``); only clients with ``measure`` parse the ``ts``
+    of their ticks. ``ticks`` counts this connection's ticks."""
 
     def __init__(
         self,
@@ -77,15 +80,19 @@ class GameClient(asyncio.Protocol):
         stats: ClientStats,
         on_frame: Callable[[GameClient, bytes], None] | None = None,
         measure: bool = True,
+        all_frames: bool = False,
     ) -> None:
         self.host, self.path, self.stats = host, path, stats
         self.on_frame = on_frame
         self.measure = measure
+        self.all_frames = all_frames
+        self.ticks = 0
         self.transport: asyncio.Transport | None = None
         self.open = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
         self._handshaken = False
         self.connected_at = 0.0
+        self.connect_ms = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -148,15 +155,20 @@ class GameClient(asyncio.Protocol):
                 # and parsed only by the clients that measure delay.
                 if buf.startswith(TICK_PREFIX, start):
                     stats.ticks += 1
+                    self.ticks += 1
                     if self.measure and stats.record_delays:
                         ts = tick_ts(bytes(buf[start:pos]))
                         if ts is not None:
                             stats.tick_delays_ms.append((time.time() - ts) * 1000)
+                    if self.all_frames and self.on_frame is not None:
+                        self.on_frame(self, bytes(buf[start:pos]))
                 elif self.on_frame is not None:
                     self.on_frame(self, bytes(buf[start:pos]))
             elif opcode == 0x9 and self.transport is not None:  # ping -> pong
                 self.transport.write(self._control(0xA, bytes(buf[start:pos])))
             elif opcode == 0x8 and self.transport is not None:  # close
+                code = int.from_bytes(buf[start : start + 2], "big") if n >= 2 else 1005
+                stats.close_codes[code] += 1
                 self.transport.close()
         del buf[:pos]
 
@@ -182,10 +194,18 @@ async def open_client(
     local_addr: tuple[str, int] | None = None,
     on_frame: Callable[[GameClient, bytes], None] | None = None,
     measure: bool = True,
+    all_frames: bool = False,
 ) -> GameClient:
+    """A connected client once the server answered the handshake with 101;
+    ``connect_ms`` is how long that took from the first SYN."""
     loop = asyncio.get_running_loop()
+    started = time.monotonic()
     _, client = await loop.create_connection(
-        lambda: GameClient(host, path, stats, on_frame, measure), host, port, local_addr=local_addr
+        lambda: GameClient(host, path, stats, on_frame, measure, all_frames),
+        host,
+        port,
+        local_addr=local_addr,
     )
     await client.open
+    client.connect_ms = (time.monotonic() - started) * 1000
     return client

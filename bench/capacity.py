@@ -1,0 +1,86 @@
+"""Capacity: the most clients ``serve`` holds at 10 Hz within a tick-delay p99 budget.
+
+Starts ``pillarpayout serve`` on embedded storage (ticks every 100 ms, short
+betting and cooldown windows so ticks flow most of the time) and runs the
+load-test harness's ``--find-capacity`` against it: the client count grows by
+half each step until p99 passes the budget, then the gap is halved twice. The
+load generator shares the machine. Run with
+``python -m bench.capacity [--budget-ms 50] [--start 2000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import free_port, start_serve, wait_healthy
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-ms", type=float, default=50.0)
+    parser.add_argument("--start", type=int, default=2000, help="clients in the first step")
+    parser.add_argument("--max-clients", type=int, default=30_000)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per step")
+    args = parser.parse_args(argv)
+    data_dir = Path(tempfile.mkdtemp(prefix="pp-bench-capacity-"))
+    port = free_port()
+    server = start_serve(data_dir, port, "--betting-ms", "100", "--cooldown-ms", "100")
+    report = data_dir / "capacity.json"
+    try:
+        wait_healthy(port)
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "loadtest",
+                "--url",
+                f"ws://127.0.0.1:{port}/ws",
+                "--find-capacity",
+                str(args.budget_ms),
+                "--clients",
+                str(args.start),
+                "--max-clients",
+                str(args.max_clients),
+                "--duration",
+                str(args.duration),
+                "--json",
+                str(report),
+            ],
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(120)
+    result = json.loads(report.read_text())
+    out = {
+        "budget_ms": args.budget_ms,
+        "capacity": result["capacity"],
+        "first_over_budget": result["first_over_budget"],
+        "steps": [
+            {
+                "clients": s["clients"],
+                "connected": s["clients_connected"],
+                "tick_delay_ms": s["tick_delay_ms"],
+                "ticks_missed": s["ticks_missed"],
+                "errors": s["errors"],
+            }
+            for s in result["steps"]
+        ],
+        "search_s": round(elapsed, 1),
+    }
+    print(out, flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench import bench_engine, bets, capacity, fanout, storage
+from bench import bench_engine, bets, capacity, fanout, relay, storage
 from bench.common import machine
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -67,6 +67,18 @@ def entry(results: dict[str, Any], when: str, commit: str) -> str:
         f"capacity at 10 Hz within {cap['budget_ms']:g} ms tick p99",
         f"{cap['capacity']:,} clients (first over: {cap['first_over_budget'] or '-'})",
         "10,000 " + _met(cap["capacity"] >= 10_000),
+    )
+    r = results["relay"]
+    hop = r["hop"]
+    row(
+        "relay hop: tick delay p50 / p99, game vs relay",
+        f"{hop['game']['p50']} / {hop['game']['p99']} ms vs "
+        f"{hop['relay']['p50']} / {hop['relay']['p99']} ms (hop p99 {hop['hop_p99_ms']} ms)",
+        f"hop p99 <= 5 ms {_met(hop['hop_p99_ms'] <= 5)}",
+    )
+    row(
+        f"spectators within {cap['budget_ms']:g} ms p99: game alone vs game + 1 relay",
+        f"{r['capacity_game_alone']:,} vs {r['capacity_game_and_relay']:,}",
     )
     b = results["bets"]
     row(
@@ -125,6 +137,7 @@ def main() -> None:
         "bets": bets.main([]),
         "fanout": fanout.main([]),
         "capacity": capacity.main([]),
+        "relay": relay.main([]),
     }
     print(json.dumps(results, indent=1, default=str))
     commit = subprocess.run(

@@ -41,6 +41,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Load a PillarPayout server with spectators and bettors, and check it.",
     )
     p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="the game's WebSocket URL")
+    p.add_argument(
+        "--spectator-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="spread spectators over these URLs (relays), in turn; repeatable [--url]",
+    )
     p.add_argument("--clients", type=int, default=1000, help="connections in all [1000]")
     p.add_argument(
         "--bettors", type=int, default=0, help="how many of the clients bet every round [0]"
@@ -167,6 +174,7 @@ def metrics_delta(before: dict[str, float] | None, after: dict[str, float] | Non
 
 def settings_for(args: argparse.Namespace, clients: int) -> Settings:
     return Settings(
+        spectator_targets=tuple(target_of(url) for url in args.spectator_url),
         clients=clients,
         bettors=min(args.bettors, clients),
         duration=args.duration,
@@ -252,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = target_of(args.url)
         check_settings(args, target)
-        probe(target)
+        for url in [args.url, *args.spectator_url]:
+            probe(target_of(url))
     except UsageError as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return 2

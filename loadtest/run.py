@@ -39,6 +39,7 @@ class Settings:
     house_edge: float
     user_prefix: str
     password: str
+    spectator_targets: tuple[Target, ...] = ()
 
 
 def percentiles(values: array[float], *qs: int) -> dict[str, float | None]:
@@ -145,6 +146,7 @@ def run_load(
             user_prefix=settings.user_prefix,
             password=settings.password,
             spread_sources=target.loopback,
+            spectator_endpoints=tuple((t.host, t.port, t.path) for t in settings.spectator_targets),
         )
         first += spectators[i] + bettors[i]
         mine, theirs = ctx.Pipe()

@@ -57,6 +57,8 @@ class Plan:
     user_prefix: str
     password: str
     spread_sources: bool  # use 127.0.0.x source addresses (loopback targets)
+    # Where spectators connect, in turn (relays); empty: the game's own URL.
+    spectator_endpoints: tuple[tuple[str, int, str], ...] = ()
     sample_every: float = 1.0
 
 
@@ -138,13 +140,17 @@ class Worker:
         local = None
         if plan.spread_sources:
             local = (f"127.0.0.{2 + global_number // PER_SOURCE_ADDRESS}", 0)
+        host, port, path = plan.host, plan.port, plan.path
+        if bettor is None and not first and plan.spectator_endpoints:
+            endpoints = plan.spectator_endpoints
+            host, port, path = endpoints[global_number % len(endpoints)]
         async with gate:
             try:
                 client = await open_client(
-                    plan.host,
-                    plan.port,
+                    host,
+                    port,
                     self.stats,
-                    path=plan.path,
+                    path=path,
                     local_addr=local,
                     on_frame=on_frame,
                     measure=global_number % plan.measure_every == 0,

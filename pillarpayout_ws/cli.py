@@ -1,4 +1,4 @@
-"""The ``pillarpayout`` command: serve, verify, chain, audit, grant.
+"""The ``pillarpayout`` command: serve, relay, verify, chain, audit, grant.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
 use, missing wheel, unknown user) ends in one line on stderr and exit code 2;
@@ -116,6 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the per-IP limits to loopback addresses too [off]",
     )
 
+    relay = sub.add_parser("relay", help="serve read-only spectator streams from Redis")
+    relay.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="the game's Redis [env REDIS_URL, else the embedded one of a running serve]",
+    )
+    relay.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("./.pillarpayout"),
+        help="with no Redis URL: the data dir of the running serve [./.pillarpayout]",
+    )
+    relay.add_argument("--host", default="127.0.0.1")
+    relay.add_argument("--port", type=int, default=8766)
+    relay.add_argument(
+        "--reuse-port", action="store_true", help="share the port with other relays (SO_REUSEPORT)"
+    )
+    relay.add_argument(
+        "--game-url",
+        default="ws://127.0.0.1:8765/ws",
+        help="where players play, named in read_only errors [ws://127.0.0.1:8765/ws]",
+    )
+
     verify = sub.add_parser("verify", help="print the crash point of a round")
     verify.add_argument("--server-seed", required=True)
     verify.add_argument("--client-seed", required=True)
@@ -206,6 +229,20 @@ async def _grant(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _relay(args: argparse.Namespace) -> int:
+    from .server.relay import relay_config_from_args, run_relay
+    from .storage.embedded import EmbeddedServers
+
+    url = args.redis_url
+    if url is None:
+        url = EmbeddedServers(args.data_dir).running_redis_url()
+        if url is None:
+            raise ConfigError(
+                f"no Redis: give --redis-url, or run serve on --data-dir {args.data_dir} first"
+            )
+    return await run_relay(relay_config_from_args(args, url))
+
+
 def _run(coro_fn: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
     import uvloop
 
@@ -230,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .server.app import serve_from_args
 
             return _run(serve_from_args, args)
-        commands = {"chain": _chain, "audit": _audit, "grant": _grant}
+        commands = {"chain": _chain, "audit": _audit, "grant": _grant, "relay": _relay}
         return _run(commands[args.command], args)
     except PillarPayoutError as exc:
         print(f"pillarpayout {args.command}: {exc}", file=sys.stderr)

@@ -39,6 +39,7 @@ from .auth import Accounts, is_loopback
 from .fanout import GameConnection, Hub
 from .handler import ConnectionHandler, TokenBucket
 from .metrics import Metrics
+from .publish import Publisher
 from .runner import GameRunner, GrantCommand
 from .seeds import load_or_create_chain
 
@@ -142,6 +143,7 @@ class App:
         self._server: Server | None = None
         self._stopping = asyncio.Event()
         self._runner_task: asyncio.Task[None] | None = None
+        self.publisher: Publisher | None = None
 
     @property
     def port(self) -> int:
@@ -213,6 +215,9 @@ class App:
             ) from None
         self._runner_task = asyncio.create_task(self.runner.run(), name="game-loop")
         self._runner_task.add_done_callback(self._task_done)
+        self.publisher = Publisher(self.storage.live, self.hello)
+        self.hub.mirror = self.publisher.frame
+        self._spawn(self.publisher.run(), "publisher")
         self._spawn(self.flusher.run(), "flusher")
         self._spawn(self._every(HEALTH_INTERVAL_S, self._check_health), "health")
         self._spawn(self._every(GRANT_POLL_S, self._take_grants), "grants")
@@ -242,6 +247,8 @@ class App:
             self.runner.stop()
             await runner_task
         self.flusher.close()
+        if self.publisher is not None:
+            self.publisher.close()
         # The loops end by themselves at their next turn; cancel only what is stuck.
         if self._tasks:
             _, stuck = await asyncio.wait(set(self._tasks), timeout=STOP_TIMEOUT_S)
@@ -306,6 +313,9 @@ class App:
         m.slow_disconnects.set(hub.stats.slow_disconnects)
         m.flush_backlog.set(self.flusher.backlog)
         m.flush_lag.set(self.flusher.lag_s)
+        if self.publisher is not None:
+            m.relay_published.set(self.publisher.published)
+            m.relay_dropped.set(self.publisher.dropped)
         data = m.render()
         headers = Headers(
             [

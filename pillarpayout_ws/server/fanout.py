@@ -112,6 +112,8 @@ class Hub:
         self.tick_buffer_limit = tick_buffer_limit
         self.hard_buffer_limit = hard_buffer_limit
         self.stats = FanoutStats()
+        # Sees every broadcast payload too (the relay publisher), if set.
+        self.mirror: Callable[[bytes, bool], None] | None = None
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
@@ -159,6 +161,8 @@ class Hub:
     def broadcast(self, payload: bytes, *, droppable: bool = False) -> None:
         """Frame ``payload`` once and write it to every open client."""
         self._write(self._open, text_frame(payload), droppable)
+        if self.mirror is not None:
+            self.mirror(payload, droppable)
 
     def send_user(self, user_id: int, payload: bytes) -> None:
         """Write ``payload`` to every connection of one user (never dropped)."""

@@ -71,5 +71,14 @@ class Metrics:
             "pillarpayout_redis_commit_failures", "group commits Redis did not take", registry=r
         )
 
+        self.relay_published = Gauge(
+            "pillarpayout_relay_published",
+            "messages published to relays (frames and snapshots)",
+            registry=r,
+        )
+        self.relay_dropped = Gauge(
+            "pillarpayout_relay_dropped", "messages Redis did not take for relays", registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

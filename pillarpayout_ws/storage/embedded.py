@@ -481,6 +481,11 @@ class EmbeddedServers:
             return None
         return pid if "valkey-server" in _cmdline(pid) else None
 
+    def running_redis_url(self) -> str | None:
+        """The URL of this data dir's embedded Redis if it is up (a relay attaches,
+        never starts it), else None."""
+        return self.redis_url if self._redis_running() else None
+
     def _redis_running(self) -> bool:
         return self._running_redis_pid() is not None and self._redis_ready()
 

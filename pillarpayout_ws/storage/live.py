@@ -12,6 +12,11 @@ two seed keys kept under their original names)::
     pp:chat            list   the recent chat lines (newest first, capped)
     game_state         hash   round_id, multiplier, integrity, state, active_players
     active_bets        hash   user id -> {"amount", "cashout_multiplier", "timestamp"}
+    pp:hello           string the latest ``hello`` snapshot, for relays greeting newcomers
+
+Pub/sub channel ``pp:broadcast:{db}`` (pub/sub ignores database numbers, so
+the channel names its own): every broadcast frame, for relays (see
+``server/relay.py`` for the message format).
 
 ``commit()`` is the group commit: one MULTI/EXEC pipeline for every record of
 a loop turn, returning only after Redis acknowledged it. Redis runs with
@@ -55,6 +60,8 @@ GRANT_REQUESTS = "pp:grant_requests"
 CHAT = "pp:chat"
 GAME_STATE = "game_state"
 ACTIVE_BETS = "active_bets"
+HELLO = "pp:hello"
+HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
 
 
 def round_key(round_id: int) -> str:
@@ -84,6 +91,10 @@ def _mask(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+def broadcast_channel(client: aioredis.Redis) -> str:
+    return f"pp:broadcast:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 class LiveStore:
@@ -175,6 +186,26 @@ class LiveStore:
             await self._redis.hset(GAME_STATE, mapping=cast(Any, fields))
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis write failed: {exc}") from None
+
+    # -- relays ------------------------------------------------------------
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel of this Redis database's game."""
+        return broadcast_channel(self._redis)
+
+    async def publish(self, messages: Sequence[bytes], snapshot: bytes | None) -> None:
+        """Publish ``messages`` in order, and store ``snapshot`` as the latest hello."""
+        pipe = self._redis.pipeline(transaction=False)
+        channel = self.channel
+        for message in messages:
+            pipe.publish(channel, message)
+        if snapshot is not None:
+            pipe.set(HELLO, snapshot, ex=HELLO_TTL_S)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis publish failed: {exc}") from None
 
     # -- reading the write-ahead -------------------------------------------
 

@@ -1,0 +1,93 @@
+"""Hand every broadcast frame to relays over Redis pub/sub, never holding up the game.
+
+``Publisher.frame()`` is called by the fan-out for each broadcast (the bytes
+already encoded): it only appends to a queue. A background task drains the
+queue into one pipelined round trip of PUBLISH commands, and refreshes the
+``hello`` snapshot relays greet newcomers with: after any frame that changes
+more than the multiplier (a phase, bets, chat, a goal) but at most every
+``SNAPSHOT_MIN_S``, and at least every ``SNAPSHOT_EVERY_S``.
+
+Messages are ``F<seq> <frame>`` (a frame to broadcast) or ``H<seq> <hello>``
+(the new snapshot, not forwarded). ``seq`` counts every message from 1 for
+this game process, so a relay sees a gap as a jump. When Redis does not take
+a batch, the batch is dropped and counted (stale ticks are worth nothing
+later) and a fresh snapshot follows as soon as Redis is back, which is what
+the relays resynchronise from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Callable
+
+from ..exceptions import RedisUnavailable
+from ..storage.live import LiveStore
+
+SNAPSHOT_EVERY_S = 1.0
+SNAPSHOT_MIN_S = 0.2  # a snapshot costs a game snapshot: not more often than this
+QUEUE_LIMIT = 10_000
+RETRY_S = 0.5
+
+
+class Publisher:
+    def __init__(self, live: LiveStore, hello: Callable[[], bytes]) -> None:
+        self._live = live
+        self._hello = hello
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._snapshot_due = True
+        self._snapshot_at = 0.0
+        self._closed = False
+        self.published = 0
+        self.dropped = 0
+
+    def frame(self, payload: bytes, droppable: bool) -> None:
+        """Queue one broadcast frame (the fan-out calls this; it never blocks)."""
+        self._seq += 1
+        self._queue.append(b"F%d %s" % (self._seq, payload))
+        if len(self._queue) > QUEUE_LIMIT:
+            self._queue.popleft()
+            self.dropped += 1
+        if not droppable:
+            self._snapshot_due = True
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish until ``close()``; what was queued before it goes out too."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SNAPSHOT_EVERY_S)
+            self._wake.clear()
+            closing = self._closed
+            snapshot = None
+            age = time.monotonic() - self._snapshot_at
+            if (self._snapshot_due and age >= SNAPSHOT_MIN_S) or age >= SNAPSHOT_EVERY_S:
+                snapshot = self._hello()
+                self._seq += 1
+                self._queue.append(b"H%d %s" % (self._seq, snapshot))
+                self._snapshot_due = False
+                self._snapshot_at = time.monotonic()
+            batch = list(self._queue)
+            self._queue.clear()
+            try:
+                await self._live.publish(batch, snapshot)
+            except RedisUnavailable:
+                # Old frames are worth nothing later: drop them, and let the
+                # relays see the jump and take the next snapshot.
+                self.dropped += len(batch)
+                self._snapshot_due = True
+                if closing:
+                    return
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.published += len(batch)
+            if closing:
+                return

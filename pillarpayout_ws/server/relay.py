@@ -1,0 +1,339 @@
+"""``pillarpayout relay``: read-only spectator streams fed from Redis pub/sub.
+
+The game process publishes every broadcast frame, already encoded, on
+``pp:broadcast:{db}`` (``server/publish.py``), and keeps its latest ``hello``
+in ``pp:hello``. A relay subscribes, greets each newcomer with the latest
+snapshot, and writes every frame to its own spectators with the game's
+fan-out (``Hub``: framed once, the same bytes to every socket, slow consumers
+skip ticks). It holds no money and no state worth keeping: kill it and only
+its own spectators notice; start as many as needed, on one port with
+``--reuse-port`` or on other hosts against the same Redis.
+
+Messages are ``F<seq> <frame>`` (forwarded) and ``H<seq> <hello>`` (kept as
+the snapshot). A jump in ``seq`` is a gap (counted); a lower ``seq`` is a
+restarted game. After a gap or a lost Redis connection the relay, once it
+has the game again, sends every client the current snapshot as a new
+``hello``, so their picture is whole again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from redis.exceptions import RedisError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .. import __version__
+from ..exceptions import ConfigError
+from ..protocol.frames import encode_error
+from ..storage.live import HELLO, broadcast_channel
+from .fanout import Client, GameConnection, Hub
+from .handler import ABUSE_LIMIT, FRAME_BURST, FRAME_RATE, TokenBucket
+
+log = logging.getLogger("pillarpayout.relay")
+
+STALE_S = 5.0  # no message from the game for this long: unhealthy
+RECONNECT_MAX_S = 2.0
+TICK_PREFIX = b'{"type":"tick"'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayConfig:
+    redis_url: str
+    host: str = "127.0.0.1"
+    port: int = 8766
+    reuse_port: bool = False
+    game_url: str = "ws://127.0.0.1:8765/ws"
+
+
+class RelayMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.connections = Gauge("pillarpayout_relay_connections", "spectators", registry=r)
+        self.deliveries = Gauge(
+            "pillarpayout_frame_deliveries", "frames written to sockets by the fan-out", registry=r
+        )
+        self.ticks_skipped = Gauge(
+            "pillarpayout_ticks_skipped", "ticks skipped for slow clients", registry=r
+        )
+        self.slow_disconnects = Gauge(
+            "pillarpayout_slow_disconnects", "clients disconnected for falling behind", registry=r
+        )
+        self.frames = Counter("pillarpayout_relay_frames", "frames relayed", registry=r)
+        self.gaps = Counter(
+            "pillarpayout_relay_gaps", "breaks in the stream (lost messages or Redis)", registry=r
+        )
+        self.missed = Counter(
+            "pillarpayout_relay_missed", "messages known lost in those gaps", registry=r
+        )
+        self.reconnects = Counter(
+            "pillarpayout_relay_redis_reconnects", "Redis connections re-made", registry=r
+        )
+        self.resyncs = Counter(
+            "pillarpayout_relay_resyncs", "snapshots re-sent to every client", registry=r
+        )
+        self.age = Gauge(
+            "pillarpayout_relay_last_message_age_seconds",
+            "seconds since the last message from the game",
+            registry=r,
+        )
+
+
+class Relay:
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self.hub = Hub()
+        self.metrics = RelayMetrics()
+        self.hello: bytes | None = None
+        self.ready = asyncio.Event()  # set once there is a snapshot to greet with
+        self.subscribed = False
+        self.last_message = 0.0
+        self._seq = 0
+        self._needs_resync = False
+        self._server: Server | None = None
+        self._follow_task: asyncio.Task[None] | None = None
+        self._redis = aioredis.Redis.from_url(
+            config.redis_url, socket_connect_timeout=5, health_check_interval=5
+        )
+        self._read_only = (
+            f"this is a read-only spectator relay; to play, connect to {config.game_url}"
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def start(self) -> None:
+        try:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._http,
+                create_connection=GameConnection,
+                compression=None,
+                max_size=4096,
+                max_queue=16,
+                write_limit=32 * 1024,
+                ping_interval=20,
+                ping_timeout=20,
+                backlog=4096,
+                reuse_port=self.config.reuse_port,
+                server_header=f"pillarpayout-relay/{__version__}",
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {self.config.port} on {self.config.host} is already in use "
+                    "(several relays may share it with --reuse-port)"
+                ) from None
+            where = f"{self.config.host}:{self.config.port}"
+            raise ConfigError(f"cannot listen on {where}: {exc}") from None
+        self._follow_task = asyncio.create_task(self._follow(), name="relay-follow")
+        log.info("relay listening on http://%s:%d/ (WebSocket at /ws)", self.config.host, self.port)
+
+    async def stop(self) -> None:
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_task
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        await self._redis.aclose()
+
+    # -- the stream ---------------------------------------------------------
+
+    async def _follow(self) -> None:
+        """Subscribe and relay, forever; on any Redis failure, reconnect and resync."""
+        backoff = 0.1
+        first = True
+        while True:
+            try:
+                await self._subscribe_and_relay(first)
+            except (RedisError, OSError) as exc:
+                if self.subscribed:
+                    log.warning("lost Redis: %s; reconnecting", exc)
+                    self.metrics.gaps.inc()
+                self.subscribed = False
+                self._needs_resync = True
+            first = False
+            self.metrics.reconnects.inc()
+            await asyncio.sleep(backoff)
+            backoff = min(RECONNECT_MAX_S, backoff * 2)
+
+    async def _subscribe_and_relay(self, first: bool) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(broadcast_channel(self._redis))
+            # Subscribed first, then the snapshot: nothing falls between the two.
+            snapshot = cast(bytes | None, await self._redis.get(HELLO))
+            if snapshot is not None:
+                self.hello = snapshot
+                self.last_message = time.monotonic()
+                self.ready.set()
+            self.subscribed = True
+            if not first:
+                log.info("Redis is back; relaying again")
+            self._seq = 0
+            if self._needs_resync and snapshot is not None:
+                self._resync()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    self._on_message(message["data"])
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _on_message(self, data: bytes) -> None:
+        self.last_message = time.monotonic()
+        head, _, payload = data.partition(b" ")
+        kind, seq = head[:1], int(head[1:])
+        if self._seq and seq > self._seq + 1:
+            self.metrics.gaps.inc()
+            self.metrics.missed.inc(seq - self._seq - 1)
+            self._needs_resync = True
+        self._seq = seq  # a lower one: the game restarted; follow it
+        if kind == b"H":
+            self.hello = payload
+            self.ready.set()
+            if self._needs_resync:
+                self._resync()
+            return
+        self.hub.broadcast(payload, droppable=payload.startswith(TICK_PREFIX))
+        self.metrics.frames.inc()
+
+    def _resync(self) -> None:
+        """Everyone gets the current snapshot again, as a fresh ``hello``."""
+        self._needs_resync = False
+        if self.hello is not None:
+            self.hub.broadcast(self.hello)
+            self.metrics.resyncs.inc()
+
+    @property
+    def healthy(self) -> bool:
+        return (
+            self.subscribed
+            and self.hello is not None
+            and time.monotonic() - self.last_message < STALE_S
+        )
+
+    # -- connections --------------------------------------------------------
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        peer = connection.remote_address
+        client = Client(connection, ip=str(peer[0]) if peer else "?")
+        self.hub.add(client)
+        try:
+            if self.hello is not None:
+                self.hub.send(client, self.hello)
+            bucket, refused = TokenBucket(FRAME_RATE, FRAME_BURST), 0
+            async for message in connection:
+                if not bucket.take():
+                    refused += 1
+                    if refused >= ABUSE_LIMIT:
+                        await connection.close(1008, "too many frames")
+                        return
+                    self.hub.send(client, encode_error("rate_limited", "slow down", None))
+                    continue
+                self.hub.send(client, encode_error("read_only", self._read_only, _ref(message)))
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("relay connection handler failed")
+        finally:
+            self.hub.remove(client)
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            if self.hello is None:
+                return connection.respond(
+                    HTTPStatus.SERVICE_UNAVAILABLE, "no game seen yet: try again shortly\n"
+                )
+            return None
+        if path == "/healthz":
+            age = time.monotonic() - self.last_message if self.last_message else None
+            body = {
+                "status": "ok" if self.healthy else "unavailable",
+                "redis": self.subscribed,
+                "game_seen_s_ago": None if age is None else round(age, 3),
+                "connections": len(self.hub.clients),
+            }
+            status = HTTPStatus.OK if self.healthy else HTTPStatus.SERVICE_UNAVAILABLE
+            data = orjson.dumps(body) + b"\n"
+            headers = Headers(
+                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+            )
+            return Response(status.value, status.phrase, headers, data)
+        if path == "/metrics":
+            m = self.metrics
+            m.connections.set(len(self.hub.clients))
+            m.deliveries.set(self.hub.stats.deliveries)
+            m.ticks_skipped.set(self.hub.stats.ticks_skipped)
+            m.slow_disconnects.set(self.hub.stats.slow_disconnects)
+            m.age.set(time.monotonic() - self.last_message if self.last_message else -1)
+            data = generate_latest(m.registry)
+            headers = Headers(
+                [
+                    ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                    ("Content-Length", str(len(data))),
+                ]
+            )
+            return Response(200, "OK", headers, data)
+        if path == "/":
+            return connection.respond(
+                HTTPStatus.OK, f"PillarPayout spectator relay. Play at {self.config.game_url}\n"
+            )
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+
+
+def _ref(message: str | bytes) -> str | None:
+    """The frame's ``ref`` when it has a short string one, for the error's ``ref``."""
+    try:
+        frame = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    ref = frame.get("ref") if isinstance(frame, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+
+
+async def run_relay(config: RelayConfig) -> int:
+    """Run until SIGTERM/SIGINT."""
+    relay = Relay(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await relay.start()
+    try:
+        await stopping.wait()
+    finally:
+        await relay.stop()
+    return 0
+
+
+def relay_config_from_args(args: Any, redis_url: str) -> RelayConfig:
+    return RelayConfig(
+        redis_url=redis_url,
+        host=args.host,
+        port=args.port,
+        reuse_port=args.reuse_port,
+        game_url=args.game_url,
+    )

@@ -1,0 +1,198 @@
+"""Relays: the same stream as the game, read-only, and back after a restart of either
+the relay or Redis. Real game, real Redis pub/sub, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from pillarpayout_ws.engine.fairness import SeedChain
+from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.server.relay import Relay, RelayConfig
+from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.embedded import EmbeddedServers
+from pillarpayout_ws.storage.live import LiveStore
+
+from ..conftest import Servers, fresh_storage
+from ..server.conftest import CLIENT_SEED, SPEED, Player, chain_with_crashes
+
+STREAM = {"betting", "running", "tick", "crashed", "bets"}
+
+
+async def start_game(storage: Storage) -> App:
+    top = chain_with_crashes(150, 400, 4)
+    chain = SeedChain.from_top(top, 20)
+    await storage.db.create_seed_chain(top, 20, chain.commitment, CLIENT_SEED)
+    config = ServerConfig(
+        port=0,
+        betting_ms=3000,
+        tick_ms=100,
+        cooldown_ms=1000,
+        flush_rounds=1,
+        flush_interval_ms=100,
+    )
+    app = App(config, storage, time_scale=SPEED)
+    await app.start()
+    return app
+
+
+async def start_relay(redis_url: str) -> Relay:
+    """A relay that has its first snapshot (before that it answers 503)."""
+    relay = Relay(RelayConfig(redis_url=redis_url, port=0))
+    await relay.start()
+    await asyncio.wait_for(relay.ready.wait(), 30)
+    return relay
+
+
+async def spectator(port: int) -> Player:
+    player = Player(await connect(f"ws://127.0.0.1:{port}/ws"))
+    await player.next("hello")
+    return player
+
+
+def stream(player: Player, round_id: int) -> list[dict[str, Any]]:
+    """The frames of rounds from ``round_id``'s betting frame on, as received."""
+    frames = [f for f in player.frames if f["type"] in STREAM]
+    start = next(
+        i for i, f in enumerate(frames) if f["type"] == "betting" and f["round_id"] == round_id
+    )
+    return frames[start:]
+
+
+def sample(relay: Relay, name: str) -> float:
+    return relay.metrics.registry.get_sample_value(name) or 0.0
+
+
+@pytest.fixture
+async def game(servers: Servers) -> AsyncIterator[App]:
+    storage = await fresh_storage(servers)
+    app = await start_game(storage)
+    try:
+        yield app
+    finally:
+        await app.stop()
+        await storage.close()
+
+
+async def test_spectators_on_two_relays_see_the_game_frame_for_frame(
+    game: App, servers: Servers
+) -> None:
+    relays = [await start_relay(servers.redis_url) for _ in range(2)]
+    try:
+        watchers = [await spectator(game.port)] + [await spectator(r.port) for r in relays]
+        first = await watchers[0].next("betting", within=30)
+        round_id = first["round_id"] + 1  # a whole round all three were there for
+        for w in watchers:
+            await w.next("crashed", within=60, round_id=round_id + 1)
+        seen = [stream(w, round_id) for w in watchers]
+        cut = min(len(s) for s in seen)
+        assert cut > 20
+        assert seen[1][:cut] == seen[0][:cut]
+        assert seen[2][:cut] == seen[0][:cut]
+        assert [f["type"] for f in seen[0][:cut]].count("crashed") == 2
+        for relay in relays:
+            assert sample(relay, "pillarpayout_relay_gaps_total") == 0
+        for w in watchers:
+            await w.close()
+    finally:
+        for relay in relays:
+            await relay.stop()
+
+
+async def test_a_relay_is_read_only_and_says_where_to_play(game: App, servers: Servers) -> None:
+    relay = await start_relay(servers.redis_url)
+    try:
+        watcher = await spectator(relay.port)
+        for frame in (
+            {"type": "bet", "amount": 100, "ref": "b-1"},
+            {"type": "login", "username": "ada", "password": "x" * 12},
+            {"type": "chat", "text": "hi"},
+        ):
+            await watcher.send(**frame)
+            error = await watcher.next("error")
+            assert error["code"] == "read_only"
+            assert error["ref"] == frame.get("ref")
+            assert "ws://127.0.0.1:8765/ws" in error["message"]
+        assert (await watcher.next("tick"))["type"] == "tick"  # still watching
+        await watcher.ws.send("not json")
+        assert (await watcher.next("error"))["code"] == "read_only"
+        await watcher.close()
+    finally:
+        await relay.stop()
+
+
+async def test_a_new_relay_greets_with_the_current_round(game: App, servers: Servers) -> None:
+    old = await start_relay(servers.redis_url)
+    watcher = await spectator(old.port)
+    await watcher.next("tick", within=30)
+    await old.stop()
+    await watcher.closed  # its relay is gone: so is the connection
+    new = await start_relay(servers.redis_url)
+    try:
+        again = await spectator(new.port)
+        hello = again.frames[0]
+        live = game.runner.game.snapshot().round_id
+        assert live is not None and hello["round_id"] in (live, live - 1)
+        tick = await again.next("tick", within=30)
+        assert tick["round_id"] >= hello["round_id"]
+        await again.close()
+    finally:
+        await new.stop()
+
+
+async def test_after_a_redis_restart_the_relay_resends_the_snapshot_and_carries_on(
+    servers: Servers, tmp_path: Path
+) -> None:
+    own = EmbeddedServers(tmp_path / "redis")
+    own.start(postgres=False, redis=True)
+    base = await fresh_storage(servers)
+    await base.live.close()
+    storage = Storage(db=base.db, live=LiveStore(own.redis_url), embedded=None)
+    app = await start_game(storage)
+    relay = await start_relay(own.redis_url)
+    try:
+        watcher = await spectator(relay.port)
+        await watcher.next("tick", within=30)
+        await asyncio.to_thread(own.stop)
+        await asyncio.to_thread(own.start, postgres=False, redis=True)
+        hello = await watcher.next("hello", within=30)  # the resync
+        assert hello["round_id"] >= 1
+        after = await watcher.next("tick", within=60)
+        assert after["round_id"] >= hello["round_id"]
+        assert sample(relay, "pillarpayout_relay_gaps_total") >= 1
+        assert sample(relay, "pillarpayout_relay_resyncs_total") >= 1
+        assert not watcher.closed.done()  # the spectator never noticed more than a pause
+        await watcher.close()
+    finally:
+        await relay.stop()
+        await app.stop()
+        await storage.close()
+        own.stop()
+
+
+async def test_healthz_and_metrics(game: App, servers: Servers) -> None:
+    relay = await start_relay(servers.redis_url)
+    try:
+        watcher = await spectator(relay.port)
+
+        def get(path: str) -> tuple[int, bytes]:
+            import urllib.request
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{relay.port}{path}") as resp:
+                return int(resp.status), resp.read()
+
+        status, body = await asyncio.to_thread(get, "/healthz")
+        assert status == 200 and orjson.loads(body)["redis"] is True
+        await watcher.next("tick", within=30)
+        status, text = await asyncio.to_thread(get, "/metrics")
+        assert b"pillarpayout_relay_connections 1.0" in text
+        assert b"pillarpayout_relay_frames_total" in text
+        await watcher.close()
+    finally:
+        await relay.stop()

@@ -47,7 +47,10 @@ def final_table(r: dict[str, Any]) -> None:
         return "  ".join(f"{k} {_ms(v)}" for k, v in values.items())
 
     row("clients connected", f"{r['clients_connected']:,} of {r['clients']:,}")
-    row("connect failed", r["connect_failed"])
+    row(
+        "connects failed / still pending / dropped",
+        f"{r['connect_failed']:,} / {r['connect_pending']:,} / {r['dropped']:,}",
+    )
     row("connect ms", pcts(r["connect_ms"]))
     row("held for", f"{r['duration_s']} s (after a {r['ramp_s']} s ramp)")
     row("tick delay ms", pcts(r["tick_delay_ms"]))

@@ -249,6 +249,8 @@ def report(totals: Totals, settings: Settings, procs: int) -> dict[str, Any]:
         "ramp_s": round(hold_at - totals.started, 2),
         "clients_connected": summed("connected"),
         "connect_failed": sum(connect_errors.values()),
+        "connect_pending": summed("connect_pending"),
+        "dropped": summed("dropped"),
         "connect_ms": percentiles(totals.connect, 50, 99),
         "ticks_received": summed("ticks"),
         "ticks_expected_per_client": max(

@@ -264,7 +264,11 @@ class Worker:
         reporter.cancel()
         sample = self._sample()
         frames_in, frames_out = self.frames_at_hold
+        total = self.plan.spectators + self.plan.bettors
+        dropped = sum(1 for c in self.clients if c.transport is None or c.transport.is_closing())
         done = {
+            "connect_pending": total - len(self.clients) - sum(self.connect_errors.values()),
+            "dropped": dropped,
             **sample,
             **self._tick_accounting(),
             "frames_in_window": self.stats.frames - frames_in,

@@ -364,6 +364,14 @@ class App:
                     "back" if ok else "unavailable",
                 )
             self.health[name] = ok
+        embedded = self.storage.embedded
+        if embedded is not None and not (self.health["postgres"] and self.health["redis"]):
+            # We own the embedded servers: one that died is started again.
+            try:
+                for name in await asyncio.to_thread(embedded.revive):
+                    log.warning("the embedded %s had died: restarted it", name)
+            except PillarPayoutError as exc:
+                log.error("could not restart an embedded server: %s", exc)
         runner = self._runner_task
         self.health["game_loop"] = runner is not None and not runner.done()
 

@@ -320,6 +320,24 @@ class EmbeddedServers:
             self._lock_file = None
         log.info("embedded servers stopped")
 
+    def revive(self) -> list[str]:
+        """Restart whichever of this owner's servers has died; the names of those restarted.
+
+        Only a server whose process is gone is restarted (PostgreSQL runs its
+        crash recovery, Redis replays its append-only file); one that is alive
+        but slow is left alone. A process that is not the owner does nothing.
+        """
+        revived: list[str] = []
+        if not self.owner:
+            return revived
+        if self._pg_bin is not None and self._running_postgres_pid() is None:
+            self._start_postgres()
+            revived.append("PostgreSQL")
+        if self._valkey is not None and self._running_redis_pid() is None:
+            self._start_redis()
+            revived.append("Redis")
+        return revived
+
     def stop_postgres(self) -> None:
         """Fast-shutdown PostgreSQL only (fault injection in tests; ``start()`` brings it back)."""
         pid = self._running_postgres_pid()

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import select
+import signal
 from pathlib import Path
 
 import pytest
 
 from pillarpayout_ws.server.app import App, ServerConfig
-from pillarpayout_ws.storage import open_storage
+from pillarpayout_ws.storage import Storage, open_storage
 
-from ..serving import healthz
+from ..serving import healthz, pid_alive, server_pids
 from .conftest import SPEED, GameServer, Player
 
 
 async def test_postgres_down_gives_unavailable_and_503_then_recovers(tmp_path: Path) -> None:
     storage = await open_storage(data_dir=tmp_path / "data")
     assert storage.embedded is not None
-    app = App(ServerConfig(port=0), storage, time_scale=SPEED)
+    # The app does not see the embedded servers, so it does not restart them:
+    # PostgreSQL stays down until this test starts it again.
+    unsupervised = Storage(db=storage.db, live=storage.live, embedded=None)
+    app = App(ServerConfig(port=0), unsupervised, time_scale=SPEED)
     await app.start()
     try:
         game = GameServer(app)
@@ -78,3 +85,39 @@ async def test_a_bug_in_one_frame_reaches_only_that_client(
     await bob.next("tick", within=30)
     for player in (alice, bob):
         await player.close()
+
+
+def wait_gone(pid: int) -> None:
+    """Until process ``pid`` has exited (a pidfd becomes readable then)."""
+    with contextlib.suppress(ProcessLookupError):
+        fd = os.pidfd_open(pid)
+        try:
+            select.select([fd], [], [], 30)
+        finally:
+            os.close(fd)
+
+
+async def test_a_dead_embedded_redis_is_restarted_and_the_game_goes_on(tmp_path: Path) -> None:
+    storage = await open_storage(data_dir=tmp_path / "data")
+    assert storage.embedded is not None
+    app = App(ServerConfig(port=0), storage, time_scale=SPEED)
+    await app.start()
+    try:
+        game = GameServer(app)
+        alice, _ = await game.register("alice")
+        await alice.next("betting", within=30)
+        _, redis_pid = server_pids(tmp_path / "data")
+        os.kill(redis_pid, signal.SIGKILL)
+        await asyncio.to_thread(wait_gone, redis_pid)
+        await app._check_health()  # what the health loop runs every second
+        _, revived = server_pids(tmp_path / "data")
+        assert revived != redis_pid and pid_alive(revived)
+        # Acks need Redis: a bet in the next window is taken again.
+        betting = await alice.next("betting", within=60)
+        await alice.send(type="bet", amount=100, ref="after")
+        accepted = await alice.next("bet_accepted", ref="after", within=30)
+        assert accepted["round_id"] == betting["round_id"]
+        await alice.close()
+    finally:
+        await app.stop()
+        await storage.close()

@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
+from pathlib import PurePosixPath
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
@@ -56,8 +57,7 @@ class WebFiles:
         """Read every file of a known type in the package folder (not its subfolders)."""
         files: dict[str, WebFile] = {}
         for entry in (resources.files(package) / folder).iterdir():
-            suffix = entry.name[entry.name.rfind(".") :] if "." in entry.name else ""
-            content_type = CONTENT_TYPES.get(suffix)
+            content_type = CONTENT_TYPES.get(PurePosixPath(entry.name).suffix)
             if content_type is None or not entry.is_file():
                 continue
             body = entry.read_bytes()

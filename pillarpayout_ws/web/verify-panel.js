@@ -76,6 +76,7 @@ export class VerifyPanel {
   /** Open the dialog on a round of the history bar and verify it at once. */
   async openRound(roundId) {
     this.roundId = roundId;
+    this.clear("working"); // nothing of the round shown before stays while this one loads
     const claimed = this.seeds.crashPoints.get(roundId);
     $("v-round").textContent =
       `Round #${roundId}` +

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright, expect
 
 from pillarpayout_ws.engine.fairness import SeedChain
 from pillarpayout_ws.storage import open_storage
@@ -41,6 +41,8 @@ CHAIN_LENGTH = 20  # the length chain_with_crashes draws its chains with
 SERVE_FLAGS = ("--betting-ms", "4000", "--cooldown-ms", "1500")
 # Long enough for any round of the chosen chain on a busy machine.
 ROUND_MS = 90_000
+# Two cores shared with other test runs: an argon2 hash or a page load can take seconds.
+expect.set_options(timeout=30_000)
 
 
 class Site:
@@ -142,7 +144,7 @@ class Browsing:
 
     async def open(self, *, width: int = 1280, height: int = 800) -> Tab:
         context = await self.browser.new_context(viewport={"width": width, "height": height})
-        context.set_default_timeout(30_000)
+        context.set_default_timeout(30_000)  # the same for clicks and waits
         tab = Tab(await context.new_page())
         self.tabs.append(tab)
         await tab.page.goto(self.site.url)

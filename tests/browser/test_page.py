@@ -58,6 +58,21 @@ async def multiplier_reaches(page: Page, hundredths: int) -> None:
     await page.wait_for_function(f"() => ({SHOWN_MULTIPLIER})() >= {hundredths}", timeout=ROUND_MS)
 
 
+async def verified(page: Page, crash: float) -> None:
+    """The verify dialog computed ``crash`` and found it equal to the server's."""
+    result = page.locator("#v-result")
+    await expect(result).to_have_attribute("data-state", "done")
+    await expect(result).to_have_attribute("data-ok", "true")
+    await expect(page.locator("#v-computed")).to_have_text(multiplier(crash))
+    await expect(page.locator("#v-claimed")).to_have_text(multiplier(crash))
+    await expect(page.locator("#v-verdict")).to_contain_text("Matches")
+
+
+def public_vectors() -> list[dict[str, Any]]:
+    data = orjson.loads((SHARED / "vectors" / "fairness-public.json").read_bytes())
+    return list(data["vectors"])
+
+
 async def test_the_page_draws_the_game_without_errors(browsing: Browsing) -> None:
     tab = await browsing.open()
     page = tab.page
@@ -198,21 +213,6 @@ async def test_the_history_fills_and_verify_agrees_with_the_server(browsing: Bro
         assert tab.errors == [] and later.errors == []
     finally:
         await watcher.close()
-
-
-async def verified(page: Page, crash: float) -> None:
-    """The verify dialog computed ``crash`` and found it equal to the server's."""
-    result = page.locator("#v-result")
-    await expect(result).to_have_attribute("data-state", "done")
-    await expect(result).to_have_attribute("data-ok", "true")
-    await expect(page.locator("#v-computed")).to_have_text(multiplier(crash))
-    await expect(page.locator("#v-claimed")).to_have_text(multiplier(crash))
-    await expect(page.locator("#v-verdict")).to_contain_text("Matches")
-
-
-def public_vectors() -> list[dict[str, Any]]:
-    data = orjson.loads((SHARED / "vectors" / "fairness-public.json").read_bytes())
-    return list(data["vectors"])
 
 
 async def test_a_reload_resumes_the_session_and_its_bet(browsing: Browsing) -> None:

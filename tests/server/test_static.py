@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import re
 from importlib import resources
+from pathlib import PurePosixPath
 
 import orjson
 
@@ -51,7 +52,7 @@ async def test_files_are_served_with_their_content_types(game_server: GameServer
     for name in WebFiles.load().names:
         status, headers, body = await get(game_server, f"/{name}?v=1")
         assert status == 200, name
-        assert headers["content-type"] == CONTENT_TYPES[name[name.rfind(".") :]]
+        assert headers["content-type"] == CONTENT_TYPES[PurePosixPath(name).suffix]
         assert headers["cache-control"] == "no-cache"
         assert headers["x-content-type-options"] == "nosniff"
         assert body == (WEB / name).read_bytes()

@@ -33,9 +33,9 @@ def healthz(port: int) -> int | None:
 class ServeProcess:
     """``pillarpayout serve`` on a data dir, with its log in ``data_dir.parent``."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, port: int | None = None) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         with self.log_path.open("wb") as log:

@@ -42,6 +42,7 @@ from .metrics import Metrics
 from .publish import Publisher
 from .runner import GameRunner, GrantCommand
 from .seeds import load_or_create_chain
+from .static import WebFiles
 
 log = logging.getLogger("pillarpayout.server")
 
@@ -120,6 +121,7 @@ class App:
         self.storage = storage
         self.metrics = Metrics()
         self.hub = Hub()
+        self.web = WebFiles.load()
         self.accounts = Accounts(
             storage.db,
             starting_balance=config.starting_balance,
@@ -299,8 +301,9 @@ class App:
             return _json_response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
         if path == "/metrics":
             return self._metrics_response()
-        if path == "/":
-            return connection.respond(HTTPStatus.OK, "PillarPayout server. WebSocket at /ws.\n")
+        page = self.web.response(path, request.headers.get("If-None-Match"))
+        if page is not None:
+            return page
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
     def _metrics_response(self) -> Response:

@@ -1,0 +1,671 @@
+// PillarPayout in the browser: the game state the server's frames describe
+// (protocol.md), the panels that show it, and one animation loop that draws
+// the pillar and the multiplier at the screen's rate between the ticks.
+
+import {
+  clockTime,
+  formatMoney,
+  formatMultiplier,
+  hundredths,
+  parseMoney,
+  parseMultiplier,
+  payoutAt,
+} from "./format.js";
+import { heightAt, integrityAt, multiplierAt } from "./growth.js";
+import { GameSocket } from "./net.js";
+import { PillarView } from "./pillar.js";
+import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
+
+const TOKEN_KEY = "pillarpayout.token";
+const HISTORY_KEPT = 50;
+const CHAT_KEPT = 100;
+const SEEDS_KEPT = 500; // rounds of seeds and hashes remembered for the verify panel
+// Between ticks the page runs the growth curve on its own clock, but never more
+// than this far past the last tick: if ticks stop coming, the pillar waits.
+const MAX_AHEAD_MS = 1000;
+
+const $ = (id) => document.getElementById(id);
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// -- state -------------------------------------------------------------------
+
+const state = {
+  me: null, // {id, username} once a `session` arrives
+  balance: null, // cents
+  round: {
+    id: null,
+    phase: "idle", // idle, betting, running, crashed
+    bettingEndsAt: 0, // performance.now() when betting closes
+    tickElapsed: 0, // elapsed_ms of the last tick ...
+    tickAt: 0, // ... and when it arrived
+    tickM: 100, // the last tick's multiplier (hundredths)
+    shownElapsed: 0, // never draw time going backwards
+    crashPoint: null,
+    crashedAt: null,
+  },
+  myBet: null, // {roundId, amount, autoCashout, status, multiplier, payout}
+  bets: new Map(), // user id -> bet view of the current round
+  betsMore: 0,
+  history: [], // {round_id, crash_point}, oldest first
+  goal: null,
+  refs: 0,
+};
+
+const seeds = new RoundSeeds();
+const verifyPanel = new VerifyPanel(seeds);
+const pillar = new PillarView($("pillar"));
+const socket = new GameSocket(
+  `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
+  onFrame,
+  onStatus,
+);
+
+function ref(kind) {
+  state.refs += 1;
+  return `${kind}-${state.refs}`;
+}
+
+// -- frames from the server -------------------------------------------------------
+
+const handlers = {
+  hello(f) {
+    const r = state.round;
+    const now = performance.now();
+    Object.assign(r, {
+      id: f.round_id,
+      phase: f.phase,
+      bettingEndsAt: now + f.betting_left_ms,
+      tickElapsed: f.elapsed_ms,
+      tickAt: now,
+      tickM: hundredths(f.m),
+      shownElapsed: f.elapsed_ms,
+      crashPoint: f.crash_point === null ? null : hundredths(f.crash_point),
+      // A crash that happened before we came: draw the rubble, not the fall.
+      crashedAt: f.phase === "crashed" ? now - 60_000 : null,
+    });
+    if (f.round_id !== null) seeds.published.set(f.round_id, f.seed_hash);
+    if (state.myBet !== null && state.myBet.roundId !== f.round_id) state.myBet = null;
+    state.history = f.history.slice(-HISTORY_KEPT);
+    for (const h of state.history) seeds.crashPoints.set(h.round_id, hundredths(h.crash_point));
+    if (f.crash_point !== null) seeds.crashPoints.set(f.round_id, hundredths(f.crash_point));
+    state.bets = new Map(f.bets.map((b) => [b.user_id, b]));
+    state.betsMore = f.bets_more;
+    state.goal = f.goal;
+    $("chat").replaceChildren();
+    f.chat.forEach(addChatLine);
+    const token = localStorage.getItem(TOKEN_KEY);
+    if (token !== null) socket.send({ type: "resume", token, ref: ref("resume") });
+    else if (state.me !== null) loggedOut();
+    renderAll();
+  },
+
+  betting(f) {
+    Object.assign(state.round, {
+      id: f.round_id,
+      phase: "betting",
+      bettingEndsAt: performance.now() + f.betting_ms,
+      tickElapsed: 0,
+      tickM: 100,
+      shownElapsed: 0,
+      crashPoint: null,
+      crashedAt: null,
+    });
+    seeds.published.set(f.round_id, f.seed_hash);
+    seeds.forgetBefore(f.round_id - SEEDS_KEPT);
+    state.bets.clear();
+    state.betsMore = 0;
+    if (state.myBet !== null && state.myBet.roundId !== f.round_id) state.myBet = null;
+    verifyPanel.seedArrived(f.round_id - 1);
+    renderAll();
+  },
+
+  running(f) {
+    Object.assign(state.round, {
+      id: f.round_id,
+      phase: "running",
+      tickElapsed: 0,
+      tickAt: performance.now(),
+      tickM: 100,
+      shownElapsed: 0,
+    });
+    renderBetPanel();
+  },
+
+  tick(f) {
+    const r = state.round;
+    if (f.round_id !== r.id || r.phase === "crashed") return;
+    r.phase = "running";
+    r.tickElapsed = f.elapsed_ms;
+    r.tickAt = performance.now();
+    r.tickM = hundredths(f.m);
+  },
+
+  crashed(f) {
+    const r = state.round;
+    const crash = hundredths(f.crash_point);
+    Object.assign(r, {
+      id: f.round_id,
+      phase: "crashed",
+      crashPoint: crash,
+      crashedAt: performance.now(),
+      tickElapsed: f.elapsed_ms,
+    });
+    seeds.revealed.set(f.round_id, f.server_seed);
+    seeds.crashPoints.set(f.round_id, crash);
+    seeds.clientSeed = f.client_seed;
+    state.history.push({ round_id: f.round_id, crash_point: f.crash_point });
+    state.history = state.history.slice(-HISTORY_KEPT);
+    for (const bet of state.bets.values()) if (bet.status === "open") bet.status = "lost";
+    const mine = state.myBet;
+    if (mine !== null && mine.roundId === f.round_id && mine.status === "open") {
+      mine.status = "lost";
+      betStatus(
+        `The pillar fell at ${formatMultiplier(crash)}: your ${formatMoney(mine.amount)} is lost.`,
+        "loss",
+      );
+    }
+    verifyPanel.seedArrived(f.round_id);
+    renderAll();
+  },
+
+  bets(f) {
+    if (f.round_id !== state.round.id) return;
+    for (const bet of f.bets) {
+      state.bets.set(bet.user_id, bet);
+      if (state.me !== null && bet.user_id === state.me.id) adoptBetView(bet);
+    }
+    state.betsMore = f.more;
+    renderBets();
+    renderBetPanel();
+  },
+
+  chat(f) {
+    addChatLine(f);
+  },
+
+  goal(f) {
+    const { type, ...goal } = f;
+    if (state.goal !== null && state.goal.id === goal.id && goal.status === "completed") {
+      toast(`Community goal “${goal.name}” completed: ${goal.reward}!`);
+    }
+    state.goal = goal;
+    renderGoal();
+  },
+
+  session(f) {
+    localStorage.setItem(TOKEN_KEY, f.token);
+    state.me = { id: f.user.id, username: f.user.username };
+    state.balance = f.user.balance;
+    $("auth-error").textContent = "";
+    for (const form of [$("login-form"), $("register-form")]) form.reset();
+    // Back after a reload or a reconnection: our bet of this round, if it is listed.
+    const view = state.bets.get(f.user.id);
+    if (view !== undefined) adoptBetView(view);
+    renderAll();
+  },
+
+  logged_out() {
+    localStorage.removeItem(TOKEN_KEY);
+    loggedOut();
+  },
+
+  bet_accepted(f) {
+    state.balance = f.balance;
+    state.myBet = {
+      roundId: f.round_id,
+      amount: f.amount,
+      autoCashout: f.auto_cashout === null ? null : hundredths(f.auto_cashout),
+      status: "open",
+      multiplier: null,
+      payout: null,
+    };
+    const auto =
+      f.auto_cashout === null
+        ? ""
+        : `, auto cash-out at ${formatMultiplier(hundredths(f.auto_cashout))}`;
+    betStatus(`Bet of ${formatMoney(f.amount)} placed for round #${f.round_id}${auto}.`);
+    $("bet-error").textContent = "";
+    renderAccount();
+    renderBetPanel();
+  },
+
+  cashed_out(f) {
+    state.balance = f.balance;
+    const multiplier = hundredths(f.multiplier);
+    const mine = state.myBet;
+    if (mine !== null && mine.roundId === f.round_id) {
+      Object.assign(mine, { status: "cashed_out", multiplier, payout: f.payout });
+    }
+    const how =
+      { manual: "Cashed out", auto: "Auto cash-out", forced: "Cashed out by the house's cap" }[
+        f.reason
+      ] ?? "Cashed out";
+    const status = $("bet-status");
+    betStatus(`${how} at ${formatMultiplier(multiplier)}: +${formatMoney(f.payout)}.`, "win");
+    status.dataset.payout = String(f.payout);
+    status.dataset.multiplier = String(multiplier);
+    $("bet-error").textContent = "";
+    renderAccount();
+    renderBetPanel();
+  },
+
+  balance(f) {
+    state.balance = f.balance;
+    toast(`${formatMoney(f.amount)} credited to your balance.`);
+    renderAccount();
+  },
+
+  error(f) {
+    const text = readable(f);
+    const kind = typeof f.ref === "string" ? f.ref.split("-")[0] : null;
+    if (kind === "resume") {
+      // The stored session has ended (expired, revoked): back to the forms.
+      localStorage.removeItem(TOKEN_KEY);
+      loggedOut();
+      $("auth-error").textContent = text;
+    } else if (kind === "auth") {
+      $("auth-error").textContent = text;
+    } else if (kind === "bet" || kind === "cashout") {
+      $("bet-error").textContent = text;
+      $("bet-error").dataset.code = f.code;
+    } else if (kind === "chat") {
+      $("chat-error").textContent = text;
+    } else {
+      toast(text);
+    }
+  },
+};
+
+function onFrame(frame) {
+  const handler = handlers[frame.type];
+  if (handler !== undefined) handler(frame); // frame types added later are ignored
+}
+
+function onStatus(status, detail) {
+  const conn = $("conn");
+  conn.dataset.state = status;
+  if (status === "live") conn.textContent = "live";
+  else if (status === "connecting") conn.textContent = "connecting…";
+  else {
+    conn.textContent = `disconnected: retrying in ${(detail.retryInMs / 1000).toFixed(1)} s`;
+    if (detail.code === 4002) {
+      // Logged out on another tab or device: this token is revoked.
+      localStorage.removeItem(TOKEN_KEY);
+      loggedOut();
+    }
+  }
+  renderBetPanel();
+}
+
+// The bet list is public (and shows at most the largest bets): it tells a
+// page that came back mid-round about its own bet, which no personal frame repeats.
+function adoptBetView(view) {
+  const mine = state.myBet;
+  if (mine === null || mine.roundId !== state.round.id) {
+    state.myBet = {
+      roundId: state.round.id,
+      amount: view.amount,
+      autoCashout: null,
+      status: view.status,
+      multiplier: view.multiplier === null ? null : hundredths(view.multiplier),
+      payout: view.payout,
+    };
+  } else if (mine.status === "open" && view.status !== "open") {
+    mine.status = view.status;
+  }
+}
+
+function loggedOut() {
+  state.me = null;
+  state.balance = null;
+  state.myBet = null;
+  renderAll();
+}
+
+const READABLE = {
+  rate_limited: "Too fast: wait a moment and try again.",
+  unavailable: "The server's storage is busy or down: try again in a moment.",
+  internal_error: "The server failed on that request: try again.",
+  shutting_down: "The server is restarting: bets resume in a moment.",
+};
+
+function readable(f) {
+  const text = READABLE[f.code] ?? f.message ?? f.code;
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+// -- what the user does ----------------------------------------------------------
+
+function requireSocket(errorId) {
+  if (socket.open) return true;
+  $(errorId).textContent = "Not connected to the server: reconnecting…";
+  return false;
+}
+
+function formValues(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+$("tab-login").addEventListener("click", () => showAuthTab("login"));
+$("tab-register").addEventListener("click", () => showAuthTab("register"));
+
+function showAuthTab(which) {
+  $("tab-login").setAttribute("aria-selected", String(which === "login"));
+  $("tab-register").setAttribute("aria-selected", String(which === "register"));
+  $("login-form").hidden = which !== "login";
+  $("register-form").hidden = which !== "register";
+  $("auth-error").textContent = "";
+}
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!requireSocket("auth-error")) return;
+  const { username, password } = formValues(event.target);
+  $("auth-error").textContent = "";
+  socket.send({ type: "login", username: username.trim(), password, ref: ref("auth") });
+});
+
+$("register-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!requireSocket("auth-error")) return;
+  const { username, email, password } = formValues(event.target);
+  $("auth-error").textContent = "";
+  socket.send({
+    type: "register",
+    username: username.trim(),
+    email: email.trim(),
+    password,
+    ref: ref("auth"),
+  });
+});
+
+$("logout").addEventListener("click", () => {
+  if (!socket.send({ type: "logout", ref: ref("auth") })) {
+    localStorage.removeItem(TOKEN_KEY);
+    loggedOut();
+  }
+});
+
+$("bet-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const error = $("bet-error");
+  error.textContent = "";
+  const amount = parseMoney($("amount").value);
+  if (amount === null || amount === 0) {
+    error.textContent = "Amount: a number with at most two decimals, like 2.50.";
+    return;
+  }
+  const autoText = $("auto").value.trim();
+  const auto = autoText === "" ? null : parseMultiplier(autoText);
+  if (auto !== null && auto < 101) {
+    error.textContent = "Auto cash-out: at least 1.01, or leave it empty.";
+    return;
+  }
+  if (autoText !== "" && auto === null) {
+    error.textContent = "Auto cash-out: a multiplier like 2.00, or leave it empty.";
+    return;
+  }
+  if (!requireSocket("bet-error")) return;
+  socket.send({
+    type: "bet",
+    amount,
+    auto_cashout: auto === null ? null : auto / 100,
+    ref: ref("bet"),
+  });
+});
+
+$("cashout").addEventListener("click", () => {
+  $("bet-error").textContent = "";
+  if (!requireSocket("bet-error")) return;
+  socket.send({ type: "cashout", ref: ref("cashout") });
+});
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("chat-text");
+  const text = input.value.trim();
+  $("chat-error").textContent = "";
+  if (text === "" || !requireSocket("chat-error")) return;
+  socket.send({ type: "chat", text, ref: ref("chat") });
+  input.value = "";
+});
+
+$("history").addEventListener("click", (event) => {
+  const chip = event.target.closest(".chip");
+  if (chip !== null) verifyPanel.openRound(Number(chip.dataset.roundId));
+});
+
+$("open-verify").addEventListener("click", () => verifyPanel.openBlank());
+
+// -- panels ----------------------------------------------------------------------
+
+function renderAll() {
+  renderAccount();
+  renderHistory();
+  renderBets();
+  renderGoal();
+  renderBetPanel();
+}
+
+function renderAccount() {
+  const me = state.me;
+  $("who").hidden = me === null;
+  $("auth").hidden = me !== null;
+  $("username").textContent = me?.username ?? "";
+  const balance = $("balance");
+  balance.textContent = state.balance === null ? "–" : formatMoney(state.balance);
+  balance.dataset.cents = state.balance === null ? "" : String(state.balance);
+  $("chat-text").disabled = me === null;
+  $("chat-text").placeholder = me === null ? "Log in to chat" : "Say something (280 characters)";
+  $("chat-form").querySelector("button").disabled = me === null;
+}
+
+function renderBetPanel() {
+  const r = state.round;
+  const mine = state.myBet !== null && state.myBet.roundId === r.id ? state.myBet : null;
+  const canPlay = state.me !== null && socket.open;
+  $("bet-panel").hidden = state.me === null;
+  $("bet").disabled = !canPlay || r.phase !== "betting" || mine !== null;
+  $("bet").textContent =
+    r.phase === "betting"
+      ? mine === null
+        ? "Place bet"
+        : "Bet placed"
+      : "Betting opens next round";
+  const cashout = $("cashout");
+  cashout.disabled = !canPlay || r.phase !== "running" || mine === null || mine.status !== "open";
+  if (mine === null || mine.status !== "open") cashout.textContent = "Cash out";
+}
+
+function chipClass(crash) {
+  if (crash < 120) return "bust";
+  if (crash < 200) return "low";
+  if (crash < 1000) return "good";
+  return "big";
+}
+
+function renderHistory() {
+  const chips = state.history
+    .slice()
+    .reverse()
+    .map((h) => {
+      const crash = hundredths(h.crash_point);
+      const chip = element("button", `chip ${chipClass(crash)}`, formatMultiplier(crash));
+      chip.type = "button";
+      chip.dataset.roundId = String(h.round_id);
+      chip.title = `Round #${h.round_id}: click to verify`;
+      return chip;
+    });
+  $("history").replaceChildren(...chips);
+}
+
+function renderBets() {
+  const list = [...state.bets.values()].sort((a, b) => b.amount - a.amount);
+  const rows = list.map((bet) => {
+    const mine = state.me !== null && bet.user_id === state.me.id;
+    const row = element("li", `${bet.status}${mine ? " me" : ""}`);
+    row.dataset.userId = String(bet.user_id);
+    row.dataset.status = bet.status;
+    row.append(
+      element("span", "name", bet.username),
+      element("span", "amount", formatMoney(bet.amount)),
+    );
+    let result = "…";
+    if (bet.status === "cashed_out") {
+      result = `${formatMultiplier(hundredths(bet.multiplier))} +${formatMoney(bet.payout)}`;
+    } else if (bet.status === "lost") result = "lost";
+    row.append(element("span", "result", result));
+    return row;
+  });
+  if (state.betsMore > 0) {
+    rows.push(element("li", "more", `and ${state.betsMore} smaller bet(s)`));
+  }
+  if (rows.length === 0) rows.push(element("li", "more", "No bets yet this round."));
+  $("bets").replaceChildren(...rows);
+  $("bets-count").textContent = list.length === 0 ? "" : `(${list.length + state.betsMore})`;
+}
+
+function renderGoal() {
+  const goal = state.goal;
+  const box = $("goal");
+  if (goal === null) {
+    box.replaceChildren(element("p", "muted", "No goal under way."));
+    return;
+  }
+  const percent = Math.min(
+    100,
+    Math.floor((100 * goal.current_blocks) / Math.max(1, goal.target_blocks)),
+  );
+  const fill = element("div", "goal-fill");
+  fill.style.width = `${percent}%`;
+  const bar = element("div", "goal-bar");
+  bar.append(fill);
+  const numbers = element("div", "goal-numbers");
+  numbers.append(
+    element("span", "", `${goal.current_blocks} / ${goal.target_blocks} blocks`),
+    goal.status === "completed"
+      ? element("span", "goal-done", "completed")
+      : element("span", "", `${percent}%`),
+  );
+  const reward = element("div", "goal-reward", `Reward: ${goal.reward}`);
+  box.replaceChildren(element("div", "goal-name", goal.name), bar, numbers, reward);
+  box.dataset.current = String(goal.current_blocks);
+}
+
+function addChatLine(line) {
+  const list = $("chat");
+  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  const item = element("li");
+  item.append(
+    element("span", "time", clockTime(line.ts)),
+    element("span", "from", line.username),
+    element("span", "text", line.text),
+  );
+  list.append(item);
+  while (list.children.length > CHAT_KEPT) list.firstElementChild.remove();
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function betStatus(text, tone = "") {
+  const status = $("bet-status");
+  status.textContent = text;
+  status.className = `status ${tone}`;
+  delete status.dataset.payout;
+  delete status.dataset.multiplier;
+}
+
+let toastTimer = null;
+function toast(text) {
+  $("toast").textContent = text;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => ($("toast").textContent = ""), 5000);
+}
+
+// -- the animation loop ----------------------------------------------------------------
+
+// What to draw now: the multiplier (hundredths) and the unrounded height.
+function current(now) {
+  const r = state.round;
+  if (r.phase === "crashed") return { m: r.crashPoint, height: r.crashPoint / 100 };
+  if (r.phase !== "running") return { m: 100, height: 1 };
+  const ahead = Math.min(now - r.tickAt, MAX_AHEAD_MS);
+  r.shownElapsed = Math.max(r.shownElapsed, r.tickElapsed + ahead);
+  const m = Math.max(multiplierAt(r.shownElapsed), r.tickM);
+  return { m, height: Math.max(heightAt(r.shownElapsed), m / 100) };
+}
+
+const PHASES = {
+  idle: "waiting for the first round",
+  betting: "place your bets",
+  running: "building",
+  crashed: "collapsed",
+};
+
+const shown = { multiplier: "", integrity: "", countdown: "", cashout: "", phase: "" };
+
+function setText(id, text) {
+  if (shown[id] !== text) {
+    shown[id] = text;
+    $(id).textContent = text;
+  }
+}
+
+function frame(now) {
+  const r = state.round;
+  const { m, height } = current(now);
+  const integrity = integrityAt(m);
+  const multiplier = $("multiplier");
+  setText("multiplier", formatMultiplier(m));
+  multiplier.dataset.hundredths = String(m);
+  multiplier.classList.toggle("crashed", r.phase === "crashed");
+  const mine = state.myBet !== null && state.myBet.roundId === r.id ? state.myBet : null;
+  multiplier.classList.toggle(
+    "cashed",
+    mine !== null && mine.status === "cashed_out" && r.phase === "running",
+  );
+  setText("phase", PHASES[r.phase] ?? r.phase);
+  $("phase").dataset.phase = r.phase;
+  $("round").textContent = r.id === null ? "Round –" : `Round #${r.id}`;
+  let countdown = "";
+  if (r.phase === "betting") {
+    countdown = `starts in ${(Math.max(0, r.bettingEndsAt - now) / 1000).toFixed(1)} s`;
+  } else if (r.phase === "crashed" && r.crashPoint !== null) {
+    countdown = `the pillar fell at ${formatMultiplier(r.crashPoint)}`;
+  }
+  setText("countdown", countdown);
+  setText("integrity", `${(integrity / 100).toFixed(2)}%`);
+  const fill = $("integrity-fill");
+  fill.style.width = `${integrity / 100}%`;
+  fill.classList.toggle("weak", integrity < 5000 && integrity >= 2500);
+  fill.classList.toggle("critical", integrity < 2500);
+  if (mine !== null && mine.status === "open" && r.phase === "running") {
+    setText("cashout", `Cash out ${formatMoney(payoutAt(mine.amount, m))}`);
+  } else {
+    shown.cashout = "";
+  }
+  pillar.draw(
+    {
+      phase: r.phase,
+      height,
+      integrity: integrity / 10_000,
+      crashHeight: r.crashPoint === null ? 1 : r.crashPoint / 100,
+      crashedAt: r.crashedAt,
+    },
+    now,
+  );
+  requestAnimationFrame(frame);
+}
+
+new ResizeObserver(([entry]) => {
+  pillar.resize(entry.contentRect.width, entry.contentRect.height);
+}).observe($("pillar"));
+
+renderAll();
+socket.connect();
+requestAnimationFrame(frame);

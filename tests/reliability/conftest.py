@@ -28,7 +28,17 @@ from pillarpayout_ws.storage.audit import audit
 from ..conftest import Servers, fresh_storage
 from ..server.conftest import CLIENT_SEED, SPEED, GameServer, Player
 
-__all__ = ["CLIENT_SEED", "SPEED", "Client", "Player", "Rig", "chain_where", "documented_codes"]
+__all__ = [
+    "CLIENT_SEED",
+    "SPEED",
+    "Client",
+    "Player",
+    "Rig",
+    "RigFactory",
+    "chain_where",
+    "documented_close_codes",
+    "documented_codes",
+]
 
 PROTOCOL_MD = Path(__file__).resolve().parents[2] / "protocol.md"
 
@@ -58,11 +68,11 @@ def documented_codes(heading: str) -> set[str]:
 
 
 def documented_close_codes() -> set[int]:
+    """The codes in the table under ``### Close codes`` in protocol.md."""
     text = PROTOCOL_MD.read_text()
     section = text.split("\n### Close codes\n", 1)[1].split("\n#", 1)[0]
-    return {
-        int(line.split("|")[1]) for line in section.splitlines() if line[:3].strip("| ").isdigit()
-    }
+    cells = [line.split("|") for line in section.splitlines() if line.startswith("|")]
+    return {int(row[1]) for row in cells if row[1].strip().isdigit()}
 
 
 class Client(Player):

@@ -163,6 +163,8 @@ class Database:
     # -- accounts ----------------------------------------------------------
 
     async def user_by_name(self, username: str) -> UserRow | None:
+        if "\x00" in username:
+            return None  # PostgreSQL text cannot hold U+0000, so no name has one
         async with _translated("reading a user"):
             row = await self._pool.fetchrow(
                 "SELECT id, username, email, password_hash, balance FROM users "

@@ -28,6 +28,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pytest
@@ -35,13 +36,26 @@ from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pillarpayout_ws.protocol import COMMAND_TYPES, FrameError, decode_command
+from pillarpayout_ws.engine.records import BetPlaced, RoundCrashed, RoundOpened, RoundRecord
+from pillarpayout_ws.protocol import (
+    COMMAND_TYPES,
+    Chat,
+    FrameError,
+    Login,
+    PlaceBet,
+    Register,
+    decode_command,
+)
 from pillarpayout_ws.server import handler
+from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.settle import settle_round
 
 from ..serving import healthz
+from ..storage.helpers import make_chain, make_users
 from .conftest import Client, Rig, RigFactory, chain_where, documented_close_codes, documented_codes
 
 MAX_FRAME = 4096
+PASSWORD = "correct horse battery"  # what Rig.register uses
 CODES = documented_codes("Error codes")
 CLOSE_CODES = documented_close_codes()
 # Documented, but each means a bug or an outage, which fuzzing must not cause.
@@ -59,6 +73,7 @@ _odd_text = st.sampled_from(
         "e\u0301",  # combining accent
         "\ufffe\uffff",  # non-characters
         "\x00\x1f\x7f",
+        "a\x00b",  # PostgreSQL text cannot hold U+0000
         "\u2028\u2029",  # line and paragraph separators
         "a" * 300,
     ]
@@ -200,6 +215,8 @@ async def wire(make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     yield wire
     # No connection was closed: every frame was within the limits.
     assert wire.closes == []
+    for player in rig.players:
+        assert_documented(player.frames)
     await assert_server_fine(rig)
     # Every chat line taken was stored (none is kept back as refused by PostgreSQL).
     await rig.app._save_chat()
@@ -223,8 +240,8 @@ def _fragments(draw: st.DrawFn) -> list[str] | list[bytes]:
     return [p for p in parts if isinstance(p, bytes)]
 
 
-_ref = st.none() | st.text(st.characters(codec="utf-8"), max_size=10)
 _utf8 = st.characters(codec="utf-8")
+_ref = st.none() | st.text(_utf8, max_size=10) | _odd_text.map(lambda t: t[:64])
 # Well-formed or nearly: these get past the codec to the accounts, the chat
 # and the engine (a bet, a cashout, a login) and come back with their errors.
 _plausible = st.one_of(
@@ -290,13 +307,21 @@ def _size(payload: Payload) -> int:
 @given(batch=st.lists(_payloads.filter(lambda p: _size(p) <= MAX_FRAME), min_size=1, max_size=4))
 async def test_fuzzed_frames_over_the_wire(wire: Wire, batch: list[Payload]) -> None:
     player = await wire.connection()
+    start = len(player.frames)
     for payload in batch:
         await player.ws.send(payload)
     ref = f"probe-{next(wire.probes)}"
     await player.send(type="ping", ref=ref)
     # Every frame was within the limits: the connection carries on.
-    await player.next("pong", ref=ref)
-    for frame in player.frames:
+    pong = await player.next("pong", ref=ref)
+    # The connection answers its frames in order, so its own answers (codec,
+    # accounts, chat) are all in before the pong. The game loop's (bets,
+    # cashouts) may come later: the fixture checks those at the end.
+    assert_documented(player.frames[start : player.frames.index(pong)])
+
+
+def assert_documented(frames: list[dict[str, Any]]) -> None:
+    for frame in frames:
         if frame["type"] == "error":
             assert set(frame) == {"type", "code", "message", "ref"}, frame
             assert frame["code"] in CODES and frame["code"] not in NEVER, frame
@@ -315,6 +340,68 @@ async def assert_server_fine(rig: Rig) -> None:
     await newcomer.next("tick", within=30)  # the game goes on
     metrics = app._metrics_response().body.decode()
     assert 'code="internal_error"' not in metrics
+
+
+# --- what the codec lets through, storage can hold ---------------------------------
+
+
+@dataclass
+class Store:
+    storage: Storage
+    user_id: int
+    chain_id: int
+    rounds: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+@pytest.fixture
+async def store(storage: Storage) -> Store:
+    (user,) = await make_users(storage, 1, balance=10**12)
+    return Store(storage, user.id, await make_chain(storage))
+
+
+@settings(
+    max_examples=150,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(text=st.text(_utf8, max_size=300) | _odd_text, other=st.text(_utf8, max_size=20))
+async def test_every_string_the_codec_accepts_storage_can_hold(
+    store: Store, text: str, other: str
+) -> None:
+    """Client text goes into PostgreSQL as user names, emails, chat and bet refs,
+    and is looked up as a login name: none of it may be refused there (which
+    would be an ``unavailable`` for nothing, or a round that cannot be flushed)."""
+    db = store.storage.db
+
+    def decoded(**fields: object) -> object:
+        try:
+            return decode_command(json.dumps(fields))
+        except FrameError:
+            return None
+
+    login = decoded(type="login", username=text[:32] or "x", password=text or "x")
+    if isinstance(login, Login):
+        assert await db.user_by_name(login.username) is None
+    register = decoded(
+        type="register", username=text, email=f"{other}@{text}.example", password=text
+    )
+    if isinstance(register, Register):
+        await db.create_user(register.username, register.email, "argon2-hash", 0)
+    chat = decoded(type="chat", text=text)
+    if isinstance(chat, Chat):
+        await db.save_chat([(store.user_id, None, chat.text)])
+    bet = decoded(type="bet", amount=100, ref=text[:64])
+    if isinstance(bet, PlaceBet):
+        round_id = next(store.rounds)
+        records: list[RoundRecord] = [
+            RoundOpened(round_id, store.chain_id, round_id, "00" * 32, "ab" * 32, "salt", 1.0),
+            BetPlaced(round_id, store.user_id, bet.ref, bet.amount, None, 0),
+            RoundCrashed(round_id, 150, 1000),
+        ]
+        result = await db.flush([settle_round(records)])
+        assert result.rounds_written == 1
+        assert bet.ref in {r.ref for r in await db.bet_refs(round_id)}
 
 
 # --- limits and raw bytes -----------------------------------------------------------
@@ -432,3 +519,31 @@ async def test_random_bytes_on_the_socket(make_rig: RigFactory) -> None:
                 assert opcode == 0x1 and orjson.loads(payload)["code"] in CODES
     assert close_codes and set(close_codes) <= CLOSE_CODES, close_codes
     await assert_server_fine(rig)
+
+
+async def test_a_nul_is_refused_not_stored_nor_an_outage(make_rig: RigFactory) -> None:
+    """Found by the wire fuzzer: PostgreSQL text cannot hold U+0000.
+
+    A bet ref with a NUL was accepted into the write-ahead, and then no flush
+    could ever write its round (nor any later one, which share its batch); a
+    login name with a NUL was answered ``unavailable``, as if PostgreSQL were
+    down.
+    """
+    top, _ = chain_where(lambda points: all(150 <= p <= 400 for p in points), rounds=2)
+    rig = await make_rig(top, betting_ms=100_000)  # 10 s of real time, never waited for
+    alice, session = await rig.register("alice")
+    await alice.send(type="bet", amount=100, ref="x\x00y")
+    refused = await alice.next_where(lambda f: f["type"] in ("error", "bet_accepted"))
+    assert (refused["type"], refused["code"], refused["ref"]) == ("error", "bad_frame", None)
+    for name in ("alice\x00", "\x00", "a\x00' OR '1'='1"):
+        await alice.send(type="login", username=name, password=PASSWORD, ref="l")
+        assert (await alice.answer("l"))["code"] == "invalid_credentials"
+    await alice.send(type="bet", amount=100, ref="fine")
+    accepted = await alice.answer("fine")
+    assert accepted["type"] == "bet_accepted"
+    await rig.stop()  # flushes the round (void)
+    assert await rig.storage.live.pending_round_ids() == []
+    rounds = await rig.fetch("SELECT id, status FROM rounds")
+    assert [tuple(r) for r in rounds] == [(accepted["round_id"], "void")]
+    assert await rig.balance(session["user"]["id"]) == 100_000
+    await rig.assert_audit_clean()

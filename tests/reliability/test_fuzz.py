@@ -382,7 +382,7 @@ async def test_every_string_the_codec_accepts_storage_can_hold(
 
     login = decoded(type="login", username=text[:32] or "x", password=text or "x")
     if isinstance(login, Login):
-        assert await db.user_by_name(login.username) is None
+        await db.user_by_name(login.username)  # found or not (earlier examples register)
     register = decoded(
         type="register", username=text, email=f"{other}@{text}.example", password=text
     )

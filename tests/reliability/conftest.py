@@ -103,6 +103,20 @@ class Client(Player):
         """The next frame carrying ``ref``: the answer to the frame sent with it."""
         return await self.next_where(lambda f: f.get("ref") == ref, within)
 
+    async def bet(self, amount: int, ref: str) -> dict[str, Any]:
+        """Bet ``amount`` with ``ref``, in the next window if this one has just closed.
+
+        The machine is shared: a window of a few hundred milliseconds of real
+        time may pass before a frame gets there.
+        """
+        while True:
+            await self.send(type="bet", amount=amount, auto_cashout=None, ref=ref)
+            answer = await self.answer(ref, within=30)
+            if answer["type"] == "bet_accepted":
+                return answer
+            assert answer["code"] == "betting_closed", answer
+            await self.next("betting", within=30)
+
 
 class Rig(GameServer):
     """One server on its own storage; ``restart()`` stops it and starts a new one there."""

@@ -16,17 +16,6 @@ STAKE = 700
 PER_CONNECTION = 25
 
 
-async def bet_until_accepted(player: Client, ref: str) -> dict[str, Any]:
-    """Bet ``STAKE`` with ``ref``; if this window has just closed, in the next one."""
-    while True:
-        await player.send(type="bet", amount=STAKE, auto_cashout=None, ref=ref)
-        answer = await player.answer(ref, within=30)
-        if answer["type"] == "bet_accepted":
-            return answer
-        assert answer["code"] == "betting_closed", answer
-        await player.next("betting", within=30)
-
-
 async def replay(player: Client, ref: str, times: int) -> list[dict[str, Any]]:
     for _ in range(times):
         await player.send(type="bet", amount=STAKE, auto_cashout=None, ref=ref)
@@ -37,13 +26,13 @@ async def test_a_bet_ref_sent_100_times_across_a_reconnect_and_a_restart(
     make_rig: RigFactory,
 ) -> None:
     top, _ = chain_where(lambda points: all(150 <= p <= 400 for p in points), rounds=6)
-    # A long betting window (5 s of real time, never waited for): the restart
+    # A long betting window (10 s of real time, never waited for): the restart
     # lands in it, so the round of the bet never runs and the stop voids it.
-    rig = await make_rig(top, betting_ms=50_000, cooldown_ms=500)
+    rig = await make_rig(top, betting_ms=100_000, cooldown_ms=500)
     first, session = await rig.register("alice")
     user_id, token = session["user"]["id"], session["token"]
 
-    accepted = await bet_until_accepted(first, "same")
+    accepted = await first.bet(STAKE, "same")
     answers = [accepted, *await replay(first, "same", PER_CONNECTION - 1)]
     await first.close()  # the socket drops; the client reconnects and sends it again
     second = await rig.login(token)
@@ -61,7 +50,7 @@ async def test_a_bet_ref_sent_100_times_across_a_reconnect_and_a_restart(
     assert accepted["balance"] == 100_000 - STAKE
 
     # The restarted server still takes new bets (a new ref), in a new round.
-    fresh = await bet_until_accepted(fourth, "another")
+    fresh = await fourth.bet(STAKE, "another")
     assert fresh["round_id"] > accepted["round_id"]
 
     await rig.stop()  # flushes everything, the open round as void

@@ -74,11 +74,24 @@ CREATE TABLE IF NOT EXISTS bets (
     -- Every flushed bet has ended exactly once.
     status                   TEXT    NOT NULL CHECK (status IN ('cashed_out', 'lost', 'refunded')),
     cashout_reason           TEXT    CHECK (cashout_reason IN ('manual', 'auto', 'forced')),
+    -- The bettor's balance right after the debit, as its bet_accepted said:
+    -- a restarted server answers a replayed ref with that same frame.
+    balance_after            BIGINT,
     placed_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (round_id, user_id),  -- one bet per user per round; also the per-round index
     CHECK ((status = 'cashed_out') = (cash_out_multiplier_x100 IS NOT NULL)),
     CHECK (status = 'cashed_out' OR winnings = 0)
 );
+-- Databases created before the column existed (their older bets keep NULL).
+-- Checked first, so a start on an up-to-date database takes no table lock.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'bets'
+                     AND column_name = 'balance_after') THEN
+        ALTER TABLE bets ADD COLUMN balance_after BIGINT;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
 CREATE INDEX IF NOT EXISTS bets_user_ref ON bets (user_id, ref) WHERE ref IS NOT NULL;
 

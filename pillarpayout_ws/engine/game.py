@@ -44,9 +44,11 @@ Idempotency: a bet ``ref`` already accepted from the same user (this round or
 one of the last ``config.ref_memory_rounds``) gets the same ``BetAccepted``
 again without a second debit or record; a cashout of a bet already cashed out
 gets the same ``CashoutDone`` again (under the new command's ref); a grant
-``key`` already seen is answered with the first ``FundsGranted``. This memory
-lives in the process; across a restart, storage's unique ledger keys are what
-keep a replayed action from moving money twice.
+``key`` already seen is answered with the first ``FundsGranted``. The bet refs
+survive a restart: the server hands the engine the ``BetAccepted`` of earlier
+rounds' bets (``bet_refs``, from storage). Grant keys live in the process
+only (every ``pillarpayout grant`` makes a new one; storage's unique ledger
+key is what refuses a replayed grant in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -163,12 +165,16 @@ class Game:
         next_round_id: int,
         goals: Sequence[Goal] = (),
         history: Sequence[tuple[int, int]] = (),
+        bet_refs: Sequence[BetAccepted] = (),
     ) -> None:
         """Set up the game, idle until ``start``.
 
         ``next_round_id`` is the id the first round will get; ``goals`` the
         community goals in order; ``history`` the recent ``(round_id,
-        crash_point)`` oldest first, of which the last 50 are kept.
+        crash_point)`` oldest first, of which the last 50 are kept;
+        ``bet_refs`` the first answers to bets placed with a ``ref`` in
+        earlier rounds (a restarted server's memory, from storage), of which
+        those of the last ``config.ref_memory_rounds`` rounds are remembered.
         """
         if type(next_round_id) is not int or next_round_id < 1:
             raise ValueError(f"next_round_id must be an int >= 1, got {next_round_id!r}")
@@ -183,12 +189,32 @@ class Game:
         self._bet_refs: dict[tuple[int, str], BetAccepted] = {}
         # The refs remembered per round, oldest first, to forget them in order.
         self._ref_rounds: deque[list[tuple[int, str]]] = deque()
+        self._remember_refs(bet_refs)
         self._phase = Phase.IDLE
         self._round: _Round | None = None
         self._previous: _Round | None = None
         self._now: int | None = None
         self._events: list[Event] = []
         self._records: list[Record] = []
+
+    def _remember_refs(self, bet_refs: Sequence[BetAccepted]) -> None:
+        # One list per earlier round still inside the memory window, so they are
+        # forgotten in order as new rounds open, exactly as if played here.
+        first = max(1, self._next_round_id - self._config.ref_memory_rounds + 1)
+        by_round: dict[int, list[tuple[int, str]]] = {
+            round_id: [] for round_id in range(first, self._next_round_id)
+        }
+        for accepted in sorted(bet_refs, key=lambda a: a.round_id):
+            keys = by_round.get(accepted.round_id)
+            if accepted.ref is None or keys is None:
+                continue
+            key = (accepted.user_id, accepted.ref)
+            previous = self._bet_refs.get(key)
+            if previous is not None:  # reused after an older round was forgotten
+                by_round[previous.round_id].remove(key)
+            self._bet_refs[key] = accepted
+            keys.append(key)
+        self._ref_rounds.extend(by_round.values())
 
     # -- reading -------------------------------------------------------------
 

@@ -23,8 +23,8 @@ ping       (none)                                               Ping
 Rules every frame shares:
 
 * Unknown extra fields are ignored, so newer clients can talk to this server.
-* ``ref`` is an optional client string of at most 64 characters, or null,
-  on any command. Once it has been read, every ``FrameError`` carries it so
+* ``ref`` is an optional client string of at most 64 characters (no U+0000),
+  or null, on any command. Once it has been read, every ``FrameError`` carries it so
   the client can match the error with what it sent.
 * A missing required field, or a field of the wrong JSON type, is
   ``bad_frame``; except ``amount`` and ``auto_cashout``, whose own codes
@@ -303,10 +303,14 @@ COMMAND_TYPES: Final = frozenset(_DECODERS)
 
 def _ref(frame: _Frame) -> str | None:
     ref = frame.get("ref")
-    if ref is None or (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH):
+    # A bet's ref is stored, and PostgreSQL text cannot hold U+0000: one such ref
+    # in the write-ahead would make its round (and every round flushed with it)
+    # impossible to flush.
+    if ref is None or (isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH and "\x00" not in ref):
         return ref
     raise FrameError(
-        FrameCode.BAD_FRAME, f"ref is a string of at most {MAX_REF_LENGTH} characters, or null"
+        FrameCode.BAD_FRAME,
+        f"ref is a string of at most {MAX_REF_LENGTH} characters without U+0000, or null",
     )
 
 

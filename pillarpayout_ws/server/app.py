@@ -29,6 +29,7 @@ from websockets.typing import Origin
 
 from .. import __version__
 from ..engine.config import GameConfig
+from ..engine.events import BetAccepted
 from ..engine.game import Game
 from ..engine.goals import Goal
 from ..exceptions import ConfigError, PillarPayoutError
@@ -165,17 +166,27 @@ class App:
             Goal(r["id"], r["name"], r["target_height"], r["current_height"], r["reward"])
             for r in await db.goals()
         ]
+        game_config = GameConfig(
+            betting_ms=self.config.betting_ms,
+            tick_ms=self.config.tick_ms,
+            cooldown_ms=self.config.cooldown_ms,
+            house_edge=self.config.house_edge,
+        )
+        next_round_id = await db.last_round_id() + 1
+        # Recovery has flushed every earlier round: PostgreSQL holds every bet
+        # ref the engine must still recognise, so a client replaying a bet
+        # across the restart is answered as before, not debited again.
+        bet_refs = [
+            BetAccepted(b.user_id, b.ref, b.round_id, b.amount, b.auto_cashout, b.balance_after)
+            for b in await db.bet_refs(next_round_id - game_config.ref_memory_rounds + 1)
+        ]
         game = Game(
-            GameConfig(
-                betting_ms=self.config.betting_ms,
-                tick_ms=self.config.tick_ms,
-                cooldown_ms=self.config.cooldown_ms,
-                house_edge=self.config.house_edge,
-            ),
+            game_config,
             seeds,
-            next_round_id=await db.last_round_id() + 1,
+            next_round_id=next_round_id,
             goals=goals,
             history=await db.recent_crashes(),
+            bet_refs=bet_refs,
         )
         self.runner = GameRunner(
             game,

@@ -153,10 +153,17 @@ class GameRunner:
         self._wake.set()
 
     async def wait_round_over(self, timeout_s: float) -> bool:
-        """Stop taking bets and wait (at most ``timeout_s``) until no round is running."""
+        """Stop taking bets and wait (at most ``timeout_s``) until the round running
+        now, if any, is over.
+
+        Over means crashed, or replaced: between two wake-ups the next round
+        may already be running (a short cooldown and betting window, or a
+        fast test clock), and it is not the one this waits for.
+        """
         self.accepting_bets = False
         deadline = time.monotonic() + timeout_s
-        while self.game.phase is Phase.RUNNING:
+        running = self.game.round_id
+        while self.game.phase is Phase.RUNNING and self.game.round_id == running:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False

@@ -65,6 +65,18 @@ class SeedChainRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BetRefRow:
+    """A flushed bet placed with a ``ref``: enough to repeat its ``bet_accepted``."""
+
+    user_id: int
+    ref: str
+    round_id: int
+    amount: int
+    auto_cashout: int | None
+    balance_after: int
+
+
+@dataclass(frozen=True, slots=True)
 class FlushResult:
     rounds_written: int
     rounds_voided: int
@@ -151,6 +163,8 @@ class Database:
     # -- accounts ----------------------------------------------------------
 
     async def user_by_name(self, username: str) -> UserRow | None:
+        if "\x00" in username:
+            return None  # PostgreSQL text cannot hold U+0000, so no name has one
         async with _translated("reading a user"):
             row = await self._pool.fetchrow(
                 "SELECT id, username, email, password_hash, balance FROM users "
@@ -286,6 +300,22 @@ class Database:
             value = await self._pool.fetchval("SELECT COALESCE(max(id), 0) FROM rounds")
         return int(value)
 
+    async def bet_refs(self, from_round_id: int) -> list[BetRefRow]:
+        """The bets placed with a ``ref`` in rounds ``>= from_round_id``, oldest round first.
+
+        What a restarted server needs to answer a replayed bet ``ref`` with its
+        first ``bet_accepted`` (bets flushed before ``balance_after`` existed
+        are left out: their first answer is not known).
+        """
+        async with _translated("reading bet refs"):
+            rows = await self._pool.fetch(
+                "SELECT user_id, ref, round_id, bet_amount, auto_cashout_x100, balance_after "
+                "FROM bets WHERE round_id >= $1 AND ref IS NOT NULL "
+                "AND balance_after IS NOT NULL ORDER BY round_id, id",
+                from_round_id,
+            )
+        return [BetRefRow(*row) for row in rows]
+
     async def goals(self) -> list[asyncpg.Record]:
         """Community goals not yet completed, the active one first."""
         async with _translated("reading the goals"):
@@ -375,6 +405,7 @@ class Database:
                         b.payout,
                         b.status,
                         b.reason,
+                        b.balance_after,
                     )
                 )
                 for kind, amount, key in b.ledger(r.round_id):
@@ -391,16 +422,17 @@ class Database:
                 """
                 WITH new_bets AS (
                     INSERT INTO bets (round_id, user_id, ref, bet_amount, auto_cashout_x100,
-                                      cash_out_multiplier_x100, winnings, status, cashout_reason)
+                                      cash_out_multiplier_x100, winnings, status, cashout_reason,
+                                      balance_after)
                     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
                                          $5::int[], $6::int[], $7::bigint[], $8::text[],
-                                         $9::text[])
+                                         $9::text[], $10::bigint[])
                     RETURNING id, round_id, user_id
                 )
                 INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key)
                 SELECT l.user_id, l.kind, l.amount, l.round_id, b.id, l.idem_key
-                FROM unnest($10::bigint[], $11::text[], $12::bigint[], $13::bigint[],
-                            $14::text[]) AS l(user_id, kind, amount, round_id, idem_key)
+                FROM unnest($11::bigint[], $12::text[], $13::bigint[], $14::bigint[],
+                            $15::text[]) AS l(user_id, kind, amount, round_id, idem_key)
                 JOIN new_bets b ON b.round_id = l.round_id AND b.user_id = l.user_id
                 """,
                 *bet_cols,

@@ -44,6 +44,7 @@ class SettledBet:
     payout: int
     status: BetStatus
     reason: CashoutReason | None
+    balance_after: int  # the bettor's balance right after the debit (the bet's ack)
 
     def ledger(self, round_id: int) -> list[tuple[LedgerKind, int, str]]:
         """(kind, signed amount, idempotency key) of every balance change of this bet."""
@@ -126,12 +127,23 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     cashout.payout,
                     "cashed_out",
                     cashout.reason,
+                    bet.balance_after,
                 )
             )
         else:
             status: BetStatus = "lost" if crashed is not None else "refunded"
             settled.append(
-                SettledBet(user_id, bet.ref, bet.amount, bet.auto_cashout, None, 0, status, None)
+                SettledBet(
+                    user_id,
+                    bet.ref,
+                    bet.amount,
+                    bet.auto_cashout,
+                    None,
+                    0,
+                    status,
+                    None,
+                    bet.balance_after,
+                )
             )
     return SettledRound(
         opened=opened,

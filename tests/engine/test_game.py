@@ -306,6 +306,65 @@ def test_refs_are_forgotten_after_the_memory_window() -> None:
     assert len(of_type(records, BetPlaced)) == 1
 
 
+def _restarted(next_round_id: int, bet_refs: list[BetAccepted], memory: int = 3) -> Game:
+    """A game as a restarted server builds it: earlier rounds' bet refs from storage."""
+    config = GameConfig(ref_memory_rounds=memory, cooldown_ms=0)
+    game = Game(
+        config,
+        ScriptedSeeds(seed_with_crash(100)),
+        next_round_id=next_round_id,
+        bet_refs=bet_refs,
+    )
+    game.load_account(1, "user1", 50_000)
+    game.start(0)
+    game.events_to_send()
+    game.records_to_persist()
+    return game
+
+
+def test_refs_from_before_a_restart_are_answered_again() -> None:
+    old = BetAccepted(1, "r1", 9, 700, 250, 99_300)
+    game = _restarted(10, [old, BetAccepted(2, "r1", 9, 100, None, 900)])
+    game.place_bet(0, 1, 700, None, "r1")
+    assert game.events_to_send() == [old]
+    assert game.records_to_persist() == []
+    assert game.balance_of(1) == 50_000
+
+
+def test_refs_from_before_a_restart_age_like_the_others() -> None:
+    # Memory 3: with round 10 open, rounds 8 and 9 are remembered, 7 is not.
+    refs = [BetAccepted(1, f"in-{r}", r, 100, None, 1000) for r in (7, 8, 9)]
+    game = _restarted(10, refs)
+    for round_id, remembered in ((7, False), (8, True), (9, True)):
+        game.place_bet(0, 1, 100, None, f"in-{round_id}")
+        accepted = of_type(game.events_to_send(), BetAccepted)[0]
+        assert (accepted.round_id != 10) is remembered
+    # Each new round forgets the oldest remembered one: round 8's ref goes with
+    # round 11, round 9's with round 12.
+    now = game.next_due_ms() or 0
+    game.advance(now)  # round 10 crashes at 1.00x, round 11 opens
+    assert game.round_id == 11
+    game.events_to_send()
+    game.place_bet(now, 1, 100, None, "in-8")
+    game.place_bet(now, 1, 100, None, "in-9")
+    answers = of_type(game.events_to_send(), BetAccepted)
+    assert [a.round_id for a in answers] == [11, 9]
+
+
+def test_a_ref_reused_in_a_later_round_is_remembered_once() -> None:
+    # Storage may hold one ref in two rounds (reused after it was forgotten):
+    # the later answer counts, and forgetting the earlier round keeps it.
+    later = BetAccepted(1, "r", 9, 300, None, 700)
+    game = _restarted(10, [later, BetAccepted(1, "r", 8, 200, None, 900)])
+    game.place_bet(0, 1, 999, None, "r")
+    assert game.events_to_send() == [later]
+    game.advance(game.next_due_ms() or 0)  # round 11 opens: round 8 is forgotten
+    assert game.round_id == 11
+    game.events_to_send()
+    game.place_bet(game.now_ms or 0, 1, 999, None, "r")
+    assert game.events_to_send() == [later]
+
+
 def test_second_bet_is_already_bet() -> None:
     table = make_table()
     table.game.place_bet(1, 1, 100, None, "a")

@@ -289,7 +289,7 @@ def test_ref_is_carried_in_errors(fields: dict[str, Any], code: str | None) -> N
     assert error.ref == "my-ref-7"
 
 
-@pytest.mark.parametrize("ref", [5, 1.5, True, [], {}, "r" * 65])
+@pytest.mark.parametrize("ref", [5, 1.5, True, [], {}, "r" * 65, "nul\x00", "\x00"])
 def test_invalid_ref_is_bad_frame_without_ref(ref: object) -> None:
     error = refused(json.dumps({"type": "bet", "amount": 100, "ref": ref}))
     assert (error.code, error.ref) == ("bad_frame", None)

@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from pillarpayout_ws.engine.fairness import ChainSeedSource, SeedChain
+from pillarpayout_ws.engine.game import Game, GameConfig, Phase
 from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.server.fanout import Hub
+from pillarpayout_ws.server.metrics import Metrics
+from pillarpayout_ws.server.runner import GameRunner
 from pillarpayout_ws.storage import Storage, open_storage
+from pillarpayout_ws.storage.flush import Flusher
 
 from ..serving import healthz, pid_alive, server_pids
-from .conftest import SPEED, GameServer, Player
+from .conftest import CLIENT_SEED, SPEED, GameServer, Player, chain_with_crashes
 
 
 async def test_postgres_down_gives_unavailable_and_503_then_recovers(tmp_path: Path) -> None:
@@ -121,3 +127,27 @@ async def test_a_dead_embedded_redis_is_restarted_and_the_game_goes_on(tmp_path:
     finally:
         await app.stop()
         await storage.close()
+
+
+async def test_stopping_waits_for_the_running_round_not_for_a_pause_between_rounds(
+    storage: Storage,
+) -> None:
+    """On a fast clock a whole cooldown and betting window can pass between two
+    wake-ups of the stop; it must see that the round it waited for is over,
+    even if the next one is already running (it used to wait for its timeout)."""
+    seed = chain_with_crashes(150, 400, 2)
+    chain = SeedChain.from_top(seed, 20)
+    source = ChainSeedSource(chain, chain_id=1, client_seed=CLIENT_SEED)
+    game = Game(GameConfig(betting_ms=100, cooldown_ms=100), source, next_round_id=1)
+    flusher = Flusher(storage.live, storage.db)
+    runner = GameRunner(game, storage.live, flusher, Hub(), Metrics())
+    game.start(0)
+    game.advance(100)  # round 1 runs
+    assert game.phase is Phase.RUNNING
+    waiting = asyncio.create_task(runner.wait_round_over(30.0))
+    await asyncio.sleep(0)  # the stop begins while round 1 runs
+    game.advance(100 + 60_000)  # round 1 crashed, round 2 opened...
+    game.advance(game.next_due_ms() or 0)  # ...and runs
+    assert (game.round_id, game.phase) == (2, Phase.RUNNING)
+    runner.turn_done.set()
+    assert await waiting

@@ -148,3 +148,21 @@ async def test_flush_rounds_reads_grants_too(storage: Storage) -> None:
     assert result.ledger_rows == 1
     assert await balances_in_db(storage, [user.id]) == {user.id: 777}
     assert await storage.live.pending_grants() == []
+
+
+async def test_bet_refs_survive_the_flush_with_their_first_answer(storage: Storage) -> None:
+    from pillarpayout_ws.storage.postgres import BetRefRow
+
+    a, b = (u.id for u in await make_users(storage, 2))
+    chain = await make_chain(storage)
+    balances = {a: 100_000, b: 100_000}
+    # round_records gives every bet the ref "ref-{round}"; round 4 is void.
+    await storage.live.commit(round_records(3, chain, balances, {a: 500}, {a: 200}, 300))
+    await storage.live.commit(round_records(4, chain, balances, {a: 250, b: 100}, {}, None))
+    await flush_rounds(storage.live, storage.db, [3, 4])
+    assert await storage.db.bet_refs(3) == [
+        BetRefRow(a, "ref-3", 3, 500, None, 99_500),
+        BetRefRow(a, "ref-4", 4, 250, None, 100_500 - 250),
+        BetRefRow(b, "ref-4", 4, 100, None, 99_900),
+    ]
+    assert [r.round_id for r in await storage.db.bet_refs(4)] == [4, 4]

@@ -17,6 +17,33 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     assert len(goals) == 3
 
 
+async def test_schema_adds_balance_after_to_an_older_database(storage: Storage) -> None:
+    users = await make_users(storage, 1)
+    chain = await make_chain(storage)
+    balances = {users[0].id: users[0].balance}
+    # A database from before bets.balance_after, with a bet flushed then.
+    await storage.db.execute("ALTER TABLE bets DROP COLUMN balance_after")
+    await storage.db.execute(
+        "INSERT INTO rounds (id, chain_id, nonce, seed_hash, server_seed, client_seed, "
+        "house_edge, crash_point_x100, status) VALUES (1, $1, 1, $2, $2, 's', 1, 150, 'crashed')",
+        chain,
+        "00" * 32,
+    )
+    await storage.db.execute(
+        "INSERT INTO bets (round_id, user_id, ref, bet_amount, status) "
+        "VALUES (1, $1, 'old', 100, 'lost')",
+        users[0].id,
+    )
+    await storage.db.apply_schema()
+    # The old bet has no known first answer; new bets store theirs.
+    await storage.db.flush(
+        [settle_round(round_records(2, chain, balances, {users[0].id: 100}, {}, 150))]
+    )
+    rows = await storage.db.fetch("SELECT ref, balance_after FROM bets ORDER BY round_id")
+    assert [tuple(r) for r in rows] == [("old", None), ("ref-2", 99_900)]
+    assert [r.ref for r in await storage.db.bet_refs(1)] == ["ref-2"]
+
+
 async def test_new_account_is_granted_through_the_ledger(storage: Storage) -> None:
     user = await storage.db.create_user("Alice", "a@example.com", "h", 100_000)
     assert user is not None and user.balance == 100_000

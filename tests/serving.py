@@ -91,3 +91,18 @@ def server_pids(data_dir: Path) -> tuple[int, int]:
     pg = int((data_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
     redis = int((data_dir / "redis" / "valkey.pid").read_text().split()[0])
     return pg, redis
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The postmaster of ``data_dir`` and its children."""
+    master = int((data_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    pids = [master]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == master:
+                pids.append(int(entry.name))
+    return pids

@@ -48,6 +48,7 @@ from .static import WebFiles
 log = logging.getLogger("pillarpayout.server")
 
 HEALTH_INTERVAL_S = 1.0
+PING_TIMEOUT_S = 2.0
 GRANT_POLL_S = 0.25
 CHAT_SAVE_S = 1.0
 STOP_TIMEOUT_S = 10.0
@@ -146,6 +147,7 @@ class App:
         self._server: Server | None = None
         self._stopping = asyncio.Event()
         self._runner_task: asyncio.Task[None] | None = None
+        self._pings: dict[str, asyncio.Task[None]] = {}
         self.publisher: Publisher | None = None
 
     @property
@@ -260,6 +262,8 @@ class App:
             self.runner.stop()
             await runner_task
         self.flusher.close()
+        for ping in self._pings.values():
+            ping.cancel()
         if self.publisher is not None:
             self.publisher.close()
         # The loops end by themselves at their next turn; cancel only what is stuck.
@@ -365,11 +369,16 @@ class App:
 
     async def _check_health(self) -> None:
         for name, check in (("postgres", self.storage.db.ping), ("redis", self.storage.live.ping)):
-            try:
-                await asyncio.wait_for(check(), timeout=2.0)
-                ok = True
-            except (PillarPayoutError, TimeoutError):
-                ok = False
+            # A ping is never cancelled: cancelling a query to a hung PostgreSQL
+            # waits on a cancel request it does not answer. A ping still running
+            # from an earlier check means unavailable, without starting another.
+            ping = self._pings.get(name)
+            if ping is not None and ping.done() and not ping.cancelled():
+                ping.exception()  # seen: its outcome was already counted
+            if ping is None or ping.done():
+                ping = self._pings[name] = asyncio.create_task(check(), name=f"ping-{name}")
+                await asyncio.wait({ping}, timeout=PING_TIMEOUT_S)
+            ok = ping.done() and not ping.cancelled() and ping.exception() is None
             if ok != self.health[name]:
                 log.log(
                     logging.INFO if ok else logging.WARNING,

@@ -20,7 +20,7 @@ from pillarpayout_ws.server.runner import GameRunner
 from pillarpayout_ws.storage import Storage, open_storage
 from pillarpayout_ws.storage.flush import Flusher
 
-from ..serving import healthz, pid_alive, server_pids
+from ..serving import healthz, pid_alive, postgres_pids, server_pids
 from .conftest import CLIENT_SEED, SPEED, GameServer, Player, chain_with_crashes
 
 
@@ -151,3 +151,30 @@ async def test_stopping_waits_for_the_running_round_not_for_a_pause_between_roun
     assert (game.round_id, game.phase) == (2, Phase.RUNNING)
     runner.turn_done.set()
     assert await waiting
+
+
+async def test_a_hung_postgres_is_reported_within_the_ping_timeout(tmp_path: Path) -> None:
+    """A stopped (SIGSTOP) PostgreSQL accepts connections and answers nothing; the
+    health check must say so at once, not after asyncpg's cancel request times out."""
+    storage = await open_storage(data_dir=tmp_path / "data")
+    app = App(ServerConfig(port=0), storage, time_scale=SPEED)
+    await app.start()
+    frozen = postgres_pids(tmp_path / "data")
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        await app._check_health()
+        assert app.health["postgres"] is False
+        assert await asyncio.to_thread(healthz, app.port) == 503
+        await app._check_health()  # the first ping is still hanging: no second one
+        assert len([t for t in asyncio.all_tasks() if t.get_name() == "ping-postgres"]) == 1
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        await app.storage.db.ping()
+        await app._check_health()
+        assert app.health["postgres"] is True
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        await app.stop()
+        await storage.close()

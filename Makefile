@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint bench chaos clean
+.PHONY: serve test lint bench chaos soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: lint $(CHROMIUM)
 
 chaos: $(STAMP)
 	$(BIN)/pytest -m chaos
+
+soak: $(STAMP)
+	$(BIN)/python -m loadtest.soak
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -10,7 +10,10 @@ acknowledged: that is what a kill must never lose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -210,3 +213,24 @@ def check_money(state: dict[str, Any], acks: Acks, voided: set[int]) -> None:
         if status != "refunded":
             expected[user_id] += winnings - amount
     assert balances == expected
+
+
+def clean_up(data_dir: Path) -> None:
+    """After a test, failed or not: no ``serve`` and no embedded server of ``data_dir``
+    is left running (a kill -9 leaves its servers behind on purpose)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "pillarpayout_ws" in cmdline and "serve" in cmdline and str(data_dir) in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    for pid_file, sig in (
+        (data_dir / "redis" / "valkey.pid", signal.SIGTERM),
+        (data_dir / "postgres" / "data" / "postmaster.pid", signal.SIGINT),
+    ):
+        with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().split()[0]), sig)

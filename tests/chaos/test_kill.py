@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from ..serving import ServeProcess, server_pids
 from ..test_cli import run_cli
-from .crowd import Crowd, check_money, money, provision
+from .crowd import Crowd, check_money, clean_up, money, provision
 
 PLAYERS = 600
 # One in five cashes out early (1.01x to 1.20x); the rest aim at 500x and stay open.
@@ -61,9 +62,10 @@ async def settle_and_check(data_dir: Path, crowd: Crowd, voided: set[int]) -> No
 
 
 @pytest.fixture
-async def game(tmp_path: Path) -> tuple[Path, dict[int, str]]:
+async def game(tmp_path: Path) -> AsyncIterator[tuple[Path, dict[int, str]]]:
     data_dir = tmp_path / "data"
-    return data_dir, await provision(data_dir, PLAYERS)
+    yield data_dir, await provision(data_dir, PLAYERS)
+    clean_up(data_dir)
 
 
 async def running_round_with_open_bets(crowd: Crowd) -> int:

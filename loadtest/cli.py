@@ -202,7 +202,8 @@ def one_run(args: argparse.Namespace, target: Target, clients: int) -> dict[str,
 
 def find_capacity(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     """Grow the client count by half each step until p99 passes the budget (or clients
-    stop connecting), then halve the gap between the last good and first bad twice."""
+    stop connecting), halving instead while none has held, then halve the gap
+    between the last good and first bad twice."""
     from loadtest import output
 
     budget = args.find_capacity
@@ -225,12 +226,17 @@ def find_capacity(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         output.step_line(result, budget, held(result))
         if held(result):
             good = clients
-            if clients >= args.max_clients:
-                break
             clients = min(args.max_clients, int(clients * CAPACITY_GROWTH))
-        else:
+            if good >= args.max_clients or (bad and clients >= bad):
+                break
+        elif good:
             bad = clients
             break
+        else:  # the first step was already over: halve until one holds
+            bad = clients
+            clients //= 2
+            if clients < 10:
+                break
     for _ in range(2):
         if not good or not bad or bad - good <= max(50, good // 20):
             break

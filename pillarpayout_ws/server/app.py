@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import logging
 import signal
 import time
@@ -21,9 +20,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
@@ -37,8 +34,9 @@ from ..protocol import encode_hello
 from ..storage import Storage, open_storage
 from ..storage.flush import Flusher, flush_rounds, recover
 from .auth import Accounts, is_loopback
-from .fanout import GameConnection, Hub
+from .fanout import Hub
 from .handler import ConnectionHandler, TokenBucket
+from .listen import json_response, listen, metrics_response
 from .metrics import Metrics
 from .publish import Publisher
 from .runner import GameRunner, GrantCommand
@@ -100,18 +98,6 @@ class ServerConfig:
             raise ConfigError("--port must be 0 to 65535")
         if self.max_connections_per_ip < 1:
             raise ConfigError("--max-connections-per-ip must be positive")
-
-
-def _json_response(status: HTTPStatus, body: dict[str, Any]) -> Response:
-    data = orjson.dumps(body)
-    headers = Headers(
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(data))),
-            ("Cache-Control", "no-store"),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, data)
 
 
 class App:
@@ -203,31 +189,14 @@ class App:
         origins: list[Origin | None] | None = None
         if self.config.allowed_origins:
             origins = [*(Origin(o) for o in self.config.allowed_origins), None]
-        try:
-            self._server = await serve(
-                self._handle,
-                self.config.host,
-                self.config.port,
-                process_request=self._http,
-                create_connection=GameConnection,
-                origins=origins,
-                compression=None,
-                max_size=4096,
-                max_queue=16,
-                write_limit=32 * 1024,
-                ping_interval=20,
-                ping_timeout=20,
-                backlog=4096,
-                server_header=f"pillarpayout/{__version__}",
-            )
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"port {self.config.port} on {self.config.host} is already in use"
-                ) from None
-            raise ConfigError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc}"
-            ) from None
+        self._server = await listen(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._http,
+            server_header=f"pillarpayout/{__version__}",
+            origins=origins,
+        )
         self._runner_task = asyncio.create_task(self.runner.run(), name="game-loop")
         self._runner_task.add_done_callback(self._task_done)
         self.publisher = Publisher(self.storage.live, self.hello)
@@ -313,7 +282,7 @@ class App:
                 "flush_backlog": self.flusher.backlog,
                 "flush_lag_s": round(self.flusher.lag_s, 3),
             }
-            return _json_response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
+            return json_response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
         if path == "/metrics":
             return self._metrics_response()
         page = self.web.response(path, request.headers.get("If-None-Match"))
@@ -326,22 +295,13 @@ class App:
         m.connections.set(len(hub.clients))
         m.players.set(hub.players)
         m.spectators.set(len(hub.clients) - hub.players)
-        m.deliveries.set(hub.stats.deliveries)
-        m.ticks_skipped.set(hub.stats.ticks_skipped)
-        m.slow_disconnects.set(hub.stats.slow_disconnects)
+        m.fanout.update(hub.stats)
         m.flush_backlog.set(self.flusher.backlog)
         m.flush_lag.set(self.flusher.lag_s)
         if self.publisher is not None:
             m.relay_published.set(self.publisher.published)
             m.relay_dropped.set(self.publisher.dropped)
-        data = m.render()
-        headers = Headers(
-            [
-                ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-                ("Content-Length", str(len(data))),
-            ]
-        )
-        return Response(200, "OK", headers, data)
+        return metrics_response(m.registry)
 
     def hello(self) -> bytes:
         return encode_hello(

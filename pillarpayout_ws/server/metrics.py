@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .fanout import FanoutStats
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class FanoutGauges:
+    """The fan-out's own numbers, exported by the game and by every relay."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.deliveries = Gauge(
+            "pillarpayout_frame_deliveries", "frames written to sockets by the fan-out", registry=r
+        )
+        self.ticks_skipped = Gauge(
+            "pillarpayout_ticks_skipped",
+            "ticks skipped for clients with a full write buffer",
+            registry=r,
+        )
+        self.slow_disconnects = Gauge(
+            "pillarpayout_slow_disconnects",
+            "clients disconnected for not taking frames that must arrive",
+            registry=r,
+        )
+
+    def update(self, stats: FanoutStats) -> None:
+        self.deliveries.set(stats.deliveries)
+        self.ticks_skipped.set(stats.ticks_skipped)
+        self.slow_disconnects.set(stats.slow_disconnects)
 
 
 class Metrics:
@@ -22,17 +48,7 @@ class Metrics:
             "pillarpayout_spectators", "connections without a login", registry=r
         )
         self.ticks = Counter("pillarpayout_ticks", "tick frames broadcast", registry=r)
-        self.deliveries = Gauge(
-            "pillarpayout_frame_deliveries", "frames written to sockets by the fan-out", registry=r
-        )
-        self.ticks_skipped = Gauge(
-            "pillarpayout_ticks_skipped",
-            "ticks skipped for clients with a full write buffer",
-            registry=r,
-        )
-        self.slow_disconnects = Gauge(
-            "pillarpayout_slow_disconnects", "clients disconnected for not taking acks", registry=r
-        )
+        self.fanout = FanoutGauges(r)
         self.bets = Counter("pillarpayout_bets", "bets accepted", registry=r)
         self.cashouts = Counter("pillarpayout_cashouts", "cashouts paid", ["reason"], registry=r)
         self.rounds = Counter("pillarpayout_rounds", "rounds crashed", registry=r)
@@ -79,6 +95,3 @@ class Metrics:
         self.relay_dropped = Gauge(
             "pillarpayout_relay_dropped", "messages Redis did not take for relays", registry=r
         )
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

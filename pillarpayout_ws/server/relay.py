@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
 import time
@@ -30,19 +29,19 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
-from ..exceptions import ConfigError
 from ..protocol.frames import encode_error
 from ..storage.live import HELLO, broadcast_channel
-from .fanout import Client, GameConnection, Hub
+from .fanout import Client, Hub
 from .handler import ABUSE_LIMIT, FRAME_BURST, FRAME_RATE, TokenBucket
+from .listen import json_response, listen, metrics_response
+from .metrics import FanoutGauges
 
 log = logging.getLogger("pillarpayout.relay")
 
@@ -64,15 +63,7 @@ class RelayMetrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.connections = Gauge("pillarpayout_relay_connections", "spectators", registry=r)
-        self.deliveries = Gauge(
-            "pillarpayout_frame_deliveries", "frames written to sockets by the fan-out", registry=r
-        )
-        self.ticks_skipped = Gauge(
-            "pillarpayout_ticks_skipped", "ticks skipped for slow clients", registry=r
-        )
-        self.slow_disconnects = Gauge(
-            "pillarpayout_slow_disconnects", "clients disconnected for falling behind", registry=r
-        )
+        self.fanout = FanoutGauges(r)
         self.frames = Counter("pillarpayout_relay_frames", "frames relayed", registry=r)
         self.gaps = Counter(
             "pillarpayout_relay_gaps", "breaks in the stream (lost messages or Redis)", registry=r
@@ -119,31 +110,14 @@ class Relay:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def start(self) -> None:
-        try:
-            self._server = await serve(
-                self._handle,
-                self.config.host,
-                self.config.port,
-                process_request=self._http,
-                create_connection=GameConnection,
-                compression=None,
-                max_size=4096,
-                max_queue=16,
-                write_limit=32 * 1024,
-                ping_interval=20,
-                ping_timeout=20,
-                backlog=4096,
-                reuse_port=self.config.reuse_port,
-                server_header=f"pillarpayout-relay/{__version__}",
-            )
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"port {self.config.port} on {self.config.host} is already in use "
-                    "(several relays may share it with --reuse-port)"
-                ) from None
-            where = f"{self.config.host}:{self.config.port}"
-            raise ConfigError(f"cannot listen on {where}: {exc}") from None
+        self._server = await listen(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._http,
+            server_header=f"pillarpayout-relay/{__version__}",
+            reuse_port=self.config.reuse_port,
+        )
         self._follow_task = asyncio.create_task(self._follow(), name="relay-follow")
         log.info("relay listening on http://%s:%d/ (WebSocket at /ws)", self.config.host, self.port)
 
@@ -277,26 +251,13 @@ class Relay:
                 "connections": len(self.hub.clients),
             }
             status = HTTPStatus.OK if self.healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            data = orjson.dumps(body) + b"\n"
-            headers = Headers(
-                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-            )
-            return Response(status.value, status.phrase, headers, data)
+            return json_response(status, body)
         if path == "/metrics":
             m = self.metrics
             m.connections.set(len(self.hub.clients))
-            m.deliveries.set(self.hub.stats.deliveries)
-            m.ticks_skipped.set(self.hub.stats.ticks_skipped)
-            m.slow_disconnects.set(self.hub.stats.slow_disconnects)
+            m.fanout.update(self.hub.stats)
             m.age.set(time.monotonic() - self.last_message if self.last_message else -1)
-            data = generate_latest(m.registry)
-            headers = Headers(
-                [
-                    ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-                    ("Content-Length", str(len(data))),
-                ]
-            )
-            return Response(200, "OK", headers, data)
+            return metrics_response(m.registry)
         if path == "/":
             return connection.respond(
                 HTTPStatus.OK, f"PillarPayout spectator relay. Play at {self.config.game_url}\n"

@@ -17,27 +17,20 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from loadtest.serving import embedded_env, free_port, start_serve, wait_healthy
 from loadtest.system import raise_nofile
 
 ALLOWANCE = {"rss_bytes": 8 * 2**20, "open_fds": 16, "redis_used_memory": 2 * 2**20}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _sample(pid: int, redis_client: redis.Redis) -> dict[str, float]:
@@ -69,10 +62,6 @@ def flatness(samples: list[dict[str, float]]) -> dict[str, dict[str, float | boo
     return out
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -83,34 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raise_nofile()
     data_dir = Path(tempfile.mkdtemp(prefix="pp-soak-"))
-    port = _free_port()
-    serve = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pillarpayout_ws",
-            "--log-level",
-            "WARNING",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or serve.poll() is not None:
-                print("soak: serve did not start", file=sys.stderr)
-                serve.kill()
-                return 2
-            time.sleep(0.1)
+    port = free_port()
+    serve = start_serve(data_dir, port)
+    try:
+        wait_healthy(port)
+    except RuntimeError as exc:
+        print(f"soak: {exc}", file=sys.stderr)
+        serve.kill()
+        return 2
     from pillarpayout_ws.storage.embedded import EmbeddedServers
 
     redis_client = redis.Redis.from_url(EmbeddedServers(data_dir).redis_url)
@@ -154,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "-m", "pillarpayout_ws", "audit", "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=embedded_env(),
         check=False,
     )
     load: dict[str, Any] = json.loads(harness_json.read_text()) if harness_json.exists() else {}

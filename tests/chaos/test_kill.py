@@ -41,6 +41,16 @@ async def started(data_dir: Path, *flags: str) -> ServeProcess:
     return serve
 
 
+async def playing(
+    data_dir: Path, tokens: dict[int, str], *flags: str
+) -> tuple[ServeProcess, Crowd]:
+    """A started ``serve`` and the crowd connected to it, every session resumed."""
+    serve = await started(data_dir, *flags)
+    crowd = Crowd(serve.port, tokens)
+    await crowd.connect()
+    return serve, crowd
+
+
 async def settle_and_check(data_dir: Path, crowd: Crowd, voided: set[int]) -> None:
     """Restart, stop gracefully, audit, check the money; then once more: no change."""
     states = []
@@ -87,9 +97,7 @@ async def test_kill_mid_round_voids_it_and_honours_every_acked_cashout(
     game: tuple[Path, dict[int, str]],
 ) -> None:
     data_dir, tokens = game
-    serve = await started(data_dir)
-    crowd = Crowd(serve.port, tokens)
-    await crowd.connect()
+    serve, crowd = await playing(data_dir, tokens)
     round_id = await running_round_with_open_bets(crowd)
     serve.kill9()
     crowd.close()
@@ -100,9 +108,7 @@ async def test_kill_mid_round_voids_it_and_honours_every_acked_cashout(
 @pytest.mark.chaos
 async def test_kill_while_betting_refunds_every_bet(game: tuple[Path, dict[int, str]]) -> None:
     data_dir, tokens = game
-    serve = await started(data_dir, "--betting-ms", "8000")
-    crowd = Crowd(serve.port, tokens)
-    await crowd.connect()
+    serve, crowd = await playing(data_dir, tokens, "--betting-ms", "8000")
     round_id = await crowd.bet(target)
     await crowd.until(lambda: len(crowd.acks.bets) >= 500, 60)
     assert crowd.phase == "betting"
@@ -119,9 +125,7 @@ async def test_kill_right_after_the_crash_keeps_the_round_as_it_ended(
     """The flush of a round starts as it crashes (``--flush-rounds 1``): the kill
     lands before, during or just after it."""
     data_dir, tokens = game
-    serve = await started(data_dir, "--flush-interval-ms", "1")
-    crowd = Crowd(serve.port, tokens)
-    await crowd.connect()
+    serve, crowd = await playing(data_dir, tokens, "--flush-interval-ms", "1")
     round_id = await crowd.bet(lambda user_id: 1.01 + (user_id % 10) / 100)
     await crowd.until(lambda: round_id in crowd.crashed, 120)
     serve.kill9()
@@ -135,9 +139,7 @@ async def test_kills_during_recovery_change_nothing(game: tuple[Path, dict[int, 
     """After a kill mid-round, the next starts are killed too, at several moments
     of their start-up (adopting the servers, recovering, listening)."""
     data_dir, tokens = game
-    serve = await started(data_dir)
-    crowd = Crowd(serve.port, tokens)
-    await crowd.connect()
+    serve, crowd = await playing(data_dir, tokens)
     round_id = await running_round_with_open_bets(crowd)
     serve.kill9()
     crowd.close()
@@ -152,9 +154,7 @@ async def test_kill_of_redis_mid_round_loses_no_acknowledged_action(
     game: tuple[Path, dict[int, str]],
 ) -> None:
     data_dir, tokens = game
-    serve = await started(data_dir)
-    crowd = Crowd(serve.port, tokens)
-    await crowd.connect()
+    serve, crowd = await playing(data_dir, tokens)
     round_id = await running_round_with_open_bets(crowd)
     _, redis_pid = server_pids(data_dir)
     os.kill(redis_pid, signal.SIGKILL)

@@ -17,11 +17,10 @@ from websockets.exceptions import ConnectionClosed
 
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point, seed_hash
 from pillarpayout_ws.engine.growth import elapsed_for, integrity_at, multiplier_at
-from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.storage import Storage
 
 from ..conftest import REPO, Servers, fresh_storage
-from ..server.conftest import CLIENT_SEED, chain_with_crashes
+from ..server.conftest import CLIENT_SEED, start_game
 
 REQUIRED = {
     "clients_connected",
@@ -54,19 +53,9 @@ async def harness(*args: str) -> tuple[int, str]:
 async def real_time_server(servers: Servers) -> AsyncIterator[str]:
     """A game at real speed whose first rounds crash by 1.15x: a round every few seconds."""
     storage: Storage = await fresh_storage(servers)
-    top = chain_with_crashes(100, 115, 3)
-    chain = SeedChain.from_top(top, 20)
-    await storage.db.create_seed_chain(top, 20, chain.commitment, CLIENT_SEED)
-    config = ServerConfig(
-        port=0,
-        betting_ms=1000,
-        tick_ms=100,
-        cooldown_ms=300,
-        flush_rounds=1,
-        flush_interval_ms=100,
+    app = await start_game(
+        storage, crashes=(100, 115, 3), time_scale=1.0, betting_ms=1000, cooldown_ms=300
     )
-    app = App(config, storage)
-    await app.start()
     try:
         yield f"ws://127.0.0.1:{app.port}/ws"
     finally:
@@ -162,6 +151,19 @@ class WrongServer:
         await asyncio.sleep(0.02)
 
 
+async def against_wrong_server(lie: str, tmp_path: Path) -> tuple[int, str, dict[str, Any]]:
+    """Two seconds of the harness against a ``WrongServer``: exit status, output, JSON."""
+    wrong = WrongServer(lie)
+    async with serve(wrong.handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        report = tmp_path / "run.json"
+        status, out = await harness(
+            "--url", f"ws://127.0.0.1:{port}/ws", "--clients", "4", "--procs", "1",
+            "--duration", "2", "--json", str(report),
+        )  # fmt: skip
+    return status, out, json.loads(report.read_text())
+
+
 @pytest.mark.parametrize(
     ("lie", "code"),
     [
@@ -171,23 +173,7 @@ class WrongServer:
     ],
 )
 async def test_a_server_that_cheats_is_reported(lie: str, code: str, tmp_path: Path) -> None:
-    wrong = WrongServer(lie)
-    async with serve(wrong.handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        report = tmp_path / "run.json"
-        status, out = await harness(
-            "--url",
-            f"ws://127.0.0.1:{port}/ws",
-            "--clients",
-            "4",
-            "--procs",
-            "1",
-            "--duration",
-            "2",
-            "--json",
-            str(report),
-        )
-    result = json.loads(report.read_text())
+    status, out, result = await against_wrong_server(lie, tmp_path)
     assert status == 1, out
     # Every round tells the lie (the first may have been joined too late to see it).
     assert result["rounds"] >= 2
@@ -196,23 +182,7 @@ async def test_a_server_that_cheats_is_reported(lie: str, code: str, tmp_path: P
 
 async def test_a_fair_copy_of_the_wrong_server_passes(tmp_path: Path) -> None:
     """The control for the test above: the same server telling no lie is clean."""
-    wrong = WrongServer("none")
-    async with serve(wrong.handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        report = tmp_path / "run.json"
-        status, out = await harness(
-            "--url",
-            f"ws://127.0.0.1:{port}/ws",
-            "--clients",
-            "4",
-            "--procs",
-            "1",
-            "--duration",
-            "2",
-            "--json",
-            str(report),
-        )
-    result = json.loads(report.read_text())
+    status, out, result = await against_wrong_server("none", tmp_path)
     assert status == 0, out
     assert result["errors"] == 0 and result["rounds"] >= 1
 

@@ -12,34 +12,16 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from pillarpayout_ws.engine.fairness import SeedChain
-from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.relay import Relay, RelayConfig
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.embedded import EmbeddedServers
 from pillarpayout_ws.storage.live import LiveStore
 
 from ..conftest import Servers, fresh_storage
-from ..server.conftest import CLIENT_SEED, SPEED, Player, chain_with_crashes
+from ..server.conftest import Player, start_game
 
 STREAM = {"betting", "running", "tick", "crashed", "bets"}
-
-
-async def start_game(storage: Storage) -> App:
-    top = chain_with_crashes(150, 400, 4)
-    chain = SeedChain.from_top(top, 20)
-    await storage.db.create_seed_chain(top, 20, chain.commitment, CLIENT_SEED)
-    config = ServerConfig(
-        port=0,
-        betting_ms=3000,
-        tick_ms=100,
-        cooldown_ms=1000,
-        flush_rounds=1,
-        flush_interval_ms=100,
-    )
-    app = App(config, storage, time_scale=SPEED)
-    await app.start()
-    return app
 
 
 async def start_relay(redis_url: str) -> Relay:

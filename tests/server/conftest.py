@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -111,22 +112,37 @@ async def storage_for_game(servers: Servers) -> AsyncIterator[Storage]:
     await st.close()
 
 
-@pytest.fixture
-async def game_server(storage_for_game: Storage) -> AsyncIterator[GameServer]:
-    storage = storage_for_game
-    top = chain_with_crashes(150, 400, 4)
+async def start_game(
+    storage: Storage,
+    *,
+    crashes: tuple[int, int, int] = (150, 400, 4),
+    time_scale: float = SPEED,
+    **config: Any,
+) -> App:
+    """A started game whose first ``crashes[2]`` rounds crash within
+    ``crashes[0]..crashes[1]`` hundredths; ``config`` overrides the fast defaults."""
+    low, high, rounds = crashes
+    top = chain_with_crashes(low, high, rounds)
     chain = SeedChain.from_top(top, 20)
     await storage.db.create_seed_chain(top, 20, chain.commitment, CLIENT_SEED)
-    config = ServerConfig(
-        port=0,
-        betting_ms=3000,
-        tick_ms=100,
-        cooldown_ms=1000,
-        flush_rounds=1,
-        flush_interval_ms=100,
-    )
-    app = App(config, storage, time_scale=SPEED)
+    app = App(replace(FAST, **config), storage, time_scale=time_scale)
     await app.start()
+    return app
+
+
+FAST = ServerConfig(
+    port=0,
+    betting_ms=3000,
+    tick_ms=100,
+    cooldown_ms=1000,
+    flush_rounds=1,
+    flush_interval_ms=100,
+)
+
+
+@pytest.fixture
+async def game_server(storage_for_game: Storage) -> AsyncIterator[GameServer]:
+    app = await start_game(storage_for_game)
     try:
         yield GameServer(app)
     finally:

@@ -1,12 +1,13 @@
 """PostgreSQL: accounts, seed chains, and the batched flush of completed rounds.
 
 A flush writes a batch of settled rounds (and unflushed grants) in ONE
-transaction, one statement per table, with ``unnest`` arrays:
+transaction, one statement per table (``unnest`` arrays, or a binary COPY):
 
 1. round rows ``ON CONFLICT DO NOTHING``: a round already there is skipped
    whole, which makes the flush idempotent by round id;
-2. the bets of the newly inserted rounds;
-3. their ledger rows and the grants ``ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING``;
+2. the bets of the newly inserted rounds (COPY, with ids drawn beforehand);
+3. their ledger rows (COPY) and the grants
+   ``ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING``;
 4. ``users.balance += delta`` for exactly the ledger rows inserted in 3:
    balances only ever move by deltas, never by absolute values;
 5. community-goal progress, once per (round, goal).
@@ -82,6 +83,22 @@ class FlushResult:
     rounds_voided: int
     rounds_skipped: int
     ledger_rows: int
+
+
+_BET_COLUMNS = (
+    "id",
+    "round_id",
+    "user_id",
+    "ref",
+    "bet_amount",
+    "auto_cashout_x100",
+    "cash_out_multiplier_x100",
+    "winnings",
+    "status",
+    "cashout_reason",
+    "balance_after",
+)
+_LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "bet_id", "idem_key")
 
 
 def schema_sql() -> str:
@@ -392,52 +409,43 @@ class Database:
         deltas: dict[int, int] = defaultdict(int)
         bet_rows: list[tuple[Any, ...]] = []
         entries: list[tuple[Any, ...]] = []
-        for r in fresh:
-            for b in r.bets:
-                bet_rows.append(
-                    (
-                        r.round_id,
-                        b.user_id,
-                        b.ref,
-                        b.amount,
-                        b.auto_cashout,
-                        b.multiplier,
-                        b.payout,
-                        b.status,
-                        b.reason,
-                        b.balance_after,
-                    )
+        count = sum(len(r.bets) for r in fresh)
+        if count:
+            # The bets' ids are drawn first so that their ledger rows can name them;
+            # then each table takes one binary COPY. No conflict handling: the round
+            # rows above already made this idempotent, so a conflict here would be a
+            # bug and fails the transaction.
+            ids = iter(
+                await conn.fetchval(
+                    "SELECT array_agg(nextval(pg_get_serial_sequence('bets', 'id'))) "
+                    "FROM generate_series(1, $1)",
+                    count,
                 )
-                for kind, amount, key in b.ledger(r.round_id):
-                    deltas[b.user_id] += amount
-                    entries.append((b.user_id, kind, amount, r.round_id, key))
-        ledger_rows = len(entries)
-        if bet_rows:
-            bet_cols = [list(column) for column in zip(*bet_rows, strict=True)]
-            ledger_cols = [list(column) for column in zip(*entries, strict=True)]
-            # One statement: the bets, then their ledger rows joined to the new bet
-            # ids. No ON CONFLICT: the round row above already made this idempotent,
-            # so a conflict here would be a bug and should fail the transaction.
-            await conn.execute(
-                """
-                WITH new_bets AS (
-                    INSERT INTO bets (round_id, user_id, ref, bet_amount, auto_cashout_x100,
-                                      cash_out_multiplier_x100, winnings, status, cashout_reason,
-                                      balance_after)
-                    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
-                                         $5::int[], $6::int[], $7::bigint[], $8::text[],
-                                         $9::text[], $10::bigint[])
-                    RETURNING id, round_id, user_id
-                )
-                INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key)
-                SELECT l.user_id, l.kind, l.amount, l.round_id, b.id, l.idem_key
-                FROM unnest($11::bigint[], $12::text[], $13::bigint[], $14::bigint[],
-                            $15::text[]) AS l(user_id, kind, amount, round_id, idem_key)
-                JOIN new_bets b ON b.round_id = l.round_id AND b.user_id = l.user_id
-                """,
-                *bet_cols,
-                *ledger_cols,
             )
+            for r in fresh:
+                for b in r.bets:
+                    bet_id = next(ids)
+                    bet_rows.append(
+                        (
+                            bet_id,
+                            r.round_id,
+                            b.user_id,
+                            b.ref,
+                            b.amount,
+                            b.auto_cashout,
+                            b.multiplier,
+                            b.payout,
+                            b.status,
+                            b.reason,
+                            b.balance_after,
+                        )
+                    )
+                    for kind, amount, key in b.ledger(r.round_id):
+                        deltas[b.user_id] += amount
+                        entries.append((b.user_id, kind, amount, r.round_id, bet_id, key))
+            await conn.copy_records_to_table("bets", records=bet_rows, columns=_BET_COLUMNS)
+            await conn.copy_records_to_table("ledger", records=entries, columns=_LEDGER_COLUMNS)
+        ledger_rows = len(entries)
         if grants:
             # Grants are idempotent by their own key: only the new ones count.
             rows = await conn.fetch(

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from pillarpayout_ws.engine.records import Granted
+from pillarpayout_ws.exceptions import StorageError
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
 from pillarpayout_ws.storage.settle import settle_round
@@ -12,7 +15,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1]
+    assert [r["version"] for r in rows] == [1, 2]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 
@@ -42,6 +45,54 @@ async def test_schema_adds_balance_after_to_an_older_database(storage: Storage) 
     rows = await storage.db.fetch("SELECT ref, balance_after FROM bets ORDER BY round_id")
     assert [tuple(r) for r in rows] == [("old", None), ("ref-2", 99_900)]
     assert [r.ref for r in await storage.db.bet_refs(1)] == ["ref-2"]
+
+
+async def test_schema_moves_a_version_1_ledger_to_one_key_per_row(storage: Storage) -> None:
+    users = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    await storage.db.flush(
+        [settle_round(round_records(1, chain, balances, {users[0].id: 100}, {}, 150))]
+    )
+    # Back to version 1: a key on each of ledger.user_id and ledger.bet_id.
+    for statement in (
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_bet_fkey",
+        "ALTER TABLE ledger DROP COLUMN grant_user_id",
+        "ALTER TABLE bets DROP CONSTRAINT bets_id_user_id_key",
+        "ALTER TABLE ledger ADD FOREIGN KEY (user_id) REFERENCES users (id)",
+        "ALTER TABLE ledger ADD FOREIGN KEY (bet_id) REFERENCES bets (id)",
+    ):
+        await storage.db.execute(statement)
+    await storage.db.apply_schema()
+    keys = await storage.db.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'ledger'::regclass "
+        "AND contype = 'f' ORDER BY conname"
+    )
+    assert [k["conname"] for k in keys] == ["ledger_bet_fkey", "ledger_grant_user_fkey"]
+    await storage.db.flush(
+        [settle_round(round_records(2, chain, balances, {users[1].id: 100}, {}, 150))]
+    )
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_every_ledger_row_is_checked_against_its_user(storage: Storage) -> None:
+    a, b = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    balances = {a.id: a.balance, b.id: b.balance}
+    await storage.db.flush([settle_round(round_records(1, chain, balances, {a.id: 100}, {}, 150))])
+    bet_id = (await storage.db.fetch("SELECT id FROM bets"))[0]["id"]
+    # A grant to nobody, and a payout of a's bet to b: both refused.
+    with pytest.raises(StorageError, match="ledger_grant_user_fkey"):
+        await storage.db.execute(
+            "INSERT INTO ledger (user_id, kind, amount, idem_key) VALUES (-1, 'grant', 1, 'g')"
+        )
+    with pytest.raises(StorageError, match="ledger_bet_fkey"):
+        await storage.db.execute(
+            "INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key) "
+            "VALUES ($1, 'payout', 1, 1, $2, 'p')",
+            b.id,
+            bet_id,
+        )
 
 
 async def test_new_account_is_granted_through_the_ledger(storage: Storage) -> None:

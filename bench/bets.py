@@ -124,6 +124,9 @@ async def _worker(port: int, tokens: list[str], rate: float, offset: int, pipe: 
             "elapsed_s": time.perf_counter() - start,
         }
     )
+    # Hang up only once every worker is done: a disconnect storm while another
+    # worker still measures would be measured too.
+    await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
     for client in clients:
         if client.transport is not None:
             client.transport.abort()
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for p in pipes:
             assert p.recv() == "ready"
         results = [p.recv() for p in pipes]
+        for p in pipes:
+            p.send("stop")
         for proc in procs:
             proc.join(10)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:

@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply the per-IP limits to loopback addresses too [off]",
     )
+    serve.add_argument(
+        "--broadcast-slice-ms",
+        type=float,
+        default=0.5,
+        help="a broadcast other than a tick writes this long, then lets bets and cashouts "
+        "in; 0: all at once [0.5]",
+    )
 
     relay = sub.add_parser("relay", help="serve read-only spectator streams from Redis")
     relay.add_argument(

@@ -68,6 +68,7 @@ def test_verify_as_a_command() -> None:
             "--house-edge",
         ),
         (["serve", "--data-dir", "/dev/null/x"], "not writable"),
+        (["serve", "--broadcast-slice-ms", "-1"], "--broadcast-slice-ms must be 0 to 1000"),
         (
             [
                 "audit",

@@ -34,7 +34,7 @@ from ..protocol import encode_hello
 from ..storage import Storage, open_storage
 from ..storage.flush import Flusher, flush_rounds, recover
 from .auth import Accounts, is_loopback
-from .fanout import Hub
+from .fanout import BROADCAST_TURN_S, Hub
 from .handler import ConnectionHandler, TokenBucket
 from .listen import json_response, listen, metrics_response
 from .metrics import Metrics
@@ -78,6 +78,8 @@ class ServerConfig:
     # Per-IP limits skip loopback unless this is set, so the load-test harness
     # and the tests on the same host are never refused.
     limit_loopback: bool = False
+    # fan-out: how long a broadcast writes before the loop may read (0: all at once)
+    broadcast_slice_ms: float = BROADCAST_TURN_S * 1000
 
     def check(self) -> None:
         for name in (
@@ -98,6 +100,8 @@ class ServerConfig:
             raise ConfigError("--port must be 0 to 65535")
         if self.max_connections_per_ip < 1:
             raise ConfigError("--max-connections-per-ip must be positive")
+        if not 0 <= self.broadcast_slice_ms <= 1000:
+            raise ConfigError("--broadcast-slice-ms must be 0 to 1000")
 
 
 class App:
@@ -108,7 +112,9 @@ class App:
         self._time_scale = time_scale
         self.storage = storage
         self.metrics = Metrics()
-        self.hub = Hub()
+        # 0: one synchronous loop per broadcast (an infinite slice).
+        slice_s = config.broadcast_slice_ms / 1000 or float("inf")
+        self.hub = Hub(turn_s=slice_s)
         self.web = WebFiles.load()
         self.accounts = Accounts(
             storage.db,
@@ -247,6 +253,7 @@ class App:
                 pending = await self.storage.live.pending_round_ids()
                 await flush_rounds(self.storage.live, self.storage.db, pending)
                 log.info("flushed %d round(s) to PostgreSQL", len(pending))
+        self.hub.finish()  # the last frames reach every socket before its 1001
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -441,5 +448,6 @@ async def serve_from_args(args: Any) -> int:
             allowed_origins=tuple(args.allowed_origin),
             max_connections_per_ip=args.max_connections_per_ip,
             limit_loopback=args.limit_loopback,
+            broadcast_slice_ms=args.broadcast_slice_ms,
         )
     )

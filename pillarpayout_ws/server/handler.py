@@ -151,7 +151,7 @@ class ConnectionHandler:
         elif isinstance(command, CashOut):
             app.runner.submit(CashoutCommand(client.user_id, command.ref))
         elif isinstance(command, Chat):
-            self.chat(command.text)
+            self.chat(command.text, command.ref)
 
     def logged_in(self, user: UserRow, token: str, digest: str) -> None:
         app = self.app
@@ -175,12 +175,12 @@ class ConnectionHandler:
             hub.logout(other)
             await other.connection.close(4002, "logged out elsewhere")
 
-    def chat(self, text: str) -> None:
+    def chat(self, text: str, ref: str | None) -> None:
         client, app = self.client, self.app
         assert client.user_id is not None and client.username is not None
         bucket = app.chat_buckets.setdefault(client.user_id, TokenBucket(CHAT_RATE, CHAT_BURST))
         if not bucket.take():
-            self.send_error("rate_limited", "one chat line a second, please", None)
+            self.send_error("rate_limited", "one chat line a second, please", ref)
             return
         ts = time.time()
         app.chat_lines.append((client.username, text, ts))

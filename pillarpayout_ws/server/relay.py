@@ -126,6 +126,7 @@ class Relay:
             self._follow_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow_task
+        self.hub.finish()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()

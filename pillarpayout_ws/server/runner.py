@@ -52,6 +52,9 @@ log = logging.getLogger("pillarpayout.server")
 
 COMMIT_RETRY_MAX_S = 2.0
 FULL_GC_ROUNDS = 100
+# With automatic collection off, a young generation past this many objects is
+# collected anyway (only a very long, very busy round gets there).
+GC_YOUNG_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,17 @@ class GameRunner:
     # -- the loop ----------------------------------------------------------
 
     async def run(self) -> None:
-        """Run turns until ``stop()``."""
+        """Run turns until ``stop()``; automatic garbage collection stays off meanwhile
+        (``_collect_garbage``)."""
+        automatic_gc = gc.isenabled()
+        gc.disable()
+        try:
+            await self._run()
+        finally:
+            if automatic_gc:
+                gc.enable()
+
+    async def _run(self) -> None:
         self.game.start(self.now_ms())
         await self._turn()
         while not self._stopped:
@@ -210,6 +223,8 @@ class GameRunner:
                 self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
             elif isinstance(command, CashoutCommand):
                 self._metrics.answer_seconds.labels("cashout").observe(answered - command.received)
+        if gc.get_count()[0] > GC_YOUNG_LIMIT:
+            gc.collect(0)
         self.turn_done.set()
 
     async def _commit(self, records: list[Record]) -> None:
@@ -259,17 +274,20 @@ class GameRunner:
                 hub.broadcast(encode_event(event, ts=ts))
                 if isinstance(event, Crashed):
                     self._metrics.rounds.inc()
-                    asyncio.get_running_loop().call_soon(self._collect_garbage)
+                    hub.when_idle(self._collect_garbage)  # after the crash reached everyone
 
     def _collect_garbage(self) -> None:
         """Collect in the cooldown, when no tick is due and no bet is taken.
 
         With thousands of connections a full collection takes hundreds of
-        milliseconds; left to itself it would fall in the middle of a betting
-        window or a run of ticks. So it runs here, once a round, and then the
-        survivors are frozen: automatic collections only scan what the next
-        round allocates. Every ``FULL_GC_ROUNDS`` rounds the frozen objects are
-        thawed first, so garbage among them is reclaimed too.
+        milliseconds, and even the automatic young-generation passes over one
+        busy round's survivors took 17-70 ms each, every second or so, in the
+        middle of a betting window. So automatic collection is off while the
+        game runs (reference counting frees almost everything; cycles wait for
+        the cooldown, or for ``GC_YOUNG_LIMIT``), and the collection runs here,
+        once a round; the survivors are then frozen, so the next pass scans
+        only what the next round allocated. Every ``FULL_GC_ROUNDS`` rounds the
+        frozen objects are thawed first, so garbage among them is reclaimed too.
         """
         self._rounds_since_full_gc += 1
         if self._rounds_since_full_gc >= FULL_GC_ROUNDS:

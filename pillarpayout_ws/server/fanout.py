@@ -114,13 +114,12 @@ class FanoutStats:
 
 
 class _Broadcast:
-    """One broadcast frame on its way to the sockets that were open when it was made."""
+    """One broadcast frame (not a tick) on its way to the sockets open when it was made."""
 
-    __slots__ = ("_positions", "droppable", "early", "frame", "next", "targets")
+    __slots__ = ("_positions", "early", "frame", "next", "targets")
 
-    def __init__(self, frame: bytes, droppable: bool, targets: list[asyncio.Transport]) -> None:
+    def __init__(self, frame: bytes, targets: list[asyncio.Transport]) -> None:
         self.frame = frame
-        self.droppable = droppable
         self.targets = targets
         self.next = 0  # targets[:next] have been written (or skipped)
         self.early: set[asyncio.Transport] = set()  # written ahead by _catch_up
@@ -210,12 +209,14 @@ class Hub:
         """Frame ``payload`` once and write it to every open client: a tick at
         once; anything else for ``turn_s`` now, the rest in later loop turns
         (module docstring)."""
-        pending = self._broadcasts
-        pending.append(_Broadcast(text_frame(payload), droppable, list(self._open)))
+        frame = text_frame(payload)
         if droppable:
             self.finish()
-        elif len(pending) == 1:
-            self._advance()
+            self._write(self._open, frame, True)
+        else:
+            self._broadcasts.append(_Broadcast(frame, list(self._open)))
+            if len(self._broadcasts) == 1:
+                self._advance()
         if self.mirror is not None:
             self.mirror(payload, droppable)
 
@@ -254,7 +255,7 @@ class Hub:
             current = self._broadcasts.popleft()
             targets = current.targets[current.next :]
             current.next = len(current.targets)
-            self._write(targets, current.frame, current.droppable, current.early)
+            self._write(targets, current.frame, False, current.early)
         if self._when_idle:
             self._idle()
 
@@ -264,24 +265,19 @@ class Hub:
         for pending in self._broadcasts:
             if pending.owes(transport):
                 pending.early.add(transport)
-                self._write((transport,), pending.frame, pending.droppable)
+                self._write((transport,), pending.frame, False)
 
     def _advance(self) -> None:
         """Write the first broadcast for ``turn_s``; come back next turn if more is due."""
         self._next_chunk = None
         pending = self._broadcasts
         current = pending[0]
-        targets, frame, droppable, early = (
-            current.targets,
-            current.frame,
-            current.droppable,
-            current.early,
-        )
+        targets, frame, early = current.targets, current.frame, current.early
         deadline = time.perf_counter() + self.turn_s
         while True:
             start = current.next
             current.next = start + self.chunk
-            self._write(targets[start : current.next], frame, droppable, early)
+            self._write(targets[start : current.next], frame, False, early)
             if current.next >= len(targets):
                 pending.popleft()
                 break

@@ -157,7 +157,7 @@ class Hub:
         self.chunk = chunk
         self.turn_s = turn_s
         self._broadcasts: deque[_Broadcast] = deque()  # the first is being written
-        self._next_chunk: asyncio.Handle | None = None
+        self._next_turn: asyncio.Handle | None = None
         self._when_idle: list[Callable[[], object]] = []
         # Sees every broadcast payload too (the relay publisher), if set.
         self.mirror: Callable[[bytes, bool], None] | None = None
@@ -248,9 +248,9 @@ class Hub:
 
     def finish(self) -> None:
         """Write every broadcast still under way to all its sockets, now."""
-        if self._next_chunk is not None:
-            self._next_chunk.cancel()
-            self._next_chunk = None
+        if self._next_turn is not None:
+            self._next_turn.cancel()
+            self._next_turn = None
         while self._broadcasts:
             current = self._broadcasts.popleft()
             targets = current.targets[current.next :]
@@ -269,7 +269,7 @@ class Hub:
 
     def _advance(self) -> None:
         """Write the first broadcast for ``turn_s``; come back next turn if more is due."""
-        self._next_chunk = None
+        self._next_turn = None
         pending = self._broadcasts
         current = pending[0]
         targets, frame, early = current.targets, current.frame, current.early
@@ -284,7 +284,7 @@ class Hub:
             if time.perf_counter() >= deadline:
                 break
         if pending:
-            self._next_chunk = asyncio.get_running_loop().call_soon(self._advance)
+            self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
         elif self._when_idle:
             self._idle()
 
@@ -296,7 +296,7 @@ class Hub:
         early: set[asyncio.Transport] | None = None,
     ) -> None:
         # The hot loop, as close to the floor as Python gets: one buffer check
-        # and one write per socket. With ``early`` (a broadcast's later chunks),
+        # and one write per socket. With ``early`` (a queued broadcast's slices),
         # also skip the sockets that closed meanwhile or were written ahead.
         limit = self.tick_buffer_limit if droppable else self.hard_buffer_limit
         delivered = 0

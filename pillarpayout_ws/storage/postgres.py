@@ -417,8 +417,9 @@ class Database:
             # bug and fails the transaction.
             ids = iter(
                 await conn.fetchval(
-                    "SELECT array_agg(nextval(pg_get_serial_sequence('bets', 'id'))) "
-                    "FROM generate_series(1, $1)",
+                    # The sequence by name: pg_get_serial_sequence() in the row
+                    # expression would run per row, ten times the cost of nextval.
+                    "SELECT array_agg(nextval('bets_id_seq')) FROM generate_series(1, $1)",
                     count,
                 )
             )

@@ -78,8 +78,9 @@ CREATE TABLE IF NOT EXISTS bets (
     -- a restarted server answers a replayed ref with that same frame.
     balance_after            BIGINT,
     placed_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
-    UNIQUE (round_id, user_id),  -- one bet per user per round; also the per-round index
-    UNIQUE (id, user_id),  -- what the ledger's (bet_id, user_id) key points at
+    -- One bet per user per round; also the per-round index, and what a ledger
+    -- row names its bet by.
+    UNIQUE (round_id, user_id),
     CHECK ((status = 'cashed_out') = (cash_out_multiplier_x100 IS NOT NULL)),
     CHECK (status = 'cashed_out' OR winnings = 0)
 );
@@ -94,50 +95,59 @@ BEGIN
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
-CREATE INDEX IF NOT EXISTS bets_user_ref ON bets (user_id, ref) WHERE ref IS NOT NULL;
 
 -- Every balance change. users.balance == SUM(amount) per user (audit checks it).
 --
 -- Each row is checked by exactly one foreign key, which keeps a 10,000-bet
--- flush within its budget (every key costs a lookup per row): a bet's rows by
--- (bet_id, user_id), so the row's user is its bet's user, whose key in turn
--- pins it to users; a grant's row (bet_id NULL) by grant_user_id.
+-- flush within its budget (PostgreSQL checks a key with a lookup per row): a
+-- bet's rows name their bet by its (round_id, user_id), so the row's user is
+-- its bet's user, whose own key pins it to users; a grant's row (round_id
+-- NULL) is checked by grant_user_id.
 CREATE TABLE IF NOT EXISTS ledger (
     id             BIGSERIAL PRIMARY KEY,
     user_id        BIGINT      NOT NULL,  -- exists: one of the two keys below checks it
     kind           TEXT        NOT NULL CHECK (kind IN ('grant', 'bet', 'payout', 'refund')),
     amount         BIGINT      NOT NULL CHECK (amount <> 0),  -- signed: a bet is negative
-    round_id       BIGINT,  -- the bet's round (the bet's own key pins it)
-    bet_id         BIGINT,
-    grant_user_id  BIGINT GENERATED ALWAYS AS (CASE WHEN bet_id IS NULL THEN user_id END) STORED
-                   CONSTRAINT ledger_grant_user_fkey REFERENCES users (id),
+    round_id       BIGINT,  -- with user_id, the bet this row belongs to; NULL for a grant
+    grant_user_id  BIGINT GENERATED ALWAYS AS (CASE WHEN round_id IS NULL THEN user_id END)
+                   STORED CONSTRAINT ledger_grant_user_fkey REFERENCES users (id),
     -- Replaying a flush or a grant inserts nothing twice: grants are unique by
-    -- this key, a bet's rows by (bet_id, kind), i.e. by the same (round, user,
-    -- kind) the key spells out (indexes below).
+    -- this key, a bet's rows by (user_id, round_id, kind), i.e. by the same
+    -- (round, user, kind) the key spells out (indexes below).
     idem_key       TEXT        NOT NULL,
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-    CONSTRAINT ledger_bet_fkey FOREIGN KEY (bet_id, user_id) REFERENCES bets (id, user_id),
+    CONSTRAINT ledger_bet_fkey FOREIGN KEY (round_id, user_id) REFERENCES bets (round_id, user_id),
     CHECK ((kind = 'bet') = (amount < 0)),
-    CHECK ((kind = 'grant') = (bet_id IS NULL))
+    CHECK ((kind = 'grant') = (round_id IS NULL))
 );
--- Databases of schema version 1 had a key on each of user_id and bet_id.
+-- Databases of schema versions 1 and 2 named a bet by ledger.bet_id (version
+-- 1 with a key on each of user_id and bet_id, version 2 with one on (bet_id,
+-- user_id)). Dropping the column drops those keys, its check and its index.
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_constraint
-               WHERE conrelid = 'ledger'::regclass AND conname = 'ledger_bet_id_fkey') THEN
-        ALTER TABLE bets ADD CONSTRAINT bets_id_user_id_key UNIQUE (id, user_id);
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'ledger'
+                 AND column_name = 'bet_id') THEN
+        UPDATE ledger l SET round_id = b.round_id FROM bets b
+        WHERE b.id = l.bet_id AND l.round_id IS DISTINCT FROM b.round_id;
+        ALTER TABLE ledger DROP COLUMN IF EXISTS grant_user_id;
+        ALTER TABLE ledger DROP COLUMN bet_id;
+        ALTER TABLE ledger DROP CONSTRAINT IF EXISTS ledger_user_id_fkey;
+        ALTER TABLE bets DROP CONSTRAINT IF EXISTS bets_id_user_id_key;
+        DROP INDEX IF EXISTS ledger_user;
+        DROP INDEX IF EXISTS bets_user_ref;
         ALTER TABLE ledger ADD COLUMN grant_user_id BIGINT
-            GENERATED ALWAYS AS (CASE WHEN bet_id IS NULL THEN user_id END) STORED
+            GENERATED ALWAYS AS (CASE WHEN round_id IS NULL THEN user_id END) STORED
             CONSTRAINT ledger_grant_user_fkey REFERENCES users (id);
         ALTER TABLE ledger ADD CONSTRAINT ledger_bet_fkey
-            FOREIGN KEY (bet_id, user_id) REFERENCES bets (id, user_id);
-        ALTER TABLE ledger DROP CONSTRAINT ledger_bet_id_fkey;
-        ALTER TABLE ledger DROP CONSTRAINT ledger_user_id_fkey;
+            FOREIGN KEY (round_id, user_id) REFERENCES bets (round_id, user_id);
+        ALTER TABLE ledger ADD CHECK ((kind = 'grant') = (round_id IS NULL));
     END IF;
 END $$;
-CREATE INDEX IF NOT EXISTS ledger_user ON ledger (user_id, id DESC);
+-- A user's rows (grants have round_id NULL, and NULLs never collide), so
+-- also the index of a user's ledger history.
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_user_round_kind ON ledger (user_id, round_id, kind);
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_grant_key ON ledger (idem_key) WHERE kind = 'grant';
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS sessions (
     token_sha256  CHAR(64)    PRIMARY KEY,  -- the token itself is never stored
@@ -186,4 +196,4 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3) ON CONFLICT DO NOTHING;

@@ -39,7 +39,7 @@ WITH per_bet AS (
            COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'payout'), 0)::bigint AS paid,
            COUNT(l.id) FILTER (WHERE l.kind = 'refund') AS refunds,
            COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'refund'), 0)::bigint AS refunded
-    FROM bets b LEFT JOIN ledger l ON l.bet_id = b.id
+    FROM bets b LEFT JOIN ledger l ON l.round_id = b.round_id AND l.user_id = b.user_id
     GROUP BY b.id
 )
 SELECT * FROM per_bet
@@ -53,8 +53,8 @@ ORDER BY id LIMIT 100
 
 _ORPHAN_LEDGER = """
 SELECT l.id, l.user_id, l.kind, l.amount FROM ledger l
-WHERE l.kind <> 'grant' AND (l.bet_id IS NULL OR NOT EXISTS (
-    SELECT 1 FROM bets b WHERE b.id = l.bet_id AND b.user_id = l.user_id))
+WHERE l.kind <> 'grant' AND (l.round_id IS NULL OR NOT EXISTS (
+    SELECT 1 FROM bets b WHERE b.round_id = l.round_id AND b.user_id = l.user_id))
 ORDER BY l.id LIMIT 100
 """
 

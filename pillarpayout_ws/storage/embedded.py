@@ -465,6 +465,12 @@ class EmbeddedServers:
                 "wal_buffers=16MB",
                 "-c",
                 "max_wal_size=2GB",
+                # A new 16 MB WAL segment is not written full of zeros first: a
+                # flush writes ~10 MB of WAL, and the zeroing landed in its
+                # commit (13-16 ms of it, against 3 ms without). ext4 and xfs
+                # allocate the blocks as the WAL is written.
+                "-c",
+                "wal_init_zero=off",
             ],
             log_path,
         )

@@ -5,8 +5,9 @@ transaction, one statement per table (``unnest`` arrays, or a binary COPY):
 
 1. round rows ``ON CONFLICT DO NOTHING``: a round already there is skipped
    whole, which makes the flush idempotent by round id;
-2. the bets of the newly inserted rounds (COPY, with ids drawn beforehand);
-3. their ledger rows (COPY) and the grants
+2. the bets of the newly inserted rounds (COPY);
+3. their ledger rows (COPY), which name their bet by (round_id, user_id), and
+   the grants
    ``ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING``;
 4. ``users.balance += delta`` for exactly the ledger rows inserted in 3:
    balances only ever move by deltas, never by absolute values;
@@ -86,7 +87,6 @@ class FlushResult:
 
 
 _BET_COLUMNS = (
-    "id",
     "round_id",
     "user_id",
     "ref",
@@ -98,7 +98,7 @@ _BET_COLUMNS = (
     "cashout_reason",
     "balance_after",
 )
-_LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "bet_id", "idem_key")
+_LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "idem_key")
 
 
 def schema_sql() -> str:
@@ -409,41 +409,29 @@ class Database:
         deltas: dict[int, int] = defaultdict(int)
         bet_rows: list[tuple[Any, ...]] = []
         entries: list[tuple[Any, ...]] = []
-        count = sum(len(r.bets) for r in fresh)
-        if count:
-            # The bets' ids are drawn first so that their ledger rows can name them;
-            # then each table takes one binary COPY. No conflict handling: the round
-            # rows above already made this idempotent, so a conflict here would be a
-            # bug and fails the transaction.
-            ids = iter(
-                await conn.fetchval(
-                    # The sequence by name: pg_get_serial_sequence() in the row
-                    # expression would run per row, ten times the cost of nextval.
-                    "SELECT array_agg(nextval('bets_id_seq')) FROM generate_series(1, $1)",
-                    count,
-                )
-            )
-            for r in fresh:
-                for b in r.bets:
-                    bet_id = next(ids)
-                    bet_rows.append(
-                        (
-                            bet_id,
-                            r.round_id,
-                            b.user_id,
-                            b.ref,
-                            b.amount,
-                            b.auto_cashout,
-                            b.multiplier,
-                            b.payout,
-                            b.status,
-                            b.reason,
-                            b.balance_after,
-                        )
+        # One binary COPY per table. No conflict handling: the round rows above
+        # already made this idempotent, so a conflict here would be a bug and
+        # fails the transaction.
+        for r in fresh:
+            for b in r.bets:
+                bet_rows.append(
+                    (
+                        r.round_id,
+                        b.user_id,
+                        b.ref,
+                        b.amount,
+                        b.auto_cashout,
+                        b.multiplier,
+                        b.payout,
+                        b.status,
+                        b.reason,
+                        b.balance_after,
                     )
-                    for kind, amount, key in b.ledger(r.round_id):
-                        deltas[b.user_id] += amount
-                        entries.append((b.user_id, kind, amount, r.round_id, bet_id, key))
+                )
+                for kind, amount, key in b.ledger(r.round_id):
+                    deltas[b.user_id] += amount
+                    entries.append((b.user_id, kind, amount, r.round_id, key))
+        if bet_rows:
             await conn.copy_records_to_table("bets", records=bet_rows, columns=_BET_COLUMNS)
             await conn.copy_records_to_table("ledger", records=entries, columns=_LEDGER_COLUMNS)
         ledger_rows = len(entries)

@@ -37,11 +37,10 @@ async def test_audit_catches_a_double_settlement(storage: Storage) -> None:
     # The bet was cashed out; a refund on top, with the balance moved to match so
     # that only the settlement is wrong.
     await storage.db.execute(
-        "INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key) "
-        "VALUES ($1, 'refund', $2, 1, $3, 'refund:again')",
+        "INSERT INTO ledger (user_id, kind, amount, round_id, idem_key) "
+        "VALUES ($1, 'refund', $2, 1, 'refund:again')",
         a,
         bet["bet_amount"],
-        bet["id"],
     )
     await storage.db.execute(
         "UPDATE users SET balance = balance + $2 WHERE id = $1", a, bet["bet_amount"]
@@ -52,14 +51,13 @@ async def test_audit_catches_a_double_settlement(storage: Storage) -> None:
 
 async def test_the_schema_refuses_a_second_payout(storage: Storage) -> None:
     a, _ = await played(storage)
-    bet = (await storage.db.fetch("SELECT id, winnings FROM bets WHERE user_id = $1", a))[0]
-    with pytest.raises(StorageError, match="ledger_bet_kind"):
+    bet = (await storage.db.fetch("SELECT winnings FROM bets WHERE user_id = $1", a))[0]
+    with pytest.raises(StorageError, match="ledger_user_round_kind"):
         await storage.db.execute(
-            "INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key) "
-            "VALUES ($1, 'payout', $2, 1, $3, 'payout:again')",
+            "INSERT INTO ledger (user_id, kind, amount, round_id, idem_key) "
+            "VALUES ($1, 'payout', $2, 1, 'payout:again')",
             a,
             bet["winnings"],
-            bet["id"],
         )
 
 

@@ -15,7 +15,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1, 2]
+    assert [r["version"] for r in rows] == [1, 2, 3]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 
@@ -47,28 +47,69 @@ async def test_schema_adds_balance_after_to_an_older_database(storage: Storage) 
     assert [r.ref for r in await storage.db.bet_refs(1)] == ["ref-2"]
 
 
-async def test_schema_moves_a_version_1_ledger_to_one_key_per_row(storage: Storage) -> None:
+# What each older version had in place of ledger_bet_fkey on (round_id, user_id).
+_OLDER_LEDGER_KEYS = {
+    1: (
+        "ALTER TABLE ledger ADD FOREIGN KEY (user_id) REFERENCES users (id)",
+        "ALTER TABLE ledger ADD FOREIGN KEY (bet_id) REFERENCES bets (id)",
+        "CREATE UNIQUE INDEX ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL",
+    ),
+    2: (
+        "ALTER TABLE bets ADD CONSTRAINT bets_id_user_id_key UNIQUE (id, user_id)",
+        "ALTER TABLE ledger ADD COLUMN grant_user_id BIGINT GENERATED ALWAYS AS "
+        "(CASE WHEN bet_id IS NULL THEN user_id END) STORED "
+        "CONSTRAINT ledger_grant_user_fkey REFERENCES users (id)",
+        "ALTER TABLE ledger ADD CONSTRAINT ledger_bet_fkey "
+        "FOREIGN KEY (bet_id, user_id) REFERENCES bets (id, user_id)",
+        "CREATE UNIQUE INDEX ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL",
+    ),
+}
+
+
+@pytest.mark.parametrize("version", sorted(_OLDER_LEDGER_KEYS))
+async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
+    storage: Storage, version: int
+) -> None:
     users = await make_users(storage, 2)
     chain = await make_chain(storage)
     balances = {u.id: u.balance for u in users}
     await storage.db.flush(
         [settle_round(round_records(1, chain, balances, {users[0].id: 100}, {}, 150))]
     )
-    # Back to version 1: a key on each of ledger.user_id and ledger.bet_id.
+    # Back to the older version: the ledger names a bet by bet_id.
     for statement in (
         "ALTER TABLE ledger DROP CONSTRAINT ledger_bet_fkey",
         "ALTER TABLE ledger DROP COLUMN grant_user_id",
-        "ALTER TABLE bets DROP CONSTRAINT bets_id_user_id_key",
-        "ALTER TABLE ledger ADD FOREIGN KEY (user_id) REFERENCES users (id)",
-        "ALTER TABLE ledger ADD FOREIGN KEY (bet_id) REFERENCES bets (id)",
+        "DROP INDEX ledger_user_round_kind",
+        "ALTER TABLE ledger ADD COLUMN bet_id BIGINT",
+        "UPDATE ledger l SET bet_id = b.id FROM bets b "
+        "WHERE b.round_id = l.round_id AND b.user_id = l.user_id",
+        "ALTER TABLE ledger ADD CHECK ((kind = 'grant') = (bet_id IS NULL))",
+        "CREATE INDEX ledger_user ON ledger (user_id, id DESC)",
+        "CREATE INDEX bets_user_ref ON bets (user_id, ref) WHERE ref IS NOT NULL",
+        *_OLDER_LEDGER_KEYS[version],
     ):
         await storage.db.execute(statement)
     await storage.db.apply_schema()
     keys = await storage.db.fetch(
-        "SELECT conname FROM pg_constraint WHERE conrelid = 'ledger'::regclass "
-        "AND contype = 'f' ORDER BY conname"
+        "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+        "WHERE conrelid = 'ledger'::regclass AND contype = 'f' ORDER BY conname"
     )
-    assert [k["conname"] for k in keys] == ["ledger_bet_fkey", "ledger_grant_user_fkey"]
+    assert [(k["conname"], k["def"]) for k in keys] == [
+        ("ledger_bet_fkey", "FOREIGN KEY (round_id, user_id) REFERENCES bets(round_id, user_id)"),
+        ("ledger_grant_user_fkey", "FOREIGN KEY (grant_user_id) REFERENCES users(id)"),
+    ]
+    indexes = await storage.db.fetch(
+        "SELECT indexname FROM pg_indexes WHERE tablename IN ('bets', 'ledger') ORDER BY 1"
+    )
+    assert [i["indexname"] for i in indexes] == [
+        "bets_pkey",
+        "bets_round_id_user_id_key",
+        "bets_user_recent",
+        "ledger_grant_key",
+        "ledger_pkey",
+        "ledger_user_round_kind",
+    ]
     await storage.db.flush(
         [settle_round(round_records(2, chain, balances, {users[1].id: 100}, {}, 150))]
     )
@@ -80,7 +121,6 @@ async def test_every_ledger_row_is_checked_against_its_user(storage: Storage) ->
     chain = await make_chain(storage)
     balances = {a.id: a.balance, b.id: b.balance}
     await storage.db.flush([settle_round(round_records(1, chain, balances, {a.id: 100}, {}, 150))])
-    bet_id = (await storage.db.fetch("SELECT id FROM bets"))[0]["id"]
     # A grant to nobody, and a payout of a's bet to b: both refused.
     with pytest.raises(StorageError, match="ledger_grant_user_fkey"):
         await storage.db.execute(
@@ -88,10 +128,9 @@ async def test_every_ledger_row_is_checked_against_its_user(storage: Storage) ->
         )
     with pytest.raises(StorageError, match="ledger_bet_fkey"):
         await storage.db.execute(
-            "INSERT INTO ledger (user_id, kind, amount, round_id, bet_id, idem_key) "
-            "VALUES ($1, 'payout', 1, 1, $2, 'p')",
+            "INSERT INTO ledger (user_id, kind, amount, round_id, idem_key) "
+            "VALUES ($1, 'payout', 1, 1, 'p')",
             b.id,
-            bet_id,
         )
 
 

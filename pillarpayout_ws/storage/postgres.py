@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -406,34 +405,17 @@ class Database:
             )
             new_ids = {row["id"] for row in inserted}
         fresh = [r for r in rounds if r.round_id in new_ids]
-        deltas: dict[int, int] = defaultdict(int)
-        bet_rows: list[tuple[Any, ...]] = []
-        entries: list[tuple[Any, ...]] = []
-        # One binary COPY per table. No conflict handling: the round rows above
-        # already made this idempotent, so a conflict here would be a bug and
-        # fails the transaction.
-        for r in fresh:
-            for b in r.bets:
-                bet_rows.append(
-                    (
-                        r.round_id,
-                        b.user_id,
-                        b.ref,
-                        b.amount,
-                        b.auto_cashout,
-                        b.multiplier,
-                        b.payout,
-                        b.status,
-                        b.reason,
-                        b.balance_after,
-                    )
-                )
-                for kind, amount, key in b.ledger(r.round_id):
-                    deltas[b.user_id] += amount
-                    entries.append((b.user_id, kind, amount, r.round_id, key))
+        # One binary COPY per table, of the rows settle_round made. No conflict
+        # handling: the round rows above already made this idempotent, so a
+        # conflict here would be a bug and fails the transaction.
+        bet_rows = [b for r in fresh for b in r.bets]
+        entries = [e for r in fresh for e in r.ledger]
         if bet_rows:
             await conn.copy_records_to_table("bets", records=bet_rows, columns=_BET_COLUMNS)
             await conn.copy_records_to_table("ledger", records=entries, columns=_LEDGER_COLUMNS)
+        deltas: dict[int, int] = defaultdict(int)
+        for user_id, _, amount, _, _ in entries:
+            deltas[user_id] += amount
         ledger_rows = len(entries)
         if grants:
             # Grants are idempotent by their own key: only the new ones count.

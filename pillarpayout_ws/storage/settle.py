@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..engine.records import (
     BetPlaced,
@@ -34,8 +34,10 @@ BetStatus = Literal["cashed_out", "lost", "refunded"]
 LedgerKind = Literal["grant", "bet", "payout", "refund"]
 
 
-@dataclass(frozen=True, slots=True)
-class SettledBet:
+class SettledBet(NamedTuple):
+    """A bet as it ended: a row of ``bets``, its fields in the flush's COPY order."""
+
+    round_id: int
     user_id: int
     ref: str | None
     amount: int
@@ -46,16 +48,10 @@ class SettledBet:
     reason: CashoutReason | None
     balance_after: int  # the bettor's balance right after the debit (the bet's ack)
 
-    def ledger(self, round_id: int) -> list[tuple[LedgerKind, int, str]]:
-        """(kind, signed amount, idempotency key) of every balance change of this bet."""
-        entries: list[tuple[LedgerKind, int, str]] = [
-            ("bet", -self.amount, f"bet:{round_id}:{self.user_id}")
-        ]
-        if self.status == "cashed_out":
-            entries.append(("payout", self.payout, f"payout:{round_id}:{self.user_id}"))
-        elif self.status == "refunded":
-            entries.append(("refund", self.amount, f"refund:{round_id}:{self.user_id}"))
-        return entries
+
+# A row of ``ledger`` in the flush's COPY order: (user_id, kind, signed amount,
+# round_id, idempotency key).
+LedgerRow = tuple[int, LedgerKind, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +59,7 @@ class SettledRound:
     opened: RoundOpened
     crash_point: int | None  # None: void
     bets: tuple[SettledBet, ...]
+    ledger: tuple[LedgerRow, ...]  # every balance change of the bets, each bet's in order
     goal: GoalAdvanced | None
 
     @property
@@ -108,17 +105,22 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
             crashed = record
         elif isinstance(record, GoalAdvanced):
             goal = record
+    round_id = opened.round_id
+    unpaid: BetStatus = "lost" if crashed is not None else "refunded"
     settled: list[SettledBet] = []
+    ledger: list[LedgerRow] = []
     for user_id, bet in bets.items():
+        ledger.append((user_id, "bet", -bet.amount, round_id, f"bet:{round_id}:{user_id}"))
         cashout = cashouts.get(user_id)
         if cashout is not None:
             if crashed is not None and cashout.multiplier > crashed.crash_point:
                 raise StorageError(
-                    f"round {opened.round_id}: cashout at {cashout.multiplier} above the crash "
+                    f"round {round_id}: cashout at {cashout.multiplier} above the crash "
                     f"point {crashed.crash_point}"
                 )
             settled.append(
                 SettledBet(
+                    round_id,
                     user_id,
                     bet.ref,
                     bet.amount,
@@ -130,24 +132,32 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     bet.balance_after,
                 )
             )
+            ledger.append(
+                (user_id, "payout", cashout.payout, round_id, f"payout:{round_id}:{user_id}")
+            )
         else:
-            status: BetStatus = "lost" if crashed is not None else "refunded"
             settled.append(
                 SettledBet(
+                    round_id,
                     user_id,
                     bet.ref,
                     bet.amount,
                     bet.auto_cashout,
                     None,
                     0,
-                    status,
+                    unpaid,
                     None,
                     bet.balance_after,
                 )
             )
+            if unpaid == "refunded":
+                ledger.append(
+                    (user_id, "refund", bet.amount, round_id, f"refund:{round_id}:{user_id}")
+                )
     return SettledRound(
         opened=opened,
         crash_point=crashed.crash_point if crashed is not None else None,
         bets=tuple(settled),
+        ledger=tuple(ledger),
         goal=goal if crashed is not None else None,
     )

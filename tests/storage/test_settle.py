@@ -17,8 +17,11 @@ def test_crashed_round_pays_cashouts_and_loses_the_rest() -> None:
     assert (by_user[1].status, by_user[1].payout, by_user[1].multiplier) == ("cashed_out", 250, 250)
     assert (by_user[2].status, by_user[2].payout) == ("lost", 0)
     assert settled.total_wagered == 300 and settled.total_paid == 250
-    assert by_user[1].ledger(7) == [("bet", -100, "bet:7:1"), ("payout", 250, "payout:7:1")]
-    assert by_user[2].ledger(7) == [("bet", -200, "bet:7:2")]
+    assert settled.ledger == (
+        (1, "bet", -100, 7, "bet:7:1"),
+        (1, "payout", 250, 7, "payout:7:1"),
+        (2, "bet", -200, 7, "bet:7:2"),
+    )
 
 
 def test_uncrashed_round_is_void_cashouts_honoured_others_refunded() -> None:
@@ -28,7 +31,12 @@ def test_uncrashed_round_is_void_cashouts_honoured_others_refunded() -> None:
     by_user = {b.user_id: b for b in settled.bets}
     assert by_user[1].status == "cashed_out" and by_user[1].payout == 150
     assert by_user[2].status == "refunded"
-    assert by_user[2].ledger(8) == [("bet", -200, "bet:8:2"), ("refund", 200, "refund:8:2")]
+    assert settled.ledger == (
+        (1, "bet", -100, 8, "bet:8:1"),
+        (1, "payout", 150, 8, "payout:8:1"),
+        (2, "bet", -200, 8, "bet:8:2"),
+        (2, "refund", 200, 8, "refund:8:2"),
+    )
     assert settled.total_wagered == 100
 
 

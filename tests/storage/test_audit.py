@@ -52,7 +52,7 @@ async def test_audit_catches_a_double_settlement(storage: Storage) -> None:
 async def test_the_schema_refuses_a_second_payout(storage: Storage) -> None:
     a, _ = await played(storage)
     bet = (await storage.db.fetch("SELECT winnings FROM bets WHERE user_id = $1", a))[0]
-    with pytest.raises(StorageError, match="ledger_user_round_kind"):
+    with pytest.raises(StorageError, match="ledger_round_user_kind"):
         await storage.db.execute(
             "INSERT INTO ledger (user_id, kind, amount, round_id, idem_key) "
             "VALUES ($1, 'payout', $2, 1, 'payout:again')",

@@ -80,7 +80,8 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
     for statement in (
         "ALTER TABLE ledger DROP CONSTRAINT ledger_bet_fkey",
         "ALTER TABLE ledger DROP COLUMN grant_user_id",
-        "DROP INDEX ledger_user_round_kind",
+        "DROP INDEX ledger_round_user_kind",
+        "DROP INDEX ledger_grant_user",
         "ALTER TABLE ledger ADD COLUMN bet_id BIGINT",
         "UPDATE ledger l SET bet_id = b.id FROM bets b "
         "WHERE b.round_id = l.round_id AND b.user_id = l.user_id",
@@ -107,8 +108,9 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         "bets_round_id_user_id_key",
         "bets_user_recent",
         "ledger_grant_key",
+        "ledger_grant_user",
         "ledger_pkey",
-        "ledger_user_round_kind",
+        "ledger_round_user_kind",
     ]
     await storage.db.flush(
         [settle_round(round_records(2, chain, balances, {users[1].id: 100}, {}, 150))]

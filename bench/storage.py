@@ -1,7 +1,8 @@
 """Storage benchmarks on the embedded servers.
 
 - flush of one completed round with 10,000 bets (settle + one PostgreSQL
-  transaction), median of several rounds;
+  transaction), median of 9 rounds, with automatic garbage collection off as
+  in serve;
 - the group commit of 1,000 write-ahead records to Redis, median;
 - start-up of ``pillarpayout serve`` to a 200 ``/healthz``: on a new data dir
   (initdb included) and on one whose servers are already running (adopted).
@@ -11,6 +12,7 @@ Run with ``python -m bench.storage``.
 
 from __future__ import annotations
 
+import gc
 import signal
 import statistics
 import tempfile
@@ -26,7 +28,7 @@ from pillarpayout_ws.storage import open_storage
 from pillarpayout_ws.storage.settle import settle_round
 
 
-async def _storage_numbers(rounds: int = 5, commits: int = 50) -> dict[str, Any]:
+async def _storage_numbers(rounds: int = 9, commits: int = 50) -> dict[str, Any]:
     storage = await open_storage(data_dir=Path(tempfile.mkdtemp(prefix="pp-bench-")))
     try:
         db = storage.db
@@ -53,9 +55,16 @@ async def _storage_numbers(rounds: int = 5, commits: int = 50) -> dict[str, Any]
                     CashedOut(rid, uid, 150, (100 + (2 * i) % 900) * 150 // 100, 0, "auto")
                 )
             records.append(RoundCrashed(rid, 200, 11_553))
-            started = time.perf_counter()
-            await db.flush([settle_round(records)])
-            flush_ms.append((time.perf_counter() - started) * 1000)
+            # As in serve, which runs with automatic collection off and collects
+            # once per round (README, "Garbage collection").
+            gc.collect()
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                await db.flush([settle_round(records)])
+                flush_ms.append((time.perf_counter() - started) * 1000)
+            finally:
+                gc.enable()
         batch = [BetPlaced(10_000, uid, None, 100, None, 0) for uid in user_ids[:1000]]
         await storage.live.commit([RoundOpened(10_000, chain, 999, "00" * 32, "11" * 32, "b", 1.0)])
         commit_ms = []

@@ -32,7 +32,7 @@ from ..engine.goals import Goal
 from ..exceptions import ConfigError, PillarPayoutError
 from ..protocol import encode_hello
 from ..storage import Storage, open_storage
-from ..storage.flush import Flusher, flush_rounds, recover
+from ..storage.flush import Flusher, flush_or_hold, recover
 from .auth import Accounts, is_loopback
 from .fanout import BROADCAST_TURN_S, Hub
 from .handler import ConnectionHandler, TokenBucket
@@ -251,8 +251,8 @@ class App:
                 await self._save_chat()
                 # Everything in Redis, the unfinished round included (void), to PostgreSQL.
                 pending = await self.storage.live.pending_round_ids()
-                await flush_rounds(self.storage.live, self.storage.db, pending)
-                log.info("flushed %d round(s) to PostgreSQL", len(pending))
+                _, held = await flush_or_hold(self.storage.live, self.storage.db, pending)
+                log.info("flushed %d round(s) to PostgreSQL", len(pending) - len(held))
         self.hub.finish()  # the last frames reach every socket before its 1001
         if self._server is not None:
             self._server.close(close_connections=True)
@@ -288,6 +288,7 @@ class App:
                 **self.health,
                 "flush_backlog": self.flusher.backlog,
                 "flush_lag_s": round(self.flusher.lag_s, 3),
+                "flush_held": sorted(self.flusher.held),
             }
             return json_response(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
         if path == "/metrics":
@@ -304,6 +305,7 @@ class App:
         m.spectators.set(len(hub.clients) - hub.players)
         m.fanout.update(hub.stats)
         m.flush_backlog.set(self.flusher.backlog)
+        m.flush_held.set(len(self.flusher.held))
         m.flush_lag.set(self.flusher.lag_s)
         if self.publisher is not None:
             m.relay_published.set(self.publisher.published)

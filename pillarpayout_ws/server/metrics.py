@@ -59,6 +59,11 @@ class Metrics:
             "completed rounds waiting for PostgreSQL",
             registry=r,
         )
+        self.flush_held = Gauge(
+            "pillarpayout_flush_held_rounds",
+            "rounds PostgreSQL refused, held in Redis for an operator",
+            registry=r,
+        )
         self.flush_lag = Gauge(
             "pillarpayout_flush_lag_seconds",
             "age of the oldest round waiting for PostgreSQL",

@@ -4,6 +4,11 @@ Redis holds every round's write-ahead until PostgreSQL has committed it; only
 then are the round's keys deleted. So whatever dies when, a round is either
 still in Redis (and will be flushed again, idempotently) or already in
 PostgreSQL, never neither.
+
+A batch PostgreSQL refuses (a constraint it breaks, or write-ahead that does
+not settle) would be refused again on every retry, so its rounds are then
+flushed one at a time: the others go on, and each refused round is held in
+Redis for an operator.
 """
 
 from __future__ import annotations
@@ -39,6 +44,49 @@ async def flush_rounds(
     return result
 
 
+async def flush_or_hold(
+    live: LiveStore, db: Database, round_ids: Sequence[int]
+) -> tuple[FlushResult, dict[int, str]]:
+    """Flush the rounds (and grants) in one batch or, if PostgreSQL refuses it, one at a time.
+
+    Returns what was written and the refused rounds (id -> why), which stay in
+    Redis. ``DatabaseUnavailable`` and ``RedisUnavailable`` propagate; so does a
+    refusal of the grants themselves.
+    """
+    try:
+        return await flush_rounds(live, db, round_ids), {}
+    except (DatabaseUnavailable, RedisUnavailable):
+        raise
+    except StorageError as exc:
+        log.error(
+            "flush of %d round(s) refused (%s); flushing them one at a time",
+            len(round_ids),
+            _one_line(exc),
+        )
+    results: list[FlushResult] = []
+    refused: dict[int, str] = {}
+    for round_id in round_ids:
+        try:
+            results.append(await flush_rounds(live, db, [round_id], with_grants=False))
+        except (DatabaseUnavailable, RedisUnavailable):
+            raise
+        except StorageError as exc:
+            refused[round_id] = why = _one_line(exc)
+            log.error("round %d cannot be flushed and stays in Redis: %s", round_id, why)
+    results.append(await flush_rounds(live, db, [], with_grants=True))
+    total = FlushResult(
+        sum(r.rounds_written for r in results),
+        sum(r.rounds_voided for r in results),
+        sum(r.rounds_skipped for r in results),
+        sum(r.ledger_rows for r in results),
+    )
+    return total, refused
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())  # PostgreSQL's DETAIL comes on a line of its own
+
+
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
     crashed: int
@@ -55,7 +103,16 @@ async def recover(live: LiveStore, db: Database) -> RecoveryReport:
     short after PostgreSQL committed finds the rounds there already.
     """
     round_ids = await live.pending_round_ids()
-    result = await flush_rounds(live, db, round_ids)
+    result, refused = await flush_or_hold(live, db, round_ids)
+    if refused:
+        # The server does not start while a round's bets are in no balance
+        # PostgreSQL holds.
+        first = min(refused)
+        raise StorageError(
+            f"recovery: round(s) {', '.join(map(str, sorted(refused)))} cannot be flushed "
+            f"and stay in Redis (round {first}: {refused[first]}); the other "
+            f"{len(round_ids) - len(refused)} were flushed"
+        )
     await live.clear_live_mirror()
     report = RecoveryReport(
         crashed=result.rounds_written - result.rounds_voided,
@@ -78,8 +135,10 @@ class Flusher:
     """Flushes completed rounds in batches: every ``batch_rounds`` rounds or ``interval_s``.
 
     If PostgreSQL (or Redis) is down, the batch stays queued and is retried
-    with exponential backoff; the game never waits for it. ``healthy`` and
-    ``lag_s`` feed ``/healthz`` and ``/metrics``.
+    with exponential backoff; the game never waits for it. A refused batch is
+    flushed a round at a time and the refused rounds are ``held`` (module
+    docstring). ``healthy``, ``lag_s`` and ``held`` feed ``/healthz`` and
+    ``/metrics``.
     """
 
     def __init__(
@@ -102,6 +161,7 @@ class Flusher:
         self._attempted = asyncio.Condition()  # notified after every flush attempt
         self.healthy = True
         self.last_error: str | None = None
+        self.held: dict[int, str] = {}  # round id -> why PostgreSQL refused it
         self.rounds_flushed = 0
         self.last_flush_s = 0.0
 
@@ -122,16 +182,17 @@ class Flusher:
         return time.monotonic() - min(self._queue.values())
 
     async def flush_now(self) -> FlushResult | None:
-        """Flush the whole queue once; raises the storage error if it fails."""
+        """Flush the whole queue once, holding refused rounds; raises if a server is down."""
         if not self._queue:
             return None
         round_ids = sorted(self._queue)
         started = time.perf_counter()
-        result = await flush_rounds(self._live, self._db, round_ids)
+        result, refused = await flush_or_hold(self._live, self._db, round_ids)
         self.last_flush_s = time.perf_counter() - started
         for round_id in round_ids:
             del self._queue[round_id]
-        self.rounds_flushed += len(round_ids)
+        self.rounds_flushed += len(round_ids) - len(refused)
+        self.held.update(refused)
         return result
 
     def close(self) -> None:
@@ -173,15 +234,20 @@ class Flusher:
                     exc,
                 )
                 continue
-            except StorageError:
-                # A refused transaction will be refused again: say so loudly and keep
-                # the rounds in Redis for an operator, but keep the game going.
+            except StorageError as exc:
+                # Only the grants get here (the rounds were flushed one at a
+                # time): they stay in Redis, and the game goes on.
                 self.healthy = False
-                log.exception("flush refused by PostgreSQL; rounds stay in Redis")
+                self.last_error = str(exc)
+                log.exception("grants refused by PostgreSQL; they stay in Redis")
                 backoff = self._max_backoff_s
+                continue
+            backoff = self._interval_s
+            if self.held:
+                self.healthy = False
+                self.last_error = f"round(s) {', '.join(map(str, sorted(self.held)))} held in Redis"
                 continue
             if not self.healthy:
                 log.info("flush caught up")
             self.healthy = True
             self.last_error = None
-            backoff = self._interval_s

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pillarpayout_ws.exceptions import DatabaseUnavailable
+from pillarpayout_ws.exceptions import DatabaseUnavailable, StorageError
 from pillarpayout_ws.storage import Storage, open_storage
 from pillarpayout_ws.storage.audit import audit
 from pillarpayout_ws.storage.flush import Flusher, flush_rounds, recover
@@ -166,3 +166,55 @@ async def test_bet_refs_survive_the_flush_with_their_first_answer(storage: Stora
         BetRefRow(b, "ref-4", 4, 100, None, 99_900),
     ]
     assert [r.round_id for r in await storage.db.bet_refs(4)] == [4, 4]
+
+
+async def test_a_refused_round_is_held_and_the_others_still_flush(storage: Storage) -> None:
+    users = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    flusher = Flusher(storage.live, storage.db, batch_rounds=3, interval_s=3600)
+    task = asyncio.create_task(flusher.run())
+    try:
+        # Round 2 is a bet of a user PostgreSQL has not got: bets.user_id's key
+        # refuses it, and with it the whole batch.
+        await storage.live.commit(round_records(1, chain, balances, {users[0].id: 100}, {}, 150))
+        await storage.live.commit(round_records(2, chain, {-1: 1000}, {-1: 100}, {}, 150))
+        await storage.live.commit(round_records(3, chain, balances, {users[1].id: 100}, {}, 150))
+        for rid in (1, 2, 3):
+            flusher.round_completed(rid)
+        async with asyncio.timeout(10):
+            await flusher.wait_until(lambda: flusher.backlog == 0)
+        assert list(flusher.held) == [2] and "bets_user_id_fkey" in flusher.held[2]
+        assert not flusher.healthy
+        assert await storage.live.pending_round_ids() == [2]
+        # Later rounds are not held up by it.
+        for rid in (4, 5, 6):
+            await storage.live.commit(
+                round_records(rid, chain, balances, {users[0].id: 10}, {}, 150)
+            )
+            flusher.round_completed(rid)
+        async with asyncio.timeout(10):
+            await flusher.wait_until(lambda: flusher.rounds_flushed == 5)
+        assert not flusher.healthy and list(flusher.held) == [2]
+    finally:
+        task.cancel()
+    rounds = await storage.db.fetch("SELECT id FROM rounds ORDER BY id")
+    assert [r["id"] for r in rounds] == [1, 3, 4, 5, 6]
+    assert await balances_in_db(storage, list(balances)) == balances
+    assert await storage.live.pending_round_ids() == [2]
+
+
+async def test_recovery_flushes_the_others_then_refuses_to_start(storage: Storage) -> None:
+    (user,) = await make_users(storage, 1)
+    chain = await make_chain(storage)
+    balances = {user.id: user.balance}
+    await storage.live.commit(round_records(1, chain, balances, {user.id: 100}, {}, 150))
+    await storage.live.commit(round_records(2, chain, {-1: 1000}, {-1: 100}, {}, 150))
+    await storage.live.commit(round_records(3, chain, balances, {user.id: 100}, {}, None))
+    with pytest.raises(StorageError, match=r"round\(s\) 2 cannot be flushed .* other 2 were"):
+        await recover(storage.live, storage.db)
+    rounds = await storage.db.fetch("SELECT id, status FROM rounds ORDER BY id")
+    assert [tuple(r) for r in rounds] == [(1, "crashed"), (3, "void")]
+    assert await storage.live.pending_round_ids() == [2]
+    # Round 1 lost its bet; void round 3 refunded its own.
+    assert await balances_in_db(storage, [user.id]) == {user.id: user.balance - 100}

@@ -52,7 +52,6 @@ _OLDER_LEDGER_KEYS = {
     1: (
         "ALTER TABLE ledger ADD FOREIGN KEY (user_id) REFERENCES users (id)",
         "ALTER TABLE ledger ADD FOREIGN KEY (bet_id) REFERENCES bets (id)",
-        "CREATE UNIQUE INDEX ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL",
     ),
     2: (
         "ALTER TABLE bets ADD CONSTRAINT bets_id_user_id_key UNIQUE (id, user_id)",
@@ -61,7 +60,6 @@ _OLDER_LEDGER_KEYS = {
         "CONSTRAINT ledger_grant_user_fkey REFERENCES users (id)",
         "ALTER TABLE ledger ADD CONSTRAINT ledger_bet_fkey "
         "FOREIGN KEY (bet_id, user_id) REFERENCES bets (id, user_id)",
-        "CREATE UNIQUE INDEX ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL",
     ),
 }
 
@@ -87,6 +85,7 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         "WHERE b.round_id = l.round_id AND b.user_id = l.user_id",
         "ALTER TABLE ledger ADD CHECK ((kind = 'grant') = (bet_id IS NULL))",
         "CREATE INDEX ledger_user ON ledger (user_id, id DESC)",
+        "CREATE UNIQUE INDEX ledger_bet_kind ON ledger (bet_id, kind) WHERE bet_id IS NOT NULL",
         "CREATE INDEX bets_user_ref ON bets (user_id, ref) WHERE ref IS NOT NULL",
         *_OLDER_LEDGER_KEYS[version],
     ):

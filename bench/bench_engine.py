@@ -66,7 +66,7 @@ def _loaded_game(config: GameConfig, seed: str) -> tuple[Game, float]:
     began = time.perf_counter()
     for user in range(BETS):
         target = 101 + user % TARGETS  # 1.01x .. 11.00x, 10 bets each
-        game.place_bet(1, user, 100 + user % 900, target / 100, f"r{user}")
+        game.place_bet(1, user, 100 + user % 900, target, f"r{user}")
     per_bet = (time.perf_counter() - began) / BETS
     game.events_to_send()
     game.records_to_persist()

@@ -4,6 +4,7 @@
 
     PillarPayoutError
      ├── ConfigError              bad flag, URL, data dir or port: a one-line message
+ │                            (also a ValueError: a setting's value is wrong)
      ├── EmbeddedServerError      an embedded PostgreSQL/Redis could not start or stop
      ├── StorageError             asyncpg/redis errors, translated at the storage boundary
      │    ├── DatabaseUnavailable   PostgreSQL cannot be reached right now
@@ -29,8 +30,17 @@ class PillarPayoutError(Exception):
     """Root of every error this package raises on purpose."""
 
 
-class ConfigError(PillarPayoutError):
-    """The operator gave something unusable: fix the flag or the environment."""
+class ConfigError(PillarPayoutError, ValueError):
+    """The operator gave something unusable: fix the flag or the environment.
+
+    ``setting`` names the configuration field at fault when there is one
+    (``house_edge``); the command line words it as its flag (``--house-edge``).
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message if setting is None else f"{setting} {message}")
+        self.setting = setting
+        self.reason = message
 
 
 class EmbeddedServerError(PillarPayoutError):

@@ -1,14 +1,12 @@
 """Bets: checking what players send, and the book of one round's bets.
 
-Validation (``parse_amount``, ``parse_auto_cashout``)
-    Values arrive from JSON and are untrusted, so they are typed ``object``
-    and checked here: an amount is an ``int`` (``bool`` is not an int, ``10.0``
-    is not accepted) within ``[min_bet, max_bet]`` cents; an auto-cashout is
-    ``None``/absent, an ``int`` or a finite ``float`` with at most two
-    decimals (``2.5``, ``2.35``; ``2.345`` is refused, while the binary noise
-    of ``2.35 * 100 == 235.00000000000003`` is not precision) that lands in
-    ``[1.01, max_auto_cashout]``. A failure raises ``Rejection`` before
-    anything changes.
+Validation (``check_amount``, ``check_auto_cashout``)
+    The wire's units are turned into the engine's once, by the protocol's
+    decoder: an amount arrives as integer cents and an auto-cashout target as
+    integer hundredths (or ``None``). What is checked here is the game's rule:
+    an amount within ``[min_bet, max_bet]``, a target within
+    ``[MIN_AUTO_CASHOUT, max_auto_cashout]``. A failure raises ``Rejection``
+    before anything changes.
 
 The book (``RoundBook``)
     Holds the round's bets by user, and is built for ``Game.advance`` to be
@@ -40,9 +38,7 @@ Max profit
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass
-from typing import Final
 
 from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, GameConfig
 from pillarpayout_ws.engine.errors import RejectCode, Rejection
@@ -50,66 +46,33 @@ from pillarpayout_ws.engine.events import BetAccepted, BetStatus, CashoutDone
 from pillarpayout_ws.engine.fairness import format_multiplier
 from pillarpayout_ws.engine.growth import ONE_X
 
-__all__ = ["Bet", "RoundBook", "parse_amount", "parse_auto_cashout"]
-
-# |x * 100 - round(x * 100)| below this is float noise, not a third decimal.
-# Targets are at most ~1e6 hundredths, where a double's spacing is ~1e-10.
-_PRECISION_NOISE: Final = 1e-6
-# Larger scaled floats are refused as out of range before rounding, which
-# keeps round() away from values where the noise test would be meaningless.
-_FLOAT_SCALED_LIMIT: Final = 1e15
+__all__ = ["Bet", "RoundBook", "check_amount", "check_auto_cashout"]
 
 
-def parse_amount(value: object, config: GameConfig) -> int:
-    """The stake in cents, or ``Rejection(invalid_amount)``.
+def check_amount(amount: int, config: GameConfig) -> None:
+    """``Rejection(invalid_amount)`` unless ``config.min_bet <= amount <= config.max_bet``.
 
-    Promises: an exact ``int`` (not ``bool``, not ``float``) with
-    ``config.min_bet <= value <= config.max_bet``.
+    The type is checked too (``bool`` is an ``int`` to Python): the engine
+    never takes money that is not a whole number of cents.
     """
-    if type(value) is not int:
-        raise Rejection(RejectCode.INVALID_AMOUNT, "amount must be a whole number of cents")
-    if not config.min_bet <= value <= config.max_bet:
+    if type(amount) is not int or not config.min_bet <= amount <= config.max_bet:
         raise Rejection(
             RejectCode.INVALID_AMOUNT,
             f"amount must be between {config.min_bet} and {config.max_bet} cents",
         )
-    return value
 
 
-def parse_auto_cashout(value: object, config: GameConfig) -> int | None:
-    """The auto-cashout target in hundredths, ``None`` for none, or a ``Rejection``.
-
-    Promises: ``None`` for ``None``; otherwise an int in
-    ``[101, config.max_auto_cashout]`` equal to ``value * 100`` (exactly for an
-    int, within float noise for a float); refuses bool, NaN, infinities,
-    strings, more than two decimals, and anything out of range, with
-    ``invalid_auto_cashout``.
-    """
-    if value is None:
-        return None
-    if type(value) is int:
-        hundredths = value * ONE_X
-    elif type(value) is float:
-        if not math.isfinite(value):
-            raise Rejection(RejectCode.INVALID_AUTO_CASHOUT, "auto_cashout must be a finite number")
-        scaled = value * ONE_X
-        if abs(scaled) > _FLOAT_SCALED_LIMIT:
-            hundredths = -1  # certainly out of range; reported below
-        else:
-            hundredths = round(scaled)
-            if abs(scaled - hundredths) > _PRECISION_NOISE:
-                raise Rejection(
-                    RejectCode.INVALID_AUTO_CASHOUT, "auto_cashout has at most two decimals"
-                )
-    else:
-        raise Rejection(RejectCode.INVALID_AUTO_CASHOUT, "auto_cashout must be a number or null")
-    if not MIN_AUTO_CASHOUT <= hundredths <= config.max_auto_cashout:
+def check_auto_cashout(target: int | None, config: GameConfig) -> None:
+    """``Rejection(invalid_auto_cashout)`` unless ``target`` is ``None`` or integer
+    hundredths within ``[MIN_AUTO_CASHOUT, config.max_auto_cashout]``."""
+    if target is None:
+        return
+    if type(target) is not int or not MIN_AUTO_CASHOUT <= target <= config.max_auto_cashout:
         raise Rejection(
             RejectCode.INVALID_AUTO_CASHOUT,
             f"auto_cashout must be between {format_multiplier(MIN_AUTO_CASHOUT)} "
             f"and {format_multiplier(config.max_auto_cashout)}",
         )
-    return hundredths
 
 
 @dataclass(slots=True, eq=False)

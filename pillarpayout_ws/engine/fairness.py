@@ -36,13 +36,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from pillarpayout_ws.engine.errors import SeedChainExhausted
+from pillarpayout_ws.engine.errors import ConfigError, SeedChainExhausted
 
 __all__ = [
     "ChainSeedSource",
     "RoundSeed",
     "SeedChain",
     "SeedSource",
+    "check_house_edge",
     "crash_point",
     "format_multiplier",
     "seed_hash",
@@ -59,16 +60,29 @@ _X_SHIFT: Final = 4
 _TWO_52: Final = float(2**52)
 
 
+def check_house_edge(house_edge: float) -> float:
+    """``house_edge`` if it is a percentage in [0, 100), else ``ConfigError``.
+
+    The one definition of the range: the game's config, ``verify`` and the
+    formula itself all check through here.
+    """
+    if not (math.isfinite(house_edge) and 0.0 <= house_edge < 100.0):
+        raise ConfigError(
+            f"must be a percentage from 0 up to 100, got {house_edge!r}", setting="house_edge"
+        )
+    return house_edge
+
+
 def crash_point(server_seed: str, client_seed: str, house_edge: float = 1.0) -> int:
     """The round's crash point in hundredths (``374`` = 3.74x), at least 100.
 
     Promises: exactly the published formula above, so ``crash_point`` of
     bustabit's game seeds with its client seed and ``house_edge=1.0`` equals
     its published result. Raises ``ValueError`` if ``server_seed`` is not hex,
-    ``client_seed`` is not ASCII, or the house edge is outside [0, 100).
+    ``client_seed`` is not ASCII, or the house edge is outside [0, 100)
+    (``ConfigError``, a ``ValueError``).
     """
-    if not 0.0 <= house_edge < 100.0:
-        raise ValueError(f"house_edge must be in [0, 100), got {house_edge!r}")
+    check_house_edge(house_edge)
     digest = hmac.digest(client_seed.encode("ascii"), bytes.fromhex(server_seed), "sha256")
     x = (int.from_bytes(digest[:_X_BYTES], "big") >> _X_SHIFT) / _TWO_52
     # The one place floats meet the game's numbers: the published formula is

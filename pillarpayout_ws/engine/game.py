@@ -58,12 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from pillarpayout_ws.engine.bets import (
-    Bet,
-    RoundBook,
-    parse_amount,
-    parse_auto_cashout,
-)
+from pillarpayout_ws.engine.bets import Bet, RoundBook, check_amount, check_auto_cashout
 from pillarpayout_ws.engine.config import MAX_BALANCE, GameConfig
 from pillarpayout_ws.engine.errors import (
     RejectCode,
@@ -587,11 +582,11 @@ class Game:
         self,
         now_ms: int,
         user_id: int,
-        amount: object,
-        auto_cashout: object,
+        amount: int,
+        auto_cashout: int | None,
         ref: str | None,
     ) -> None:
-        """A player's bet: ``amount`` cents, optional ``auto_cashout`` multiplier.
+        """A player's bet: ``amount`` cents, optional ``auto_cashout`` target in hundredths.
 
         Promises: after advancing to ``now_ms``, either the stake is debited and
         ``BetAccepted`` emitted with a ``BetPlaced`` record, or ``BetAccepted``
@@ -609,7 +604,7 @@ class Game:
             )
 
     def _place_bet(
-        self, user_id: int, amount: object, auto_cashout: object, ref: str | None
+        self, user_id: int, amount: int, auto_cashout: int | None, ref: str | None
     ) -> None:
         account = self._account(user_id)
         if ref is not None:
@@ -617,8 +612,9 @@ class Game:
             if previous is not None:
                 self._events.append(previous)
                 return
-        stake = parse_amount(amount, self._config)
-        target = parse_auto_cashout(auto_cashout, self._config)
+        check_amount(amount, self._config)
+        check_auto_cashout(auto_cashout, self._config)
+        stake, target = amount, auto_cashout
         r = self._round
         if r is None or self._phase not in ACCEPTS_BETS:
             raise Rejection(RejectCode.BETTING_CLOSED, "bets are taken only while betting is open")

@@ -30,8 +30,10 @@ Rules every frame shares:
   ``bad_frame``; except ``amount`` and ``auto_cashout``, whose own codes
   (``invalid_amount``, ``invalid_auto_cashout``) cover any value they cannot take.
 
-Units are converted here: ``auto_cashout`` arrives as a number (``2.35``) and
-leaves as integer hundredths (``235``), the engine's unit.
+Units are converted here, and only here: ``auto_cashout`` arrives as a number
+(``2.35``) and leaves as integer hundredths (``235``), the engine's unit; the
+engine takes it as it is. Its lower bound (``MIN_AUTO_CASHOUT``, 1.01x) is the
+engine's constant; the upper bound is the game's config, checked by the engine.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Final
 
 import orjson
 
+from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT
 from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 
 __all__ = [
@@ -81,8 +84,6 @@ MAX_REF_LENGTH: Final = 64
 MAX_CHAT_LENGTH: Final = 280
 # Cents: the largest integer every JSON client (JavaScript included) holds exactly.
 MAX_AMOUNT: Final = 2**53
-# Hundredths: 1.01x; the upper bound is the engine's business.
-MIN_AUTO_CASHOUT: Final = 101
 # Hundredths are kept in the same exactly-representable range as money.
 _MAX_AUTO_CASHOUT_HUNDREDTHS: Final = 2**53
 # How far value * 100 may sit from a whole number and still count as two decimals:

@@ -125,7 +125,7 @@ def test_crash_point_one_busts_at_once() -> None:
     seed = seed_with_crash(100)
     table = make_table(seed)
     game = table.game
-    game.place_bet(10, 1, 1000, 1.5, "a")
+    game.place_bet(10, 1, 1000, 150, "a")
     game.advance(RUN)
     events, records = table.drain()
     assert events[1:] == [RoundRunning(1), Crashed(1, 100, seed, CLIENT_SEED, 1, 0)]
@@ -217,7 +217,7 @@ def test_next_due_ms() -> None:
     table = make_table(seed)
     game = table.game
     assert game.next_due_ms() == RUN
-    game.place_bet(0, 1, 1000, 1.01, None)
+    game.place_bet(0, 1, 1000, 101, None)
     game.advance(RUN)
     assert game.next_due_ms() == RUN + 100
     game.advance(RUN + 100)
@@ -234,19 +234,19 @@ def test_next_due_ms() -> None:
 
 def test_bet_is_debited_acknowledged_and_recorded() -> None:
     table = make_table()
-    table.game.place_bet(100, 1, 2500, 2.5, "r1")
+    table.game.place_bet(100, 1, 2500, 250, "r1")
     events, records = table.drain()
     assert events == [BetAccepted(1, "r1", 1, 2500, 250, 97_500)]
     assert records == [BetPlaced(1, 1, "r1", 2500, 250, 97_500)]
     assert table.game.balance_of(1) == 97_500
 
 
-def test_auto_cashout_forms() -> None:
+def test_auto_cashout_targets_are_hundredths() -> None:
     table = make_table()
     game = table.game
-    game.place_bet(1, 1, 100, 2, None)
-    game.place_bet(1, 2, 100, 2.35, None)
-    game.place_bet(1, 3, 100, 10000.0, None)
+    game.place_bet(1, 1, 100, 200, None)
+    game.place_bet(1, 2, 100, 235, None)
+    game.place_bet(1, 3, 100, 1_000_000, None)
     autos = [e.auto_cashout for e in of_type(table.drain()[0], BetAccepted)]
     assert autos == [200, 235, 1_000_000]
 
@@ -258,7 +258,7 @@ def test_repeated_ref_same_round_is_answered_again_without_a_debit() -> None:
     first = table.drain()[0]
     game.place_bet(200, 1, 2500, None, "r1")
     # Even a different payload: the ref names the action already taken.
-    game.place_bet(300, 1, 9999, "garbage", "r1")
+    game.place_bet(300, 1, 9999, 500, "r1")
     events, records = table.drain()
     assert events == first + first
     assert records == []
@@ -468,7 +468,7 @@ def test_late_cashout_in_the_next_round_still_gets_round_crashed() -> None:
     table = make_table(seed)
     game = table.game
     game.place_bet(1, 1, 1000, None, "lost")
-    game.place_bet(1, 2, 1000, 1.5, "won")
+    game.place_bet(1, 2, 1000, 150, "won")
     game.advance(_crash_at(seed) + 3_000)
     assert game.round_id == 2
     table.drain()
@@ -512,9 +512,9 @@ def test_auto_cashouts_fire_at_their_exact_target_in_target_order_in_one_jump() 
     seed = seed_with_crash(300, 400)
     table = make_table(seed)
     game = table.game
-    game.place_bet(1, 1, 1000, 2.0, "a")
-    game.place_bet(1, 2, 777, 1.2, "b")
-    game.place_bet(1, 3, 333, 1.5, "c")
+    game.place_bet(1, 1, 1000, 200, "a")
+    game.place_bet(1, 2, 777, 120, "b")
+    game.place_bet(1, 3, 333, 150, "c")
     table.drain()
     game.advance(RUN + 600_000)  # one call far past every target and the crash
     events, records = table.drain()
@@ -532,7 +532,7 @@ def test_auto_cashouts_fire_at_their_exact_target_in_target_order_in_one_jump() 
 def test_auto_cashout_fires_exactly_when_reached_without_a_tick() -> None:
     table = make_table(seed_with_crash(300, 400), config=GameConfig(tick_ms=60_000))
     game = table.game
-    game.place_bet(1, 1, 1000, 2.37, None)
+    game.place_bet(1, 1, 1000, 237, None)
     game.advance(RUN + elapsed_for(237) - 1)
     assert not of_type(table.drain()[0], CashoutDone)
     game.advance(RUN + elapsed_for(237))
@@ -543,7 +543,7 @@ def test_auto_cashout_fires_exactly_when_reached_without_a_tick() -> None:
 def test_auto_cashout_ties_fire_in_placement_order() -> None:
     table = make_table(seed_with_crash(300, 400))
     for user in (3, 1, 2):
-        table.game.place_bet(1, user, 100, 1.3, None)
+        table.game.place_bet(1, user, 100, 130, None)
     table.game.advance(RUN + 60_000)
     assert [c.user_id for c in of_type(table.drain()[0], CashoutDone)] == [3, 1, 2]
 
@@ -552,8 +552,8 @@ def test_target_equal_to_the_crash_point_wins_and_above_loses() -> None:
     seed = seed_with_crash(250)
     table = make_table(seed)
     game = table.game
-    game.place_bet(1, 1, 1000, 2.5, None)
-    game.place_bet(1, 2, 1000, 2.51, None)
+    game.place_bet(1, 1, 1000, 250, None)
+    game.place_bet(1, 2, 1000, 251, None)
     game.advance(_crash_at(seed))
     events, _ = table.drain()
     cashouts = of_type(events, CashoutDone)
@@ -566,7 +566,7 @@ def test_target_equal_to_the_crash_point_wins_and_above_loses() -> None:
 def test_manual_cashout_before_the_target_cancels_the_auto() -> None:
     table = make_table(seed_with_crash(300, 400))
     game = table.game
-    game.place_bet(1, 1, 1000, 2.0, "b")
+    game.place_bet(1, 1, 1000, 200, "b")
     game.cash_out(RUN + 1_000, 1, "m")
     game.advance(RUN + 60_000)
     cashouts = of_type(table.drain()[0], CashoutDone)
@@ -576,7 +576,7 @@ def test_manual_cashout_before_the_target_cancels_the_auto() -> None:
 def test_manual_cashout_after_the_auto_fired_repeats_the_auto_answer() -> None:
     table = make_table(seed_with_crash(300, 400))
     game = table.game
-    game.place_bet(1, 1, 1000, 1.1, "b")
+    game.place_bet(1, 1, 1000, 110, "b")
     game.cash_out(RUN + 5_000, 1, "m")  # the target was reached at ~1.6 s
     cashouts = of_type(table.drain()[0], CashoutDone)
     assert [(c.reason, c.multiplier, c.ref) for c in cashouts] == [
@@ -644,7 +644,7 @@ def test_snapshot_through_a_round() -> None:
     table = make_table(seed)
     game = table.game
     assert game.snapshot().bets == ()
-    game.place_bet(1_000, 1, 500, 1.5, None)
+    game.place_bet(1_000, 1, 500, 150, None)
     assert len(game.snapshot().bets) == 1  # the cached views follow every change
     game.place_bet(1_000, 2, 700, None, None)
     snap = game.snapshot()
@@ -697,7 +697,7 @@ def test_nothing_before_the_crash_depends_on_the_seed() -> None:
     for seed in seeds:
         table = make_table(seed)
         game = table.game
-        game.place_bet(10, 1, 1000, 5.0, "a")
+        game.place_bet(10, 1, 1000, 500, "a")
         game.place_bet(20, 2, 1000, None, "b")
         for now in range(RUN, RUN + elapsed_for(900), 50):
             game.advance(now)

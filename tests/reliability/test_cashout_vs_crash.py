@@ -75,7 +75,7 @@ def test_cashouts_around_the_crash_instant_over_10000_rounds() -> None:
         for user in MANUAL:
             game.place_bet(game.now_ms, user, stakes[user], None, None)
         target = min(max(101, crash + rng.choice((-1, 0, 1))), config.max_auto_cashout)
-        game.place_bet(game.now_ms, AUTO, stakes[AUTO], target / 100, None)
+        game.place_bet(game.now_ms, AUTO, stakes[AUTO], target, None)
         accepted = [e for e in drain() if isinstance(e, BetAccepted)]
         assert [(e.user_id, e.auto_cashout) for e in accepted] == [
             *((user, None) for user in MANUAL),

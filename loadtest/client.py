@@ -1,6 +1,7 @@
 """A minimal WebSocket client for load: many thousands per process, little CPU each.
 
-It speaks just enough RFC 6455 for the game: the opening handshake, unmasked
+It speaks just enough RFC 6455 for the game: the opening handshake (checking the
+server's ``Sec-WebSocket-Accept`` with websockets' own ``accept_key``), unmasked
 server frames (text, ping, close), and masked client text frames. It parses
 only what it measures: the frame type (a prefix compare) and, for ticks, the
 server's ``ts`` (found by a byte search, not a JSON parse).
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import cast
 
 import orjson
+from websockets.utils import accept_key
 
 TICK_PREFIX = b'{"type":"tick"'
 _TS_KEY = b'"ts":'
@@ -91,6 +93,7 @@ class GameClient(asyncio.Protocol):
         self.open = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
         self._handshaken = False
+        self._accept = b""  # the Sec-WebSocket-Accept the server must answer with
         self.connected_at = 0.0
         self.connect_ms = 0.0
 
@@ -98,6 +101,7 @@ class GameClient(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.connected_at = time.monotonic()
         key = base64.b64encode(os.urandom(16)).decode()
+        self._accept = accept_key(key).encode()
         self.transport.write(
             f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -118,11 +122,17 @@ class GameClient(asyncio.Protocol):
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status = bytes(buf[: buf.find(b"\r\n")])
+            response = bytes(buf[:end])
             del buf[: end + 4]
+            status, *lines = response.split(b"\r\n")
+            refusal = None
             if b" 101 " not in status:
+                refusal = status.decode(errors="replace")
+            elif not _answers(lines, self._accept):
+                refusal = "the server's Sec-WebSocket-Accept does not match our key"
+            if refusal is not None:
                 if not self.open.done():
-                    self.open.set_exception(ConnectionError(status.decode(errors="replace")))
+                    self.open.set_exception(ConnectionError(refusal))
                 assert self.transport is not None
                 self.transport.close()
                 return
@@ -209,3 +219,12 @@ async def open_client(
     await client.open
     client.connect_ms = (time.monotonic() - started) * 1000
     return client
+
+
+def _answers(header_lines: list[bytes], accept: bytes) -> bool:
+    """Whether the handshake's headers carry ``Sec-WebSocket-Accept: accept`` (RFC 6455 4.1)."""
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-accept":
+            return value.strip() == accept
+    return False

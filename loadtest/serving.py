@@ -7,7 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from loadtest.system import raise_nofile
@@ -24,6 +26,25 @@ def embedded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
 
 
+def serve_command(
+    data_dir: str | Path, port: int, *flags: str, log_level: str = "INFO"
+) -> list[str]:
+    """The command line of ``pillarpayout serve`` on ``data_dir``'s embedded storage."""
+    return [
+        sys.executable,
+        "-m",
+        "pillarpayout_ws",
+        "--log-level",
+        log_level,
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        *flags,
+    ]
+
+
 def spawn(*args: str) -> subprocess.Popen[bytes]:
     """A quiet Python child on embedded storage (never DATABASE_URL/REDIS_URL), many fds."""
     return subprocess.Popen(
@@ -37,28 +58,28 @@ def spawn(*args: str) -> subprocess.Popen[bytes]:
 
 def start_serve(data_dir: str | Path, port: int, *flags: str) -> subprocess.Popen[bytes]:
     """``pillarpayout serve`` on its embedded storage."""
-    return spawn(
-        "-m",
-        "pillarpayout_ws",
-        "--log-level",
-        "WARNING",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        *flags,
-    )
+    return spawn(*serve_command(data_dir, port, *flags, log_level="WARNING")[1:])
 
 
-def wait_healthy(port: int, within_s: float = 60.0) -> float:
-    """Seconds until ``/healthz`` on ``port`` answers 200."""
+def healthz(port: int) -> int | None:
+    """The status of ``/healthz`` on ``port``, or ``None`` if nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def wait_healthy(
+    port: int, within_s: float = 60.0, alive: Callable[[], bool] = lambda: True
+) -> float:
+    """Seconds until ``/healthz`` on ``port`` answers 200; ``RuntimeError`` if it does
+    not within ``within_s``, or as soon as ``alive()`` says the server is gone."""
     started = time.monotonic()
-    while time.monotonic() - started < within_s:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return time.monotonic() - started
-        except OSError:
-            time.sleep(0.02)
+    while time.monotonic() - started < within_s and alive():
+        if healthz(port) == 200:
+            return time.monotonic() - started
+        time.sleep(0.02)
     raise RuntimeError(f"serve on port {port} was not healthy within {within_s:.0f} s")

@@ -14,9 +14,13 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .exceptions import ConfigError, PillarPayoutError
+from .settings import add_flags, flag_name, from_args
+
+if TYPE_CHECKING:
+    from .storage import Storage
 
 log = logging.getLogger("pillarpayout")
 
@@ -39,128 +43,35 @@ def parse_amount(text: str) -> int:
     return int(cents)
 
 
-def _storage_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("./.pillarpayout"),
-        help="where the embedded servers keep their data [./.pillarpayout]",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL URL [env DATABASE_URL, else embedded]",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL [env REDIS_URL, else embedded]",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .server.config import ServerConfig
+    from .server.relay import RelayConfig
+    from .storage import StorageConfig
+
     parser = argparse.ArgumentParser(prog="pillarpayout", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=os.environ.get("PILLARPAYOUT_LOG", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the game server")
-    _storage_flags(serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--betting-ms", type=int, default=5000)
-    serve.add_argument("--tick-ms", type=int, default=100)
-    serve.add_argument("--cooldown-ms", type=int, default=3000)
-    serve.add_argument(
-        "--starting-balance",
-        type=int,
-        default=100_000,
-        help="cents granted to a new account [100000]",
-    )
-    serve.add_argument("--house-edge", type=float, default=1.0, help="percent [1.0]")
-    serve.add_argument(
-        "--client-seed",
-        default=None,
-        help="public salt of a new seed chain (generated and logged if absent)",
-    )
-    serve.add_argument(
-        "--chain-length", type=int, default=100_000, help="rounds in a new seed chain [100000]"
-    )
-    serve.add_argument(
-        "--flush-rounds",
-        type=int,
-        default=10,
-        help="flush to PostgreSQL every N completed rounds [10]",
-    )
-    serve.add_argument(
-        "--flush-interval-ms",
-        type=int,
-        default=1000,
-        help="...or after this long, whichever comes first [1000]",
-    )
-    serve.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="accept browser connections only from this Origin (exact match; repeatable) [any]",
-    )
-    serve.add_argument(
-        "--max-connections-per-ip",
-        type=int,
-        default=1000,
-        help="open WebSockets per client address; loopback is exempt [1000]",
-    )
-    serve.add_argument(
-        "--limit-loopback",
-        action="store_true",
-        help="apply the per-IP limits to loopback addresses too [off]",
-    )
-    serve.add_argument(
-        "--broadcast-slice-ms",
-        type=float,
-        default=0.5,
-        help="a broadcast other than a tick writes this long, then lets bets and cashouts "
-        "in; 0: all at once [0.5]",
-    )
-
-    relay = sub.add_parser("relay", help="serve read-only spectator streams from Redis")
-    relay.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="the game's Redis [env REDIS_URL, else the embedded one of a running serve]",
-    )
-    relay.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path("./.pillarpayout"),
-        help="with no Redis URL: the data dir of the running serve [./.pillarpayout]",
-    )
-    relay.add_argument("--host", default="127.0.0.1")
-    relay.add_argument("--port", type=int, default=8766)
-    relay.add_argument(
-        "--reuse-port", action="store_true", help="share the port with other relays (SO_REUSEPORT)"
-    )
-    relay.add_argument(
-        "--game-url",
-        default="ws://127.0.0.1:8765/ws",
-        help="where players play, named in read_only errors [ws://127.0.0.1:8765/ws]",
+    add_flags(sub.add_parser("serve", help="run the game server"), ServerConfig)
+    add_flags(
+        sub.add_parser("relay", help="serve read-only spectator streams from Redis"), RelayConfig
     )
 
     verify = sub.add_parser("verify", help="print the crash point of a round")
     verify.add_argument("--server-seed", required=True)
     verify.add_argument("--client-seed", required=True)
-    verify.add_argument("--house-edge", type=float, default=1.0)
+    verify.add_argument("--house-edge", type=float, default=1.0, help="percent [1.0]")
 
     chain = sub.add_parser("chain", help="create a new seed chain and print its commitment")
-    _storage_flags(chain)
+    add_flags(chain, StorageConfig)
     chain.add_argument("--length", type=int, default=100_000)
     chain.add_argument("--client-seed", default=None)
 
     audit = sub.add_parser("audit", help="check the money invariants")
-    _storage_flags(audit)
+    add_flags(audit, StorageConfig)
 
     grant = sub.add_parser("grant", help="credit a user through the ledger")
-    _storage_flags(grant)
+    add_flags(grant, StorageConfig)
     grant.add_argument("username")
     grant.add_argument("amount", help="currency units, e.g. 25.00")
     return parser
@@ -172,8 +83,6 @@ def _verify(args: argparse.Namespace) -> int:
     seed = args.server_seed.strip().lower()
     if len(seed) != 64 or any(c not in "0123456789abcdef" for c in seed):
         raise ConfigError("--server-seed must be 64 hex digits")
-    if not 0 <= args.house_edge < 100:
-        raise ConfigError("--house-edge must be a percentage from 0 up to 100")
     try:
         args.client_seed.encode("ascii")
     except UnicodeEncodeError:
@@ -184,11 +93,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 async def _chain(args: argparse.Namespace) -> int:
     from .server.seeds import create_chain
-    from .storage import open_storage
 
-    storage = await open_storage(
-        data_dir=args.data_dir, database_url=args.database_url, redis_url=args.redis_url
-    )
+    storage = await _storage(args)
     try:
         row = await create_chain(storage.db, length=args.length, client_seed=args.client_seed)
     finally:
@@ -200,12 +106,9 @@ async def _chain(args: argparse.Namespace) -> int:
 
 
 async def _audit(args: argparse.Namespace) -> int:
-    from .storage import open_storage
     from .storage.audit import audit
 
-    storage = await open_storage(
-        data_dir=args.data_dir, database_url=args.database_url, redis_url=args.redis_url
-    )
+    storage = await _storage(args)
     try:
         report = await audit(storage.db, storage.live)
     finally:
@@ -218,11 +121,7 @@ async def _grant(args: argparse.Namespace) -> int:
     from .server.grants import grant
 
     amount = parse_amount(args.amount)
-    from .storage import open_storage
-
-    storage = await open_storage(
-        data_dir=args.data_dir, database_url=args.database_url, redis_url=args.redis_url
-    )
+    storage = await _storage(args)
     try:
         user_id, balance, via = await grant(
             storage, args.username, amount, key=f"grant:cli:{uuid.uuid4()}"
@@ -236,18 +135,32 @@ async def _grant(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _storage(args: argparse.Namespace) -> Storage:
+    from .storage import StorageConfig
+
+    return await from_args(StorageConfig, args).open()
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .server.app import run
+    from .server.config import ServerConfig
+
+    return await run(from_args(ServerConfig, args))
+
+
 async def _relay(args: argparse.Namespace) -> int:
-    from .server.relay import relay_config_from_args, run_relay
+    from .server.relay import RelayConfig, run_relay
     from .storage.embedded import EmbeddedServers
 
-    url = args.redis_url
+    config = from_args(RelayConfig, args)
+    url = config.redis_url
     if url is None:
-        url = EmbeddedServers(args.data_dir).running_redis_url()
+        url = EmbeddedServers(config.data_dir).running_redis_url()
         if url is None:
             raise ConfigError(
-                f"no Redis: give --redis-url, or run serve on --data-dir {args.data_dir} first"
+                f"no Redis: give --redis-url, or run serve on --data-dir {config.data_dir} first"
             )
-    return await run_relay(relay_config_from_args(args, url))
+    return await run_relay(config, url)
 
 
 def _run(coro_fn: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
@@ -270,14 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "verify":
             return _verify(args)
-        if args.command == "serve":
-            from .server.app import serve_from_args
-
-            return _run(serve_from_args, args)
-        commands = {"chain": _chain, "audit": _audit, "grant": _grant, "relay": _relay}
+        commands = {
+            "serve": _serve,
+            "chain": _chain,
+            "audit": _audit,
+            "grant": _grant,
+            "relay": _relay,
+        }
         return _run(commands[args.command], args)
     except PillarPayoutError as exc:
-        print(f"pillarpayout {args.command}: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, ConfigError) and exc.setting is not None:
+            message = f"{flag_name(exc.setting)} {exc.reason}"
+        print(f"pillarpayout {args.command}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -2,16 +2,23 @@
 
 One pair of servers per session; every test gets a database of its own and an
 empty Redis database, so tests never see each other's money.
+
+Any exception left unhandled in a task or a callback of the event loop fails
+the test that left it (``unhandled_loop_errors``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import inspect
 import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -39,6 +46,35 @@ class Servers:
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(autouse=True)
+def unhandled_loop_errors(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
+    """Fail the test if the event loop reported an unhandled error while it ran: a
+    task that died with nobody to await it, or a callback that raised."""
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        yield []
+        return
+    loop = request.getfixturevalue("_unhandled_loop_errors_loop")
+    gc.collect()  # what earlier tests left behind is not this test's
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        yield errors
+        gc.collect()  # a dead task's "exception was never retrieved" is reported when freed
+    finally:
+        loop.set_exception_handler(previous)
+    if errors:
+        pytest.fail(
+            "the event loop reported unhandled errors: "
+            + "; ".join(f"{c.get('message')}: {c.get('exception')!r}" for c in errors)
+        )
+
+
+@pytest.fixture
+async def _unhandled_loop_errors_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +105,13 @@ async def fresh_storage(servers: Servers) -> Storage:
     await client.flushdb()
     await client.aclose()
     return Storage(db=db, live=LiveStore(servers.redis_url), embedded=None)
+
+
+async def another_process(storage: Storage) -> Storage:
+    """New connections to the same PostgreSQL database and Redis, as another
+    process would have (PostgreSQL's advisory locks are per connection)."""
+    db = await Database.connect(storage.db.url)
+    return Storage(db=db, live=LiveStore(storage.live.url), embedded=None)
 
 
 @pytest.fixture

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from .conftest import PILLARPAYOUT
+from loadtest.serving import embedded_env, free_port, healthz, serve_command, wait_healthy
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def healthz(port: int) -> int | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
+__all__ = ["ServeProcess", "free_port", "healthz", "pid_alive", "postgres_pids", "server_pids"]
 
 
 class ServeProcess:
@@ -37,22 +19,13 @@ class ServeProcess:
         self.data_dir = data_dir
         self.port = free_port() if port is None else port
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [
-                    *PILLARPAYOUT,
-                    "serve",
-                    "--data-dir",
-                    str(data_dir),
-                    "--port",
-                    str(self.port),
-                    *extra,
-                ],
+                serve_command(data_dir, self.port, *extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env=embedded_env(),
             )
 
     @property
@@ -60,14 +33,14 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        try:
+            wait_healthy(self.port, timeout, alive=lambda: self.proc.poll() is None)
+        except RuntimeError:
             if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.log}")
-            if healthz(self.port) == 200:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"serve did not become healthy:\n{self.log}")
+                raise AssertionError(
+                    f"serve exited with {self.proc.returncode}:\n{self.log}"
+                ) from None
+            raise AssertionError(f"serve did not become healthy:\n{self.log}") from None
 
     def kill9(self) -> None:
         self.proc.kill()

@@ -2,10 +2,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from pillarpayout_ws.cli import main, parse_amount
 from pillarpayout_ws.exceptions import ConfigError
 
 from .conftest import PILLARPAYOUT, SHARED
-from .serving import ServeProcess, pid_alive, server_pids
+from .serving import pid_alive
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -125,45 +123,3 @@ def test_port_in_use(tmp_path: Path) -> None:
         result = run_cli("serve", "--data-dir", str(tmp_path / "d"), "--port", str(port))
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
-
-
-def test_orphaned_servers_after_kill_9_are_adopted(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    first = ServeProcess(data)
-    first.wait_healthy()
-    first.kill9()
-    pg, redis = server_pids(data)
-    assert pid_alive(pg) and pid_alive(redis)  # orphans, still running
-
-    second = ServeProcess(data)
-    try:
-        second.wait_healthy()
-        assert "adopted the running PostgreSQL" in second.log
-        assert "adopted the running Redis" in second.log
-        assert server_pids(data) == (pg, redis)
-        assert "new seed chain" not in second.log  # the data of the first run is there
-    finally:
-        assert second.terminate() == 0
-    assert not pid_alive(pg) and not pid_alive(redis)
-
-
-def test_stale_pid_files_after_everything_was_killed(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    first = ServeProcess(data)
-    first.wait_healthy()
-    chain_line = next(line for line in first.log.splitlines() if "serving seed chain" in line)
-    commitment = chain_line.split("commitment ")[1].split(")")[0]
-    pg, redis = server_pids(data)
-    first.kill9()
-    for pid in (pg, redis):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while (pid_alive(pg) or pid_alive(redis)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    second = ServeProcess(data)
-    try:
-        second.wait_healthy()
-        # Same chain as before: PostgreSQL recovered its data from the WAL.
-        assert f"commitment {commitment}" in second.log
-    finally:
-        assert second.terminate() == 0

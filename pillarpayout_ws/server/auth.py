@@ -9,25 +9,26 @@
   logout.
 - An unknown user and a wrong password give the same ``invalid_credentials``
   after the same work (a dummy hash is verified for unknown users).
-- Failed logins are limited per account and per IP (sliding windows); the IP
-  limit does not apply to loopback (unless ``limit_loopback``), so the
-  load-test harness and the tests on the same host are never refused by it.
+- Failed logins are limited per account and per IP (sliding windows, on the
+  server's clock); the IP limit does not apply to loopback (unless
+  ``limit_loopback``), so the load-test harness and the tests on the same
+  host are never refused by it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import secrets
-import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..storage.postgres import Database, UserRow
+from .limits import is_loopback
 
 
 class AuthError(Exception):
@@ -41,13 +42,6 @@ class AuthError(Exception):
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
 
 
 class SlidingWindow:
@@ -79,6 +73,7 @@ class Accounts:
         self,
         db: Database,
         *,
+        now: Callable[[], float],
         starting_balance: int,
         session_ttl_s: int = 7 * 24 * 3600,
         hasher: PasswordHasher | None = None,
@@ -88,6 +83,7 @@ class Accounts:
         limit_loopback: bool = False,
     ) -> None:
         self._db = db
+        self._now = now
         self.starting_balance = starting_balance
         self.session_ttl_s = session_ttl_s
         self._hasher = hasher or PasswordHasher()
@@ -134,7 +130,7 @@ class Accounts:
         return user, token, digest
 
     async def login(self, username: str, password: str, ip: str) -> tuple[UserRow, str, str]:
-        now = time.monotonic()
+        now = self._now()
         account_key = username.lower()
         limit_ip = self._limit_loopback or not is_loopback(ip)
         if self._account_failures.full(account_key, now) or (

@@ -1,22 +1,28 @@
-"""Operator grants that never race a running server's balances.
+"""Operator grants that never race a running server's balances: both halves.
 
 A running ``serve`` holds a PostgreSQL advisory lock for its whole life and
-keeps the live balances of its players in memory. ``grant`` tries that lock:
+keeps the live balances of its players in memory. ``grant`` (the CLI's half)
+tries that lock:
 
 - it gets it: no server runs, so the grant is one PostgreSQL transaction
   (ledger row + balance delta), and the lock is released;
-- it does not: the grant is queued in Redis for the server, which applies it
-  like any other action (write-ahead, then flush) and answers. A request the
-  server has not taken by its deadline is never applied, so "no answer"
-  reliably means "nothing happened".
+- it does not: the grant is queued in Redis for the server, whose
+  ``GrantDesk`` (the server's half) takes it and hands it to the game loop,
+  which applies it like any other action (write-ahead, then flush); the desk
+  answers through Redis. A request the server has not taken by its deadline
+  is never applied, so "no answer" reliably means "nothing happened".
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from typing import Any
 
-from ..exceptions import StorageError, UnknownUser
+from ..exceptions import PillarPayoutError, StorageError, UnknownUser
 from ..storage import Storage
+from .runner import GameRunner, GrantCommand, LoadAccount
 
 ANSWER_TIMEOUT_S = 10.0
 
@@ -46,3 +52,41 @@ async def grant(storage: Storage, username: str, amount: int, *, key: str) -> tu
     if "error" in answer:
         raise StorageError(f"the running server refused the grant: {answer['error']}")
     return int(answer["user_id"]), int(answer["balance"]), "through the running server"
+
+
+class GrantDesk:
+    """The server's half: takes queued requests and answers them (module docstring)."""
+
+    def __init__(self, storage: Storage, runner: GameRunner) -> None:
+        self._storage = storage
+        self._runner = runner
+
+    async def take(self) -> None:
+        """Apply the grants queued since the last call, each through the game loop."""
+        live, db = self._storage.live, self._storage.db
+        try:
+            requests = await live.take_grant_requests()
+        except PillarPayoutError:
+            return
+        for request in requests:
+            key = str(request["key"])
+            if time.time() > float(request["deadline"]):
+                continue  # the CLI has already told the operator nothing happened
+            answer: dict[str, Any]
+            try:
+                user = await db.user_by_name(str(request["username"]))
+            except PillarPayoutError as exc:
+                answer = {"error": str(exc)}
+            else:
+                if user is None:
+                    answer = {"error": "unknown_user"}
+                else:
+                    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                    account = LoadAccount(user.id, user.username, user.balance, done)
+                    self._runner.submit(GrantCommand(account, int(request["amount"]), key))
+                    try:
+                        answer = {"user_id": user.id, "balance": await done}
+                    except (ValueError, PillarPayoutError) as exc:
+                        answer = {"error": str(exc)}
+            with contextlib.suppress(PillarPayoutError):
+                await live.answer_grant(key, answer)

@@ -3,21 +3,24 @@
 A connection starts as a read-only spectator (every broadcast, ``hello`` on
 connect); ``register``/``login``/``resume`` make it a player. Game actions go
 to the ``GameRunner`` as commands and are answered from the game loop after
-they are durable; account actions are answered here.
+they are durable; account actions are answered here, chat by the chat room.
 
-Abuse: each connection may send ``FRAME_RATE`` frames per second (burst
-``FRAME_BURST``); beyond that each frame gets ``rate_limited``, and a
-connection that keeps going (``ABUSE_LIMIT`` refused frames) is closed with
-1008. An exception while handling one frame is logged with its traceback; the
-client gets ``internal_error`` and the connection, the other connections and
-the game loop carry on.
+What a handler works with is handed to it (``Services``): it imports nothing
+of the server's wiring, and it never touches the engine.
+
+Abuse: each connection has a frame budget (``limits.FrameLimiter``); beyond it
+each frame gets ``rate_limited``, and a connection that keeps going is closed
+with 1008. An exception while handling one frame is logged with its
+traceback; the client gets ``internal_error`` and the connection, the other
+connections and the game loop carry on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -35,70 +38,61 @@ from ..protocol import (
     Register,
     Resume,
     decode_command,
-    encode_chat,
     encode_error,
     encode_logged_out,
     encode_pong,
     encode_session,
 )
 from ..storage.postgres import UserRow
-from .auth import AuthError
-from .fanout import Client
-from .runner import BetCommand, CashoutCommand
+from .auth import Accounts, AuthError
+from .chat import ChatRoom
+from .clock import Clock
+from .fanout import Client, Hub
+from .hello import Hello
+from .limits import FrameLimiter, Verdict, peer_ip
+from .metrics import Metrics
+from .runner import BetCommand, CashoutCommand, GameRunner
 
-if TYPE_CHECKING:
-    from .app import App
+__all__ = ["ConnectionHandler", "Services"]
 
 log = logging.getLogger("pillarpayout.server")
 
-FRAME_RATE = 20.0
-FRAME_BURST = 40.0
-ABUSE_LIMIT = 100
-CHAT_RATE = 1.0
-CHAT_BURST = 5.0
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """What every connection handler works with; built once by the app."""
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+    hub: Hub
+    runner: GameRunner
+    accounts: Accounts
+    chat: ChatRoom
+    hello: Hello
+    metrics: Metrics
+    clock: Clock
 
 
 class ConnectionHandler:
-    def __init__(self, app: App, connection: ServerConnection) -> None:
-        self.app = app
+    def __init__(self, services: Services, connection: ServerConnection) -> None:
+        self.services = services
         self.connection = connection
-        peer = connection.remote_address
-        self.client = Client(connection, ip=str(peer[0]) if peer else "?")
-        self.frames = TokenBucket(FRAME_RATE, FRAME_BURST)
-        self.refused = 0
+        self.client = Client(connection, ip=peer_ip(connection))
+        self.limiter = FrameLimiter(services.clock.now)
 
     def send_error(self, code: str, message: str, ref: str | None) -> None:
-        self.app.metrics.errors.labels(code).inc()
-        self.app.hub.send(self.client, encode_error(code, message, ref))
+        self.services.metrics.errors.labels(code).inc()
+        self.services.hub.send(self.client, encode_error(code, message, ref))
 
     async def run(self) -> None:
-        app, client = self.app, self.client
-        app.hub.add(client)
-        app.hub.send(client, app.hello())
+        hub, metrics = self.services.hub, self.services.metrics
         try:
+            await self._greet()
             async for message in self.connection:
-                app.metrics.frames_in.inc()
-                if not self.frames.take():
-                    self.refused += 1
-                    if self.refused >= ABUSE_LIMIT:
-                        await self.connection.close(1008, "too many frames")
-                        return
+                metrics.frames_in.inc()
+                verdict = self.limiter.check()
+                if verdict is Verdict.CLOSE:
+                    await self.connection.close(1008, "too many frames")
+                    return
+                if verdict is Verdict.REFUSE:
                     self.send_error("rate_limited", "slow down", None)
                     continue
                 try:
@@ -121,54 +115,66 @@ class ConnectionHandler:
         except ConnectionClosed:
             pass
         finally:
-            app.hub.remove(client)
+            hub.remove(self.client)
+
+    async def _greet(self) -> None:
+        """Join the fan-out with a ``hello``, in one step (``hello.py``)."""
+        hub, client = self.services.hub, self.client
+        greeted = asyncio.get_running_loop().create_future()
+
+        def send(hello: bytes) -> None:
+            if greeted.done():  # this handler was cancelled meanwhile
+                return
+            hub.add(client)
+            hub.send(client, hello)
+            greeted.set_result(None)
+
+        self.services.hello.greet(send)
+        await greeted
 
     async def handle(self, command: Command) -> None:
-        app, client = self.app, self.client
+        services, client = self.services, self.client
+        accounts = services.accounts
         if isinstance(command, Ping):
-            app.hub.send(client, encode_pong(command.ref, ts=time.time()))
+            services.hub.send(client, encode_pong(command.ref, ts=time.time()))
         elif isinstance(command, Register):
-            user, token, digest = await app.accounts.register(
+            user, token, digest = await accounts.register(
                 command.username, command.email, command.password
             )
-            self.logged_in(user, token, digest)
+            await self.logged_in(user, token, digest)
         elif isinstance(command, Login):
-            user, token, digest = await app.accounts.login(
+            user, token, digest = await accounts.login(
                 command.username, command.password, client.ip
             )
-            self.logged_in(user, token, digest)
+            await self.logged_in(user, token, digest)
         elif isinstance(command, Resume):
-            user, digest = await app.accounts.resume(command.token)
-            self.logged_in(user, command.token, digest)
+            user, digest = await accounts.resume(command.token)
+            await self.logged_in(user, command.token, digest)
         elif client.user_id is None:
             self.send_error("auth_required", "log in first: spectators can only watch", command.ref)
         elif isinstance(command, Logout):
             await self.logout()
         elif isinstance(command, PlaceBet):
-            app.runner.submit(
+            services.runner.submit(
                 BetCommand(client.user_id, command.amount, command.auto_cashout, command.ref)
             )
         elif isinstance(command, CashOut):
-            app.runner.submit(CashoutCommand(client.user_id, command.ref))
+            services.runner.submit(CashoutCommand(client.user_id, command.ref))
         elif isinstance(command, Chat):
             self.chat(command.text, command.ref)
 
-    def logged_in(self, user: UserRow, token: str, digest: str) -> None:
-        app = self.app
-        app.runner.game.load_account(user.id, user.username, user.balance)
-        app.hub.login(self.client, user.id, user.username, digest)
-        balance = app.runner.game.balance_of(user.id)
-        app.hub.send(
-            self.client,
-            encode_session(token, user.id, user.username, balance if balance is not None else 0),
-        )
+    async def logged_in(self, user: UserRow, token: str, digest: str) -> None:
+        services = self.services
+        balance = await services.runner.load_account(user.id, user.username, user.balance)
+        services.hub.login(self.client, user.id, user.username, digest)
+        services.hub.send(self.client, encode_session(token, user.id, user.username, balance))
 
     async def logout(self) -> None:
         """Revoke this session; every other socket of the user is closed."""
-        client, hub = self.client, self.app.hub
+        client, hub = self.client, self.services.hub
         user_id, digest = client.user_id, client.token_sha256
         assert user_id is not None and digest is not None
-        await self.app.accounts.logout(digest)
+        await self.services.accounts.logout(digest)
         hub.logout(client)
         hub.send(client, encode_logged_out())
         for other in list(hub.by_user.get(user_id, ())):
@@ -176,13 +182,10 @@ class ConnectionHandler:
             await other.connection.close(4002, "logged out elsewhere")
 
     def chat(self, text: str, ref: str | None) -> None:
-        client, app = self.client, self.app
+        client = self.client
         assert client.user_id is not None and client.username is not None
-        bucket = app.chat_buckets.setdefault(client.user_id, TokenBucket(CHAT_RATE, CHAT_BURST))
-        if not bucket.take():
+        said = self.services.chat.say(
+            client.user_id, client.username, text, self.services.runner.round_id
+        )
+        if not said:
             self.send_error("rate_limited", "one chat line a second, please", ref)
-            return
-        ts = time.time()
-        app.chat_lines.append((client.username, text, ts))
-        app.chat_to_save.append((client.user_id, app.runner.game.round_id, text))
-        app.hub.broadcast(encode_chat(client.username, text, ts))

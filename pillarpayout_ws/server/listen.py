@@ -1,17 +1,11 @@
-"""What the game and the relays share on their port: the WebSocket settings, and
-the JSON and Prometheus answers of ``/healthz`` and ``/metrics``."""
+"""The WebSocket server the game and the relays share: one set of settings."""
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Awaitable, Callable, Sequence
-from http import HTTPStatus
-from typing import Any
 
-import orjson
-from prometheus_client import CollectorRegistry, generate_latest
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
@@ -54,26 +48,3 @@ async def listen(
             hint = " (several relays may share it with --reuse-port)" if reuse_port else ""
             raise ConfigError(f"port {port} on {host} is already in use{hint}") from None
         raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from None
-
-
-def json_response(status: HTTPStatus, body: dict[str, Any]) -> Response:
-    data = orjson.dumps(body)
-    headers = Headers(
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(data))),
-            ("Cache-Control", "no-store"),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, data)
-
-
-def metrics_response(registry: CollectorRegistry) -> Response:
-    data = generate_latest(registry)
-    headers = Headers(
-        [
-            ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-            ("Content-Length", str(len(data))),
-        ]
-    )
-    return Response(200, "OK", headers, data)

@@ -1,10 +1,18 @@
-"""``/metrics``: Prometheus text format, one registry per server process."""
+"""``/metrics``: Prometheus text format, one registry per server process.
+
+Counters and histograms are moved where things happen. Gauges that mirror
+live state (connections, the flush backlog, the fan-out's totals) are read
+when Prometheus scrapes, through ``Gauge.set_function``: nothing keeps them
+current between scrapes.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .fanout import FanoutStats
+from ..storage.flush import Flusher
+from .fanout import FanoutStats, Hub
+from .publish import Publisher
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -27,14 +35,14 @@ class FanoutGauges:
             registry=r,
         )
 
-    def update(self, stats: FanoutStats) -> None:
-        self.deliveries.set(stats.deliveries)
-        self.ticks_skipped.set(stats.ticks_skipped)
-        self.slow_disconnects.set(stats.slow_disconnects)
+    def watch(self, stats: FanoutStats) -> None:
+        self.deliveries.set_function(lambda: stats.deliveries)
+        self.ticks_skipped.set_function(lambda: stats.ticks_skipped)
+        self.slow_disconnects.set_function(lambda: stats.slow_disconnects)
 
 
 class Metrics:
-    """Every number the server exports. Gauges that mirror live state are set on scrape."""
+    """Every number the game server exports; ``watch`` ties the live gauges to their sources."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
@@ -100,3 +108,14 @@ class Metrics:
         self.relay_dropped = Gauge(
             "pillarpayout_relay_dropped", "messages Redis did not take for relays", registry=r
         )
+
+    def watch(self, hub: Hub, flusher: Flusher, publisher: Publisher) -> None:
+        self.connections.set_function(lambda: len(hub.clients))
+        self.players.set_function(lambda: hub.players)
+        self.spectators.set_function(lambda: len(hub.clients) - hub.players)
+        self.fanout.watch(hub.stats)
+        self.flush_backlog.set_function(lambda: flusher.backlog)
+        self.flush_held.set_function(lambda: len(flusher.held))
+        self.flush_lag.set_function(lambda: flusher.lag_s)
+        self.relay_published.set_function(lambda: publisher.published)
+        self.relay_dropped.set_function(lambda: publisher.dropped)

@@ -5,7 +5,10 @@ already encoded): it only appends to a queue. A background task drains the
 queue into one pipelined round trip of PUBLISH commands, and refreshes the
 ``hello`` snapshot relays greet newcomers with: after any frame that changes
 more than the multiplier (a phase, bets, chat, a goal) but at most every
-``SNAPSHOT_MIN_S``, and at least every ``SNAPSHOT_EVERY_S``.
+``SNAPSHOT_MIN_S``, and at least every ``SNAPSHOT_EVERY_S``. The snapshot is
+asked of ``greet`` (``Hello.greet``), which answers once the game shows no
+more than has been broadcast, so it takes its place in the queue right after
+the frames it already contains.
 
 Messages are ``F<seq> <frame>`` (a frame to broadcast) or ``H<seq> <hello>``
 (the new snapshot, not forwarded). ``seq`` counts every message from 1 for
@@ -19,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import Callable
 
 from ..exceptions import RedisUnavailable
+from ..retry import Backoff, wait_for_event
 from ..storage.live import LiveStore
 
 SNAPSHOT_EVERY_S = 1.0
@@ -32,15 +35,19 @@ QUEUE_LIMIT = 10_000
 RETRY_S = 0.5
 
 
+Greet = Callable[[Callable[[bytes], object]], None]
+
+
 class Publisher:
-    def __init__(self, live: LiveStore, hello: Callable[[], bytes]) -> None:
+    def __init__(self, live: LiveStore, greet: Greet) -> None:
         self._live = live
-        self._hello = hello
+        self._greet = greet
         self._queue: collections.deque[bytes] = collections.deque()
         self._seq = 0
         self._wake = asyncio.Event()
         self._snapshot_due = True
         self._snapshot_at = 0.0
+        self._snapshot: bytes | None = None  # asked for, not yet published
         self._closed = False
         self.published = 0
         self.dropped = 0
@@ -60,23 +67,27 @@ class Publisher:
         self._closed = True
         self._wake.set()
 
+    def _snapshot_taken(self, hello: bytes) -> None:
+        self._seq += 1
+        self._queue.append(b"H%d %s" % (self._seq, hello))
+        self._snapshot = hello
+        self._wake.set()
+
     async def run(self) -> None:
         """Publish until ``close()``; what was queued before it goes out too."""
+        backoff = Backoff(RETRY_S, RETRY_S)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SNAPSHOT_EVERY_S)
+            await wait_for_event(self._wake, SNAPSHOT_EVERY_S)
             self._wake.clear()
             closing = self._closed
-            snapshot = None
             age = time.monotonic() - self._snapshot_at
             if (self._snapshot_due and age >= SNAPSHOT_MIN_S) or age >= SNAPSHOT_EVERY_S:
-                snapshot = self._hello()
-                self._seq += 1
-                self._queue.append(b"H%d %s" % (self._seq, snapshot))
                 self._snapshot_due = False
                 self._snapshot_at = time.monotonic()
+                self._greet(self._snapshot_taken)
             batch = list(self._queue)
             self._queue.clear()
+            snapshot, self._snapshot = self._snapshot, None
             try:
                 await self._live.publish(batch, snapshot)
             except RedisUnavailable:
@@ -86,7 +97,7 @@ class Publisher:
                 self._snapshot_due = True
                 if closing:
                     return
-                await asyncio.sleep(RETRY_S)
+                await asyncio.sleep(backoff.failed())
                 continue
             self.published += len(batch)
             if closing:

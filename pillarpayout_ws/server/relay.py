@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, cast
+from pathlib import Path
+from typing import cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -37,26 +37,42 @@ from websockets.http11 import Request, Response
 
 from .. import __version__
 from ..protocol.frames import encode_error
+from ..retry import Backoff
+from ..settings import setting
 from ..storage.live import HELLO, broadcast_channel
+from .clock import Clock, MonotonicClock
 from .fanout import Client, Hub
-from .handler import ABUSE_LIMIT, FRAME_BURST, FRAME_RATE, TokenBucket
-from .listen import json_response, listen, metrics_response
+from .limits import FrameLimiter, Verdict, peer_ip
+from .listen import listen
 from .metrics import FanoutGauges
+from .routes import Router, json_response, metrics_response
 
 log = logging.getLogger("pillarpayout.relay")
 
 STALE_S = 5.0  # no message from the game for this long: unhealthy
+RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 2.0
 TICK_PREFIX = b'{"type":"tick"'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayConfig:
-    redis_url: str
-    host: str = "127.0.0.1"
-    port: int = 8766
-    reuse_port: bool = False
-    game_url: str = "ws://127.0.0.1:8765/ws"
+    """Every setting of ``pillarpayout relay`` (the flags are made from these fields)."""
+
+    redis_url: str | None = setting(
+        None, "the game's Redis", env="REDIS_URL", shown="the embedded one of a running serve"
+    )
+    data_dir: Path = setting(
+        Path("./.pillarpayout"),
+        "with no Redis URL: the data dir of the running serve",
+        shown="./.pillarpayout",
+    )
+    host: str = setting("127.0.0.1", "the address to listen on")
+    port: int = setting(8766, "the port of /ws, /healthz and /metrics")
+    reuse_port: bool = setting(False, "share the port with other relays (SO_REUSEPORT)")
+    game_url: str = setting(
+        "ws://127.0.0.1:8765/ws", "where players play, named in read_only errors"
+    )
 
 
 class RelayMetrics:
@@ -85,10 +101,16 @@ class RelayMetrics:
 
 
 class Relay:
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(self, config: RelayConfig, redis_url: str, *, clock: Clock | None = None) -> None:
         self.config = config
+        self.clock: Clock = clock or MonotonicClock()
         self.hub = Hub()
-        self.metrics = RelayMetrics()
+        self.metrics = m = RelayMetrics()
+        m.connections.set_function(lambda: len(self.hub.clients))
+        m.fanout.watch(self.hub.stats)
+        m.age.set_function(
+            lambda: self.clock.now() - self.last_message if self.last_message else -1
+        )
         self.hello: bytes | None = None
         self.ready = asyncio.Event()  # set once there is a snapshot to greet with
         self.subscribed = False
@@ -98,7 +120,7 @@ class Relay:
         self._server: Server | None = None
         self._follow_task: asyncio.Task[None] | None = None
         self._redis = aioredis.Redis.from_url(
-            config.redis_url, socket_connect_timeout=5, health_check_interval=5
+            redis_url, socket_connect_timeout=5, health_check_interval=5
         )
         self._read_only = (
             f"this is a read-only spectator relay; to play, connect to {config.game_url}"
@@ -114,7 +136,10 @@ class Relay:
             self._handle,
             self.config.host,
             self.config.port,
-            process_request=self._http,
+            process_request=Router(
+                websocket=self._admit,
+                pages={"/healthz": self._healthz, "/metrics": self._metrics, "/": self._home},
+            ),
             server_header=f"pillarpayout-relay/{__version__}",
             reuse_port=self.config.reuse_port,
         )
@@ -136,7 +161,7 @@ class Relay:
 
     async def _follow(self) -> None:
         """Subscribe and relay, forever; on any Redis failure, reconnect and resync."""
-        backoff = 0.1
+        backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_MAX_S)
         first = True
         while True:
             try:
@@ -149,8 +174,7 @@ class Relay:
                 self._needs_resync = True
             first = False
             self.metrics.reconnects.inc()
-            await asyncio.sleep(backoff)
-            backoff = min(RECONNECT_MAX_S, backoff * 2)
+            await asyncio.sleep(backoff.failed())
 
     async def _subscribe_and_relay(self, first: bool) -> None:
         pubsub = self._redis.pubsub()
@@ -160,7 +184,7 @@ class Relay:
             snapshot = cast(bytes | None, await self._redis.get(HELLO))
             if snapshot is not None:
                 self.hello = snapshot
-                self.last_message = time.monotonic()
+                self.last_message = self.clock.now()
                 self.ready.set()
             self.subscribed = True
             if not first:
@@ -177,7 +201,7 @@ class Relay:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _on_message(self, data: bytes) -> None:
-        self.last_message = time.monotonic()
+        self.last_message = self.clock.now()
         head, _, payload = data.partition(b" ")
         kind, seq = head[:1], int(head[1:])
         if self._seq and seq > self._seq + 1:
@@ -206,25 +230,24 @@ class Relay:
         return (
             self.subscribed
             and self.hello is not None
-            and time.monotonic() - self.last_message < STALE_S
+            and self.clock.now() - self.last_message < STALE_S
         )
 
     # -- connections --------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
-        peer = connection.remote_address
-        client = Client(connection, ip=str(peer[0]) if peer else "?")
+        client = Client(connection, ip=peer_ip(connection))
         self.hub.add(client)
         try:
             if self.hello is not None:
                 self.hub.send(client, self.hello)
-            bucket, refused = TokenBucket(FRAME_RATE, FRAME_BURST), 0
+            limiter = FrameLimiter(self.clock.now)
             async for message in connection:
-                if not bucket.take():
-                    refused += 1
-                    if refused >= ABUSE_LIMIT:
-                        await connection.close(1008, "too many frames")
-                        return
+                verdict = limiter.check()
+                if verdict is Verdict.CLOSE:
+                    await connection.close(1008, "too many frames")
+                    return
+                if verdict is Verdict.REFUSE:
                     self.hub.send(client, encode_error("rate_limited", "slow down", None))
                     continue
                 self.hub.send(client, encode_error("read_only", self._read_only, _ref(message)))
@@ -235,35 +258,34 @@ class Relay:
         finally:
             self.hub.remove(client)
 
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/ws":
-            if self.hello is None:
-                return connection.respond(
-                    HTTPStatus.SERVICE_UNAVAILABLE, "no game seen yet: try again shortly\n"
-                )
-            return None
-        if path == "/healthz":
-            age = time.monotonic() - self.last_message if self.last_message else None
-            body = {
-                "status": "ok" if self.healthy else "unavailable",
-                "redis": self.subscribed,
-                "game_seen_s_ago": None if age is None else round(age, 3),
-                "connections": len(self.hub.clients),
-            }
-            status = HTTPStatus.OK if self.healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            return json_response(status, body)
-        if path == "/metrics":
-            m = self.metrics
-            m.connections.set(len(self.hub.clients))
-            m.fanout.update(self.hub.stats)
-            m.age.set(time.monotonic() - self.last_message if self.last_message else -1)
-            return metrics_response(m.registry)
-        if path == "/":
+    # -- HTTP ---------------------------------------------------------------
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.hello is None:
             return connection.respond(
-                HTTPStatus.OK, f"PillarPayout spectator relay. Play at {self.config.game_url}\n"
+                HTTPStatus.SERVICE_UNAVAILABLE, "no game seen yet: try again shortly\n"
             )
-        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        return None
+
+    def _healthz(self, connection: ServerConnection, request: Request) -> Response:
+        age = self.clock.now() - self.last_message if self.last_message else None
+        body = {
+            "status": "ok" if self.healthy else "unavailable",
+            "redis": self.subscribed,
+            "game_seen_s_ago": None if age is None else round(age, 3),
+            "connections": len(self.hub.clients),
+        }
+        return json_response(
+            HTTPStatus.OK if self.healthy else HTTPStatus.SERVICE_UNAVAILABLE, body
+        )
+
+    def _metrics(self, connection: ServerConnection, request: Request) -> Response:
+        return metrics_response(self.metrics.registry)
+
+    def _home(self, connection: ServerConnection, request: Request) -> Response:
+        return connection.respond(
+            HTTPStatus.OK, f"PillarPayout spectator relay. Play at {self.config.game_url}\n"
+        )
 
 
 def _ref(message: str | bytes) -> str | None:
@@ -276,9 +298,9 @@ def _ref(message: str | bytes) -> str | None:
     return ref if isinstance(ref, str) and len(ref) <= 64 else None
 
 
-async def run_relay(config: RelayConfig) -> int:
+async def run_relay(config: RelayConfig, redis_url: str) -> int:
     """Run until SIGTERM/SIGINT."""
-    relay = Relay(config)
+    relay = Relay(config, redis_url)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -289,13 +311,3 @@ async def run_relay(config: RelayConfig) -> int:
     finally:
         await relay.stop()
     return 0
-
-
-def relay_config_from_args(args: Any, redis_url: str) -> RelayConfig:
-    return RelayConfig(
-        redis_url=redis_url,
-        host=args.host,
-        port=args.port,
-        reuse_port=args.reuse_port,
-        game_url=args.game_url,
-    )

@@ -1,29 +1,39 @@
 """The game loop: drives the engine, makes its records durable, then sends its events.
 
-One task owns the engine. Connection handlers only append commands to a list
-and wake the loop; each turn the loop
+One task owns the engine, and nothing else in the server touches it: every
+read and write goes through this module. Connection handlers and the grant
+desk append commands to a queue and wake the loop; each turn the loop
 
-1. applies every queued command with the same ``now`` (monotonic ms),
+1. applies every queued command with the same ``now`` (the clock's ms),
 2. ``advance(now)``: phases, ticks, auto-cashouts, the crash,
 3. commits the turn's write-ahead records to Redis in ONE pipeline (the
    group commit) and waits for Redis to acknowledge it,
 4. and only then sends the turn's events: acks to their users, the rest to
-   everyone, the live-bets delta once per tick.
+   everyone, the live-bets delta once per tick, and answers the turn's
+   account loads and grants.
 
 So no ``bet_accepted`` or ``cashed_out`` ever leaves before its record is
 durable (architecture rule 3). If Redis is down, step 3 retries with backoff
 and nothing of that turn is sent; the loop resumes where it stopped.
+
+Reads: ``greet`` hands a newcomer's callback the game's snapshot at a moment
+when the engine holds exactly what has been sent (between turns, or at the
+end of the turn under way), so a ``hello`` never shows what the broadcasts
+after it repeat or what a stalled commit has not yet made durable.
+
+Time comes from the injected ``Clock`` (``server/clock.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..engine.config import GameConfig
 from ..engine.errors import EngineError
 from ..engine.events import (
     BetAccepted,
@@ -34,23 +44,31 @@ from ..engine.events import (
     Crashed,
     Event,
     FundsGranted,
+    GameSnapshot,
     GoalUpdated,
     RoundRunning,
     Tick,
 )
+from ..engine.fairness import SeedSource
 from ..engine.game import Game
+from ..engine.goals import Goal
 from ..engine.phases import Phase
 from ..engine.records import Record, RoundCrashed
 from ..exceptions import RedisUnavailable
 from ..protocol import encode_bets, encode_error, encode_event
+from ..retry import Backoff
 from ..storage.flush import Flusher
 from ..storage.live import LiveStore
+from ..storage.postgres import Database
+from .clock import Clock
 from .fanout import Hub
 from .metrics import Metrics
 
 log = logging.getLogger("pillarpayout.server")
 
+COMMIT_RETRY_FIRST_S = 0.05
 COMMIT_RETRY_MAX_S = 2.0
+IDLE_WAKE_S = 1.0  # with nothing due (never while a round exists), look again this often
 FULL_GC_ROUNDS = 100
 # With automatic collection off, a young generation past this many objects is
 # collected anyway (only a very long, very busy round gets there).
@@ -60,8 +78,8 @@ GC_YOUNG_LIMIT = 1_000_000
 @dataclass(frozen=True, slots=True)
 class BetCommand:
     user_id: int
-    amount: int
-    auto_cashout: int | None
+    amount: int  # cents
+    auto_cashout: int | None  # hundredths
     ref: str | None
     # perf_counter() when the frame arrived: /metrics times it to its answer.
     received: float = field(default_factory=time.perf_counter)
@@ -75,15 +93,54 @@ class CashoutCommand:
 
 
 @dataclass(frozen=True, slots=True)
-class GrantCommand:
+class LoadAccount:
+    """Make a user's wallet known to the engine; answered with its balance there."""
+
     user_id: int
-    amount: int
-    key: str
-    # Resolved with the user's balance once the grant is durable.
+    username: str
+    balance: int  # PostgreSQL's: the engine keeps its own if already loaded
     done: asyncio.Future[int]
 
 
-GameCommand = BetCommand | CashoutCommand | GrantCommand
+@dataclass(frozen=True, slots=True)
+class GrantCommand:
+    """Load the account if needed and credit it; answered with the new balance
+    once the grant is durable, or with the engine's refusal."""
+
+    account: LoadAccount
+    amount: int
+    key: str
+
+
+GameCommand = BetCommand | CashoutCommand | LoadAccount | GrantCommand
+Greeting = Callable[[GameSnapshot], object]
+
+
+async def restore_game(db: Database, config: GameConfig, seeds: SeedSource) -> Game:
+    """The engine as PostgreSQL left it: next round id, goals, history, bet refs.
+
+    Recovery must have flushed every earlier round first: then PostgreSQL
+    holds every bet ref the engine must still recognise, so a client
+    replaying a bet across the restart is answered as before, not debited
+    again.
+    """
+    goals = [
+        Goal(r["id"], r["name"], r["target_height"], r["current_height"], r["reward"])
+        for r in await db.goals()
+    ]
+    next_round_id = await db.last_round_id() + 1
+    bet_refs = [
+        BetAccepted(b.user_id, b.ref, b.round_id, b.amount, b.auto_cashout, b.balance_after)
+        for b in await db.bet_refs(next_round_id - config.ref_memory_rounds + 1)
+    ]
+    return Game(
+        config,
+        seeds,
+        next_round_id=next_round_id,
+        goals=goals,
+        history=await db.recent_crashes(),
+        bet_refs=bet_refs,
+    )
 
 
 class GameRunner:
@@ -96,29 +153,34 @@ class GameRunner:
         flusher: Flusher,
         hub: Hub,
         metrics: Metrics,
-        *,
-        time_scale: float = 1.0,
+        clock: Clock,
     ) -> None:
-        """``time_scale`` > 1 runs game time that many times faster than the
-        monotonic clock: tests play a 40 s round in 4 s. Production uses 1."""
-        self.game = game
+        self._game = game
         self._live = live
         self._flusher = flusher
         self._hub = hub
         self._metrics = metrics
-        self._time_scale = time_scale
-        self._origin = time.monotonic()
+        self._clock = clock
         self._pending: list[GameCommand] = []
         self._wake = asyncio.Event()
         self._stopped = False
+        self._in_turn = False
+        self._greetings: list[Greeting] = []
         self.accepting_bets = True
         self._bets_delta: dict[int, BetView] = {}
         self._rounds_since_full_gc = 0
+        self.round_id: int | None = None  # the current round, as of the last turn
+        self.sent_ms = 0  # game time up to which every event has been sent
         self.turn_done = asyncio.Event()  # set after every turn (tests and shutdown wait on it)
 
+    @property
+    def game(self) -> Game:
+        """The engine, for tests to inspect; the server itself never reaches in."""
+        return self._game
+
     def now_ms(self) -> int:
-        """Game time: monotonic milliseconds, scaled by ``time_scale``."""
-        return int((self._origin + (time.monotonic() - self._origin) * self._time_scale) * 1000)
+        # Rounded, not truncated: an instant set as ms / 1000 reads back as ms.
+        return round(self._clock.now() * 1000)
 
     # -- commands in -------------------------------------------------------
 
@@ -133,6 +195,20 @@ class GameRunner:
         self._pending.append(command)
         self._wake.set()
 
+    async def load_account(self, user_id: int, username: str, balance: int) -> int:
+        """Load a wallet into the engine (on login); its balance there once loaded."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.submit(LoadAccount(user_id, username, balance, done))
+        return await done
+
+    def greet(self, greeting: Greeting) -> None:
+        """Call ``greeting`` with the game's snapshot: now if no turn is under way,
+        else at the end of the turn, once its events are sent (module docstring)."""
+        if self._in_turn:
+            self._greetings.append(greeting)
+        else:
+            greeting(self._game.snapshot())
+
     # -- the loop ----------------------------------------------------------
 
     async def run(self) -> None:
@@ -145,17 +221,16 @@ class GameRunner:
         finally:
             if automatic_gc:
                 gc.enable()
+            self._in_turn = False
+            self._greet_waiting()
 
     async def _run(self) -> None:
-        self.game.start(self.now_ms())
+        self._game.start(self.now_ms())
         await self._turn()
         while not self._stopped:
-            due = self.game.next_due_ms()
-            timeout = 1.0
-            if due is not None:
-                timeout = max(0.0, (due - self.now_ms()) / 1000 / self._time_scale)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            due = self._game.next_due_ms()
+            deadline = self._clock.now() + IDLE_WAKE_S if due is None else due / 1000
+            await self._clock.sleep_until(deadline, self._wake)
             self._wake.clear()
             if self._stopped:
                 break
@@ -166,69 +241,91 @@ class GameRunner:
         self._wake.set()
 
     async def wait_round_over(self, timeout_s: float) -> bool:
-        """Stop taking bets and wait (at most ``timeout_s``) until the round running
-        now, if any, is over.
+        """Stop taking bets and wait (at most ``timeout_s`` real seconds) until the
+        round running now, if any, is over.
 
         Over means crashed, or replaced: between two wake-ups the next round
         may already be running (a short cooldown and betting window, or a
         fast test clock), and it is not the one this waits for.
         """
         self.accepting_bets = False
-        deadline = time.monotonic() + timeout_s
-        running = self.game.round_id
-        while self.game.phase is Phase.RUNNING and self.game.round_id == running:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self.turn_done.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.turn_done.wait(), remaining)
+        game = self._game
+        running = game.round_id
+        try:
+            async with asyncio.timeout(timeout_s):
+                while game.phase is Phase.RUNNING and game.round_id == running:
+                    self.turn_done.clear()
+                    await self.turn_done.wait()
+        except TimeoutError:
+            return False
         return True
 
     async def _turn(self) -> None:
+        game = self._game
         now = self.now_ms()
         pending, self._pending = self._pending, []
-        grants: list[GrantCommand] = []
+        self._in_turn = True
+        loaded: list[LoadAccount] = []
         for command in pending:
             if isinstance(command, BetCommand):
-                # The engine takes the multiplier as the wire number and checks it
-                # itself; hundredths / 100 comes back exact under its rounding.
-                target = None if command.auto_cashout is None else command.auto_cashout / 100
-                self.game.place_bet(now, command.user_id, command.amount, target, command.ref)
+                game.place_bet(
+                    now, command.user_id, command.amount, command.auto_cashout, command.ref
+                )
             elif isinstance(command, CashoutCommand):
-                self.game.cash_out(now, command.user_id, command.ref)
+                game.cash_out(now, command.user_id, command.ref)
             else:
+                account = command if isinstance(command, LoadAccount) else command.account
                 try:
-                    self.game.grant(command.user_id, command.amount, command.key)
+                    game.load_account(account.user_id, account.username, account.balance)
+                    if isinstance(command, GrantCommand):
+                        game.grant(account.user_id, command.amount, command.key)
                 except (ValueError, EngineError) as exc:
-                    command.done.set_exception(exc)
+                    if not account.done.done():
+                        account.done.set_exception(exc)
                 else:
-                    grants.append(command)
-        self.game.advance(now)
-        records = self.game.records_to_persist()
-        events = self.game.events_to_send()
+                    loaded.append(account)
+        game.advance(now)
+        records = game.records_to_persist()
+        events = game.events_to_send()
         if records:
             await self._commit(records)
             for record in records:
                 if isinstance(record, RoundCrashed):
                     self._flusher.round_completed(record.round_id)
-        for grant in grants:
-            balance = self.game.balance_of(grant.user_id)
-            if not grant.done.done():
-                grant.done.set_result(balance if balance is not None else 0)
         self._dispatch(events)
+        for account in loaded:
+            if not account.done.done():
+                account.done.set_result(game.balance_of(account.user_id) or 0)
+        self._time_answers(pending)
+        self.round_id = game.round_id
+        self.sent_ms = now
+        self._in_turn = False
+        self._greet_waiting()
+        if gc.get_count()[0] > GC_YOUNG_LIMIT:
+            gc.collect(0)
+        self.turn_done.set()
+
+    def _greet_waiting(self) -> None:
+        if self._greetings:
+            greetings, self._greetings = self._greetings, []
+            snapshot = self._game.snapshot()
+            for greeting in greetings:
+                try:
+                    greeting(snapshot)
+                except Exception:
+                    # One newcomer's failure must not stop the game loop.
+                    log.exception("a greeting failed")
+
+    def _time_answers(self, pending: Sequence[GameCommand]) -> None:
         answered = time.perf_counter()
         for command in pending:
             if isinstance(command, BetCommand):
                 self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
             elif isinstance(command, CashoutCommand):
                 self._metrics.answer_seconds.labels("cashout").observe(answered - command.received)
-        if gc.get_count()[0] > GC_YOUNG_LIMIT:
-            gc.collect(0)
-        self.turn_done.set()
 
     async def _commit(self, records: list[Record]) -> None:
-        backoff = 0.05
+        backoff = Backoff(COMMIT_RETRY_FIRST_S, COMMIT_RETRY_MAX_S)
         while True:
             started = time.perf_counter()
             try:
@@ -240,8 +337,7 @@ class GameRunner:
                     len(records),
                     exc,
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(COMMIT_RETRY_MAX_S, backoff * 2)
+                await asyncio.sleep(backoff.failed())
                 continue
             self._metrics.redis_commit_seconds.observe(time.perf_counter() - started)
             return
@@ -300,7 +396,7 @@ class GameRunner:
 
     def _note_bet_change(self, round_id: int, user_id: int) -> None:
         """Queue the bet's public view (the engine's) for the next ``bets`` frame."""
-        view = self.game.bet_view(round_id, user_id)
+        view = self._game.bet_view(round_id, user_id)
         if view is not None:  # None: the round is already over, its crash frame says it
             self._bets_delta[user_id] = view
 

@@ -2,6 +2,8 @@
 
 ``open_storage()`` is the one way in: it starts or adopts the embedded
 servers for whatever URL was not given, connects, and applies the schema.
+``StorageConfig`` holds where, as the flags every command that opens storage
+shares (``--data-dir``, ``--database-url``, ``--redis-url``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,30 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..settings import setting
 from .embedded import EmbeddedServers
 from .live import LiveStore
 from .postgres import Database
 
 log = logging.getLogger("pillarpayout.storage")
 
-__all__ = ["Database", "EmbeddedServers", "LiveStore", "Storage", "open_storage"]
+__all__ = ["Database", "EmbeddedServers", "LiveStore", "Storage", "StorageConfig", "open_storage"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageConfig:
+    data_dir: Path = setting(
+        Path("./.pillarpayout"),
+        "where the embedded servers keep their data",
+        shown="./.pillarpayout",
+    )
+    database_url: str | None = setting(None, "PostgreSQL URL", env="DATABASE_URL", shown="embedded")
+    redis_url: str | None = setting(None, "Redis URL", env="REDIS_URL", shown="embedded")
+
+    async def open(self) -> Storage:
+        return await open_storage(
+            data_dir=self.data_dir, database_url=self.database_url, redis_url=self.redis_url
+        )
 
 
 @dataclass

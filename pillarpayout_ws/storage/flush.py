@@ -14,13 +14,13 @@ Redis for an operator.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import DatabaseUnavailable, RedisUnavailable, StorageError
+from ..retry import Backoff, wait_for_event
 from .live import LiveStore
 from .postgres import Database, FlushResult
 from .settle import settle_round
@@ -113,7 +113,6 @@ async def recover(live: LiveStore, db: Database) -> RecoveryReport:
             f"and stay in Redis (round {first}: {refused[first]}); the other "
             f"{len(round_ids) - len(refused)} were flushed"
         )
-    await live.clear_live_mirror()
     report = RecoveryReport(
         crashed=result.rounds_written - result.rounds_voided,
         voided=result.rounds_voided,
@@ -160,10 +159,8 @@ class Flusher:
         self._closed = False
         self._attempted = asyncio.Condition()  # notified after every flush attempt
         self.healthy = True
-        self.last_error: str | None = None
         self.held: dict[int, str] = {}  # round id -> why PostgreSQL refused it
         self.rounds_flushed = 0
-        self.last_flush_s = 0.0
 
     def round_completed(self, round_id: int) -> None:
         self._queue.setdefault(round_id, time.monotonic())
@@ -186,9 +183,7 @@ class Flusher:
         if not self._queue:
             return None
         round_ids = sorted(self._queue)
-        started = time.perf_counter()
         result, refused = await flush_or_hold(self._live, self._db, round_ids)
-        self.last_flush_s = time.perf_counter() - started
         for round_id in round_ids:
             del self._queue[round_id]
         self.rounds_flushed += len(round_ids) - len(refused)
@@ -214,10 +209,11 @@ class Flusher:
 
     async def run(self) -> None:
         """The flush loop; runs until ``close()``."""
-        backoff = self._interval_s
+        max_s = self._max_backoff_s
+        backoff = Backoff(min(max_s, max(2 * self._interval_s, 0.1)), max_s)
+        wait_s = self._interval_s
         while not self._closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            await wait_for_event(self._wake, wait_s)
             self._wake.clear()
             if self._closed:
                 return
@@ -225,29 +221,26 @@ class Flusher:
                 await self._attempt()
             except (DatabaseUnavailable, RedisUnavailable) as exc:
                 self.healthy = False
-                self.last_error = str(exc)
-                backoff = min(self._max_backoff_s, max(backoff * 2, 0.1))
+                wait_s = backoff.failed()
                 log.warning(
                     "flush failed (%d round(s) waiting, retry in %.1f s): %s",
                     self.backlog,
-                    backoff,
+                    wait_s,
                     exc,
                 )
                 continue
-            except StorageError as exc:
+            except StorageError:
                 # Only the grants get here (the rounds were flushed one at a
                 # time): they stay in Redis, and the game goes on.
                 self.healthy = False
-                self.last_error = str(exc)
                 log.exception("grants refused by PostgreSQL; they stay in Redis")
-                backoff = self._max_backoff_s
+                wait_s = self._max_backoff_s
                 continue
-            backoff = self._interval_s
+            backoff.succeeded()
+            wait_s = self._interval_s
             if self.held:
                 self.healthy = False
-                self.last_error = f"round(s) {', '.join(map(str, sorted(self.held)))} held in Redis"
                 continue
             if not self.healthy:
                 log.info("flush caught up")
             self.healthy = True
-            self.last_error = None

@@ -1,17 +1,12 @@
 """Redis: the live mirror of the game and the write-ahead of accepted actions.
 
-Keys (``pp:`` is the prefix of everything this project writes, except the
-two seed keys kept under their original names)::
+Keys (``pp:`` is the prefix of everything this project writes)::
 
     pp:round:{id}      list   the round's write-ahead records, in order (orjson)
     pp:rounds          zset   ids of rounds in Redis not yet flushed to PostgreSQL
     pp:grants          hash   idem key -> Granted record not yet flushed
-    pp:balances        hash   user id -> balance after the user's last action
     pp:grant_requests  list   grants queued by `pillarpayout grant` for a running server
     pp:grant_reply:{k} list   the server's answer to grant request k
-    pp:chat            list   the recent chat lines (newest first, capped)
-    game_state         hash   round_id, multiplier, integrity, state, active_players
-    active_bets        hash   user id -> {"amount", "cashout_multiplier", "timestamp"}
     pp:hello           string the latest ``hello`` snapshot, for relays greeting newcomers
 
 Pub/sub channel ``pp:broadcast:{db}`` (pub/sub ignores database numbers, so
@@ -26,7 +21,6 @@ a loop turn, returning only after Redis acknowledged it. Redis runs with
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -55,11 +49,7 @@ _RECORD_TYPES: dict[str, type[Any]] = {
 
 ROUNDS = "pp:rounds"
 GRANTS = "pp:grants"
-BALANCES = "pp:balances"
 GRANT_REQUESTS = "pp:grant_requests"
-CHAT = "pp:chat"
-GAME_STATE = "game_state"
-ACTIVE_BETS = "active_bets"
 HELLO = "pp:hello"
 HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
 
@@ -112,7 +102,6 @@ class LiveStore:
             )
         except ValueError as exc:
             raise RedisUnavailable(f"bad Redis URL {_mask(url)}: {exc}") from None
-        self.last_commit_s = 0.0
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -129,63 +118,33 @@ class LiveStore:
         """Make ``records`` durable in one round trip; return once Redis acknowledged.
 
         Each record goes to its round's write-ahead list (grants to the grants
-        hash), and the live mirror (balances, active bets) moves with it, all
-        inside one MULTI/EXEC so a reader never sees half a batch.
+        hash), all inside one MULTI/EXEC so a reader never sees half a batch.
         """
         if not records:
             return
-        now = time.time()
-        # Few commands whatever the batch size: one RPUSH per round, one HSET per hash.
+        # Few commands whatever the batch size: one RPUSH per round, one HSET of grants.
         wal: dict[str, list[bytes]] = {}
         opened: dict[str, int] = {}
         grants: dict[str, bytes] = {}
-        balances: dict[str, int] = {}
-        placed: dict[str, bytes] = {}
-        cashed: list[str] = []
         for record in records:
             data = encode_record(record)
             if isinstance(record, Granted):
                 grants[record.key] = data
-                balances[str(record.user_id)] = record.balance_after
                 continue
             wal.setdefault(round_key(record.round_id), []).append(data)
             if isinstance(record, RoundOpened):
                 opened[str(record.round_id)] = record.round_id
-            elif isinstance(record, BetPlaced):
-                balances[str(record.user_id)] = record.balance_after
-                placed[str(record.user_id)] = orjson.dumps(
-                    {"amount": record.amount, "cashout_multiplier": None, "timestamp": now}
-                )
-            elif isinstance(record, CashedOut):
-                balances[str(record.user_id)] = record.balance_after
-                cashed.append(str(record.user_id))
         pipe = self._redis.pipeline(transaction=True)
         if opened:
             pipe.zadd(ROUNDS, cast(Any, opened))
-            pipe.delete(ACTIVE_BETS)  # a new round: the live bets start empty
         for key, items in wal.items():
             pipe.rpush(key, *items)
         if grants:
             pipe.hset(GRANTS, mapping=cast(Any, grants))
-        if balances:
-            pipe.hset(BALANCES, mapping=cast(Any, balances))
-        if placed:
-            pipe.hset(ACTIVE_BETS, mapping=cast(Any, placed))
-        if cashed:
-            pipe.hdel(ACTIVE_BETS, *cashed)
-        started = time.perf_counter()
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis commit failed: {exc}") from None
-        self.last_commit_s = time.perf_counter() - started
-
-    async def mirror_game_state(self, fields: dict[str | bytes, int | str]) -> None:
-        """Overwrite the seed's ``game_state`` hash (best effort: a snapshot)."""
-        try:
-            await self._redis.hset(GAME_STATE, mapping=cast(Any, fields))
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(f"Redis write failed: {exc}") from None
 
     # -- relays ------------------------------------------------------------
 
@@ -252,13 +211,6 @@ class LiveStore:
             pipe.hdel(GRANTS, *grant_keys)
         try:
             await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(f"Redis write failed: {exc}") from None
-
-    async def clear_live_mirror(self) -> None:
-        """After recovery PostgreSQL holds every balance: the mirror starts empty."""
-        try:
-            await self._redis.delete(BALANCES, ACTIVE_BETS)
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis write failed: {exc}") from None
 

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point, seed_hash
 from pillarpayout_ws.engine.growth import elapsed_for, integrity_at, multiplier_at
+from pillarpayout_ws.server.clock import MonotonicClock
 from pillarpayout_ws.storage import Storage
 
 from ..conftest import REPO, Servers, fresh_storage
@@ -54,7 +55,11 @@ async def real_time_server(servers: Servers) -> AsyncIterator[str]:
     """A game at real speed whose first rounds crash by 1.15x: a round every few seconds."""
     storage: Storage = await fresh_storage(servers)
     app = await start_game(
-        storage, crashes=(100, 115, 3), time_scale=1.0, betting_ms=1000, cooldown_ms=300
+        storage,
+        crashes=(100, 115, 3),
+        clock=MonotonicClock(),
+        betting_ms=1000,
+        cooldown_ms=300,
     )
     try:
         yield f"ws://127.0.0.1:{app.port}/ws"

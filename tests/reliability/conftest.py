@@ -22,11 +22,12 @@ from websockets.asyncio.client import connect
 
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point
 from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.server.clock import ScaledClock
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
 
 from ..conftest import Servers, fresh_storage
-from ..server.conftest import CLIENT_SEED, SPEED, GameServer, Player
+from ..server.conftest import CLIENT_SEED, SPEED, GameServer, Player, fast_config
 
 __all__ = [
     "CLIENT_SEED",
@@ -121,15 +122,15 @@ class Client(Player):
 class Rig(GameServer):
     """One server on its own storage; ``restart()`` stops it and starts a new one there."""
 
-    def __init__(self, storage: Storage, config: ServerConfig, time_scale: float) -> None:
+    def __init__(self, storage: Storage, config: ServerConfig, speed: float) -> None:
         self.storage = storage
         self.config = config
-        self.time_scale = time_scale
+        self.speed = speed
         self.players: list[Client] = []
         self.running = False
 
     async def start(self) -> None:
-        app = App(self.config, self.storage, time_scale=self.time_scale)
+        app = App(self.config, self.storage, clock=ScaledClock(self.speed))
         await app.start()
         self.running = True
         super().__init__(app)
@@ -158,9 +159,8 @@ class Rig(GameServer):
 
     async def login(self, token: str) -> Client:
         """A new connection of the user whose session ``token`` is."""
-        player = await self.connect()
-        await player.send(type="resume", token=token)
-        await player.next("session")
+        player = await self.resume(token)
+        assert isinstance(player, Client)
         return player
 
     async def flushed(self) -> None:
@@ -191,23 +191,15 @@ RigFactory = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 async def make_rig(servers: Servers) -> AsyncIterator[RigFactory]:
-    """``await make_rig(top_seed, **ServerConfig fields)``: a started ``Rig``."""
+    """``await make_rig(top_seed, speed=..., **settings)``: a started ``Rig`` on a
+    clock ``speed`` times real time (settings by their flat names, as ``configure``)."""
     rigs: list[Rig] = []
 
-    async def make(top_seed: str, *, time_scale: float = SPEED, **config: Any) -> Rig:
+    async def make(top_seed: str, *, speed: float = SPEED, **config: Any) -> Rig:
         storage = await fresh_storage(servers)
         chain = SeedChain.from_top(top_seed, 200)
         await storage.db.create_seed_chain(top_seed, 200, chain.commitment, CLIENT_SEED)
-        settings: dict[str, Any] = {
-            "port": 0,
-            "betting_ms": 3000,
-            "tick_ms": 100,
-            "cooldown_ms": 1000,
-            "flush_rounds": 1,
-            "flush_interval_ms": 100,
-            **config,
-        }
-        rig = Rig(storage, ServerConfig(**settings), time_scale)
+        rig = Rig(storage, fast_config(**config), speed)
         rigs.append(rig)
         await rig.start()
         return rig

@@ -110,7 +110,7 @@ async def test_tokens_and_passwords_are_stored_only_as_hashes(
     await alice.next("bet_accepted")
     await alice.send(type="chat", text="hi")
     await alice.next("chat")
-    await rig.app._save_chat()
+    await rig.app.chat.save()
 
     assert first != second
     for secret in (first, second, PASSWORD):
@@ -286,7 +286,7 @@ async def test_spectators_cannot_act_and_change_nothing(rig: Rig) -> None:
     # Nothing reached the game, the chat or the write-ahead.
     await spectator.send(type="ping", ref="end")
     await spectator.next("pong", ref="end")
-    assert rig.app.chat_to_save == [] and list(rig.app.chat_lines) == []
+    assert rig.app.chat.unsaved == 0 and rig.app.chat.recent() == []
     assert rig.app.runner.game.snapshot().bets == ()
     client = aioredis.Redis.from_url(rig.storage.live.url)
     try:
@@ -420,7 +420,7 @@ async def test_sql_injection_through_every_text_field_changes_nothing(
         )
         assert answer["code"] == "invalid_username"
 
-    await rig.app._save_chat()
+    await rig.app.chat.save()
     await rig.stop()  # flushes the round (void: refunds every bet)
     for user_id, email, payload in registered:
         (user,) = await rig.fetch("SELECT email, balance FROM users WHERE id = $1", user_id)

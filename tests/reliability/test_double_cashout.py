@@ -22,7 +22,7 @@ async def test_fifty_cashouts_over_five_connections_pay_once(make_rig: RigFactor
     # Every early round crashes between 3x and 6x: far from the first cashouts
     # (a second of real time), and soon enough to wait for.
     top, _ = chain_where(lambda points: all(300 <= p <= 600 for p in points), rounds=4)
-    rig = await make_rig(top, time_scale=20, betting_ms=6000, cooldown_ms=500)
+    rig = await make_rig(top, speed=20, betting_ms=6000, cooldown_ms=500)
     alice, session = await rig.register("alice")
     user_id, token = session["user"]["id"], session["token"]
     # Three more sockets on the same session, one on a session of its own.

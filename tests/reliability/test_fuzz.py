@@ -46,7 +46,8 @@ from pillarpayout_ws.protocol import (
     Register,
     decode_command,
 )
-from pillarpayout_ws.server import handler
+from pillarpayout_ws.server import limits
+from pillarpayout_ws.server.routes import metrics_response
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.settle import settle_round
 
@@ -203,8 +204,8 @@ async def wire(make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     """The fuzzer's server; once the fuzzing is over, it must still be fine."""
     # The frame rate limit has its own test; here it would only make every
     # connection a flood after 40 frames.
-    monkeypatch.setattr(handler, "FRAME_RATE", 1e6)
-    monkeypatch.setattr(handler, "FRAME_BURST", 1e6)
+    monkeypatch.setattr(limits, "FRAME_RATE", 1e6)
+    monkeypatch.setattr(limits, "FRAME_BURST", 1e6)
     top, _ = chain_where(lambda points: all(150 <= p <= 400 for p in points), rounds=4)
     rig = await make_rig(top)
     # Fuzzed logins and registrations each hash a password; argon2 at full cost
@@ -219,8 +220,8 @@ async def wire(make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         assert_documented(player.frames)
     await assert_server_fine(rig)
     # Every chat line taken was stored (none is kept back as refused by PostgreSQL).
-    await rig.app._save_chat()
-    assert rig.app.chat_to_save == []
+    await rig.app.chat.save()
+    assert rig.app.chat.unsaved == 0
     # Whatever the fuzzed bets and cashouts did, the money adds up.
     await rig.stop()
     await rig.assert_audit_clean()
@@ -329,16 +330,15 @@ def assert_documented(frames: list[dict[str, Any]]) -> None:
 
 async def assert_server_fine(rig: Rig) -> None:
     app = rig.app
-    runner_task = app._runner_task
-    assert runner_task is not None and not runner_task.done()
-    await app._check_health()
+    await app.health.check()
+    assert app.health.state["game_loop"]
     assert await asyncio.to_thread(healthz, app.port) == 200
     newcomer = await rig.connect()
     await newcomer.next("hello")
     await newcomer.send(type="ping", ref="fine")
     await newcomer.next("pong", ref="fine")
     await newcomer.next("tick", within=30)  # the game goes on
-    metrics = app._metrics_response().body.decode()
+    metrics = metrics_response(app.metrics.registry).body.decode()
     assert 'code="internal_error"' not in metrics
 
 

@@ -59,7 +59,7 @@ def scrape(port: int) -> str:
 async def test_nothing_before_the_crash_gives_it_away(make_rig: RigFactory) -> None:
     # Short rounds (at most 5x) with many different crash points.
     top, points = chain_where(lambda p: max(p) <= 500 and len(set(p)) >= ROUNDS, rounds=ROUNDS + 5)
-    rig = await make_rig(top, time_scale=50, betting_ms=2000, cooldown_ms=300)
+    rig = await make_rig(top, speed=50, betting_ms=2000, cooldown_ms=300)
     spectator = await rig.connect()
     player, _ = await rig.register("alice")
 
@@ -130,7 +130,7 @@ async def test_nothing_before_the_crash_gives_it_away(make_rig: RigFactory) -> N
         m = hundredths(tick["m"])
         assert m == multiplier_at(tick["elapsed_ms"])
         assert hundredths(tick["integrity"]) == integrity_at(m)
-        assert tick["elapsed_ms"] % rig.config.tick_ms == 0
+        assert tick["elapsed_ms"] % rig.config.game.tick_ms == 0
         assert tick["m"] < crash_of[tick["round_id"]]
         seen[tick["elapsed_ms"]].add((tick["m"], tick["integrity"]))
         crash_points_at[tick["elapsed_ms"]].add(crash_of[tick["round_id"]])

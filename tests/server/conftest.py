@@ -1,11 +1,12 @@
-"""An in-process game server on real storage, with a fast clock and a known seed chain."""
+"""An in-process game server on real storage, with a known seed chain and a clock:
+a fast real one (``ScaledClock``, for tests about sockets and races) or one the
+test moves by hand (``ManualGame``, for tests about what happens in a round)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -15,6 +16,8 @@ from websockets.exceptions import ConnectionClosed
 
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point
 from pillarpayout_ws.server.app import App, ServerConfig
+from pillarpayout_ws.server.clock import Clock, ManualClock, ScaledClock
+from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
 
 from ..conftest import Servers, fresh_storage
@@ -104,6 +107,13 @@ class GameServer:
         )
         return player, await player.next("session")
 
+    async def resume(self, token: str) -> Player:
+        """Another connection of the user whose session ``token`` is."""
+        player = await self.connect()
+        await player.send(type="resume", token=token)
+        await player.next("session")
+        return player
+
 
 @pytest.fixture
 async def storage_for_game(servers: Servers) -> AsyncIterator[Storage]:
@@ -116,28 +126,40 @@ async def start_game(
     storage: Storage,
     *,
     crashes: tuple[int, int, int] = (150, 400, 4),
-    time_scale: float = SPEED,
+    clock: Clock | None = None,
+    stop_timeout_s: float = 10.0,
     **config: Any,
 ) -> App:
     """A started game whose first ``crashes[2]`` rounds crash within
-    ``crashes[0]..crashes[1]`` hundredths; ``config`` overrides the fast defaults."""
+    ``crashes[0]..crashes[1]`` hundredths; ``config`` (flat setting names)
+    overrides the fast defaults; the clock is 10x real time unless given."""
     low, high, rounds = crashes
     top = chain_with_crashes(low, high, rounds)
     chain = SeedChain.from_top(top, 20)
     await storage.db.create_seed_chain(top, 20, chain.commitment, CLIENT_SEED)
-    app = App(replace(FAST, **config), storage, time_scale=time_scale)
+    app = App(
+        fast_config(**config),
+        storage,
+        clock=clock or ScaledClock(SPEED),
+        stop_timeout_s=stop_timeout_s,
+    )
     await app.start()
     return app
 
 
-FAST = ServerConfig(
-    port=0,
-    betting_ms=3000,
-    tick_ms=100,
-    cooldown_ms=1000,
-    flush_rounds=1,
-    flush_interval_ms=100,
-)
+FAST: dict[str, Any] = {
+    "port": 0,
+    "betting_ms": 3000,
+    "tick_ms": 100,
+    "cooldown_ms": 1000,
+    "flush_rounds": 1,
+    "flush_interval_ms": 100,
+}
+
+
+def fast_config(**config: Any) -> ServerConfig:
+    """The tests' server: any port, short rounds, every round flushed at once."""
+    return configure(ServerConfig, **{**FAST, **config})
 
 
 @pytest.fixture
@@ -145,5 +167,57 @@ async def game_server(storage_for_game: Storage) -> AsyncIterator[GameServer]:
     app = await start_game(storage_for_game)
     try:
         yield GameServer(app)
+    finally:
+        await app.stop()
+
+
+class ManualGame(GameServer):
+    """A game whose time moves only when the test says: ``advance``, ``to_phase``."""
+
+    def __init__(self, app: App, clock: ManualClock) -> None:
+        super().__init__(app)
+        self.clock = clock
+
+    @property
+    def now_ms(self) -> int:
+        return self.app.runner.now_ms()
+
+    async def advance(self, ms: int) -> None:
+        """Move game time ``ms`` forward, with a turn of the game loop at every instant
+        the game has due on the way (betting ends, each tick, cashouts, the crash, the
+        next round), each turn's frames sent before the next."""
+        runner = self.app.runner
+        target = self.now_ms + ms
+        while True:
+            due = runner.game.next_due_ms()
+            if due is None or due > target:
+                self.clock.advance_to(target / 1000)
+                return
+            self.clock.advance_to(due / 1000)
+            while runner.sent_ms < due:
+                runner.turn_done.clear()
+                if runner.sent_ms < due:
+                    await runner.turn_done.wait()
+
+    async def to_phase(self, phase: str, round_id: int | None = None) -> None:
+        """Advance, one due instant at a time, until the game is in ``phase``
+        (of round ``round_id`` when given)."""
+        game = self.app.runner.game
+        for _ in range(10_000):
+            if game.phase.value == phase and round_id in (None, game.round_id):
+                return
+            due = game.next_due_ms()
+            assert due is not None
+            await self.advance(due - self.now_ms)
+        raise AssertionError(f"the game never reached {phase}")
+
+
+@pytest.fixture
+async def manual_game(storage_for_game: Storage) -> AsyncIterator[ManualGame]:
+    """A game on a ``ManualClock``; stopping it voids a round still running."""
+    clock = ManualClock()
+    app = await start_game(storage_for_game, clock=clock, stop_timeout_s=0)
+    try:
+        yield ManualGame(app, clock)
     finally:
         await app.stop()

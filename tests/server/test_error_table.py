@@ -14,20 +14,18 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from pillarpayout_ws.storage import Storage
-
-from .conftest import GameServer, Player, start_game
+from .conftest import GameServer, ManualGame, Player
 
 PROTOCOL_MD = Path(__file__).resolve().parents[2] / "protocol.md"
 
 # Codes whose over-the-wire test lives elsewhere: "path::test function".
-A_ROUND = "tests/server/test_errors.py::test_bet_and_cashout_errors_through_a_round"
+A_ROUND = "tests/server/test_runner.py::test_bet_and_cashout_errors_through_a_round"
 PROVEN_ELSEWHERE = {
     "bad_frame": "tests/reliability/test_fuzz.py::test_a_nul_is_refused_not_stored_nor_an_outage",
     "invalid_amount": A_ROUND,
@@ -37,22 +35,22 @@ PROVEN_ELSEWHERE = {
     "already_bet": A_ROUND,
     "no_active_bet": A_ROUND,
     "round_not_running": A_ROUND,
-    "auth_required": "tests/server/test_errors.py::test_spectators_cannot_act",
+    "auth_required": "tests/server/test_handler.py::test_spectators_cannot_act",
     "invalid_credentials": (
-        "tests/server/test_accounts.py::test_wrong_password_and_unknown_user_look_the_same"
+        "tests/server/test_auth.py::test_wrong_password_and_unknown_user_look_the_same"
     ),
-    "username_taken": "tests/server/test_accounts.py::test_taken_names_and_emails",
-    "email_taken": "tests/server/test_accounts.py::test_taken_names_and_emails",
-    "invalid_session": "tests/server/test_accounts.py::test_expired_session_is_refused",
+    "username_taken": "tests/server/test_auth.py::test_taken_names_and_emails",
+    "email_taken": "tests/server/test_auth.py::test_taken_names_and_emails",
+    "invalid_session": "tests/server/test_auth.py::test_expired_session_is_refused",
     "rate_limited": "tests/server/test_limits.py::test_a_flood_is_limited_then_closed",
-    "shutting_down": "tests/server/test_outages.py::test_bets_are_refused_once_shutdown_begins",
+    "shutting_down": "tests/server/test_runner.py::test_bets_are_refused_once_shutdown_begins",
     "unavailable": (
-        "tests/server/test_outages.py::test_postgres_down_gives_unavailable_and_503_then_recovers"
+        "tests/server/test_health.py::test_postgres_down_gives_unavailable_and_503_then_recovers"
     ),
     "internal_error": (
-        "tests/server/test_outages.py::test_a_bug_in_one_frame_reaches_only_that_client"
+        "tests/server/test_handler.py::test_a_bug_in_one_frame_reaches_only_that_client"
     ),
-    "read_only": "tests/relay/test_relay.py::test_a_relay_is_read_only_and_says_where_to_play",
+    "read_only": "tests/server/test_relay.py::test_a_relay_is_read_only_and_says_where_to_play",
 }
 
 # Codes no client can provoke. unknown_account: a connection gets a user id only
@@ -203,32 +201,22 @@ async def test_refused_frames(game_server: GameServer, code: str) -> None:
     users = [r["username"] for r in await db.fetch("SELECT username FROM users")]
     assert users == (["alice"] if code == "invalid_text" else [])
     assert len(await db.fetch("SELECT 1 FROM sessions")) == len(users)
-    await app._save_chat()
+    await app.chat.save()
     assert await db.fetch("SELECT 1 FROM chat_messages") == []
-    assert not app.chat_lines
+    assert not app.chat.recent()
     types = [f["type"] for f in player.frames]
     assert types.count("session") == len(users) and "chat" not in types
     await player.close()
 
 
-@pytest.fixture
-async def long_cooldown_server(storage_for_game: Storage) -> AsyncIterator[GameServer]:
-    """A game whose crashed round stays current for 2 s of real time."""
-    app = await start_game(storage_for_game, cooldown_ms=20_000)
-    try:
-        yield GameServer(app)
-    finally:
-        await app.stop()
-
-
 @proves("round_crashed")
-async def test_a_cashout_after_the_crash(long_cooldown_server: GameServer) -> None:
-    app = long_cooldown_server.app
-    alice, session = await long_cooldown_server.register("alice")
-    betting = await alice.next("betting", within=30)
+async def test_a_cashout_after_the_crash(manual_game: ManualGame) -> None:
+    app = manual_game.app
+    alice, session = await manual_game.register("alice")
     await alice.send(type="bet", amount=1000, ref="b")
     assert (await alice.next("bet_accepted", ref="b"))["balance"] == 99_000
-    await alice.next("crashed", round_id=betting["round_id"], within=30)
+    await manual_game.to_phase("crashed")
+    await alice.next("crashed", round_id=app.runner.round_id)
     await refused(alice, "round_crashed", {"type": "cashout"}, "late")
     await refused(alice, "round_crashed", {"type": "cashout"}, None)
     await still_usable(alice)

@@ -1,19 +1,26 @@
-"""The hub's chunked broadcasts: every socket gets every frame once, in the order made.
+"""The fan-out (server/fanout.py): every socket gets every frame once, in the order made.
 
-The transports here are stand-ins that record what is written to them (the
-hub only calls ``write`` and ``get_write_buffer_size``); real sockets are
-covered by the wire tests and the benchmarks.
+The first tests use stand-in transports that record what is written to them
+(the hub only calls ``write`` and ``get_write_buffer_size``); the last ones
+use real sockets: a slow consumer, and a connection that closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import socket
 from typing import Any, cast
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pillarpayout_ws.server.fanout import Client, Hub, text_frame
+from pillarpayout_ws.server.routes import metrics_response
+
+from .conftest import GameServer
 
 
 class Recorder:
@@ -169,3 +176,57 @@ def test_every_client_sees_every_frame_once_in_order(
                 assert got == made[i][: len(got)]
 
     asyncio.run(play())
+
+
+async def test_a_slow_consumer_skips_ticks_then_is_disconnected(game_server: GameServer) -> None:
+    app = game_server.app
+    hub = app.hub
+    hub.tick_buffer_limit, hub.hard_buffer_limit = 1024, 64 * 1024
+    # A raw client that completes the handshake and then never reads.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", app.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    healthy = await game_server.connect()
+    await healthy.next("hello")
+    assert len(hub.clients) == 2
+    (slow,) = [c for c in hub.clients if c.connection.remote_address[1] == sock.getsockname()[1]]
+    big = orjson.dumps({"type": "crashed", "padding": "x" * 30_000})
+    async with asyncio.timeout(30):
+        # Fill the kernel's buffers until frames queue up in the transport...
+        while slow.connection.transport.get_write_buffer_size() <= hub.tick_buffer_limit:
+            hub.broadcast(big)  # never droppable
+            await asyncio.sleep(0)  # let the loop hand the kernel what it takes
+        # ...so the next ticks skip the slow client (the healthy one gets them)...
+        skipped = hub.stats.ticks_skipped
+        while hub.stats.ticks_skipped == skipped:
+            app.runner.turn_done.clear()
+            await app.runner.turn_done.wait()
+        # ...and a frame that must not be skipped, past the hard limit, disconnects it.
+        while hub.stats.slow_disconnects == 0:
+            hub.broadcast(big)
+            await asyncio.sleep(0)
+    assert hub.stats.slow_disconnects == 1
+    metrics = metrics_response(app.metrics.registry).body.decode()
+    assert "pillarpayout_slow_disconnects 1.0" in metrics
+    # The healthy client is untouched.
+    await healthy.send(type="ping", ref="ok")
+    await healthy.next("pong", ref="ok")
+    await healthy.close()
+    sock.close()
+
+
+async def test_a_closed_connection_leaves_the_fanout_at_once(game_server: GameServer) -> None:
+    hub = game_server.app.hub
+    player = await game_server.connect()
+    await player.next("hello")
+    (client,) = hub.clients
+    assert client.transport in hub._open
+    await player.close()
+    # Gone from the write loop as soon as its closing frame went out, so no
+    # tick can follow it; gone from the hub once the handler has finished.
+    assert client.transport not in hub._open

@@ -26,7 +26,7 @@ STREAM = {"betting", "running", "tick", "crashed", "bets"}
 
 async def start_relay(redis_url: str) -> Relay:
     """A relay that has its first snapshot (before that it answers 503)."""
-    relay = Relay(RelayConfig(redis_url=redis_url, port=0))
+    relay = Relay(RelayConfig(port=0), redis_url)
     await relay.start()
     await asyncio.wait_for(relay.ready.wait(), 30)
     return relay

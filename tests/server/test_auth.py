@@ -72,9 +72,7 @@ async def test_taken_names_and_emails(game_server: GameServer) -> None:
 
 async def test_logout_revokes_and_closes_the_other_sockets(game_server: GameServer) -> None:
     alice, session = await game_server.register("alice")
-    second = await game_server.connect()
-    await second.send(type="resume", token=session["token"])
-    await second.next("session")
+    second = await game_server.resume(session["token"])
     await alice.send(type="logout")
     await alice.next("logged_out")
     await second.closed

@@ -1,0 +1,36 @@
+"""``hello``: the first frame of every connection, and the relays' snapshot.
+
+It is built from the game's snapshot, handed out by the runner at a moment
+when the engine holds exactly what has been sent (``GameRunner.greet``), and
+the chat room's recent lines. A newcomer is added to the fan-out in the same
+step as its ``hello`` is written, so the first broadcast it gets is the first
+one made after its snapshot: nothing missed, nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .. import __version__
+from ..engine.events import GameSnapshot
+from ..protocol import encode_hello
+from .chat import ChatRoom
+from .runner import GameRunner
+
+__all__ = ["SERVER_NAME", "Hello"]
+
+SERVER_NAME = f"pillarpayout/{__version__}"
+
+
+class Hello:
+    def __init__(self, runner: GameRunner, chat: ChatRoom) -> None:
+        self._runner = runner
+        self._chat = chat
+
+    def encode(self, snapshot: GameSnapshot) -> bytes:
+        return encode_hello(snapshot, server=SERVER_NAME, chat=self._chat.recent(), ts=time.time())
+
+    def greet(self, send: Callable[[bytes], object]) -> None:
+        """Call ``send`` with a ``hello`` as soon as the game can be shown as sent."""
+        self._runner.greet(lambda snapshot: send(self.encode(snapshot)))

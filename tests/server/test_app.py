@@ -1,0 +1,56 @@
+"""The server's lifecycle (server/app.py): one server per database, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pillarpayout_ws.exceptions import ConfigError
+from pillarpayout_ws.server.app import App
+
+from ..conftest import another_process
+from .conftest import ManualGame, fast_config
+
+
+async def test_a_second_server_on_the_same_database_is_refused(manual_game: ManualGame) -> None:
+    other = await another_process(manual_game.app.storage)
+    try:
+        second = App(fast_config(), other)
+        with pytest.raises(ConfigError, match="already running on this database"):
+            await second.start()
+    finally:
+        await other.close()
+
+
+async def test_a_dead_background_task_stops_the_server(manual_game: ManualGame) -> None:
+    app = manual_game.app
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a background task")
+
+    app.tasks.spawn(broken(), "broken")
+    await asyncio.wait_for(app.wait_stopping(), 30)
+
+
+async def test_stop_voids_the_running_round_flushes_and_says_goodbye(
+    manual_game: ManualGame,
+) -> None:
+    """``stop`` on a round that will not end (time stands still): the round is
+    voided, the bet refunded through the ledger, and every socket closed with 1001."""
+    app = manual_game.app
+    alice, session = await manual_game.register("alice")
+    spectator = await manual_game.connect()
+    await spectator.next("hello")
+    await alice.send(type="bet", amount=1000, ref="b")
+    await alice.next("bet_accepted", ref="b")
+    await manual_game.to_phase("running")
+    await app.stop()
+    for player in (alice, spectator):
+        await player.closed
+        assert player.ws.close_code == 1001
+    rows = await app.storage.db.fetch(
+        "SELECT kind, amount FROM ledger WHERE user_id = $1 ORDER BY id", session["user"]["id"]
+    )
+    assert [(r["kind"], r["amount"]) for r in rows][-2:] == [("bet", -1000), ("refund", 1000)]
+    assert await app.storage.live.pending_round_ids() == []

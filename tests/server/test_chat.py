@@ -1,0 +1,53 @@
+"""The chat room (server/chat.py): broadcast, stored, rate limited, buckets forgotten."""
+
+from __future__ import annotations
+
+from pillarpayout_ws.server.chat import CHAT_BURST, ChatRoom
+from pillarpayout_ws.server.clock import ManualClock
+from pillarpayout_ws.server.fanout import Hub
+from pillarpayout_ws.storage import Storage
+
+from ..storage.helpers import make_users
+from .conftest import GameServer
+
+
+async def test_chat_is_broadcast_stored_and_rate_limited(game_server: GameServer) -> None:
+    alice, _ = await game_server.register("alice")
+    spectator = await game_server.connect()
+    await alice.send(type="chat", text="  hello pillar  ")
+    line = await spectator.next("chat")
+    assert (line["username"], line["text"]) == ("alice", "hello pillar")
+    for i in range(5):
+        await alice.send(type="chat", text=f"line {i}", ref=f"c{i}")
+    limited = await alice.next("error")  # the burst is 5: the first line used one
+    assert (limited["code"], limited["ref"]) == ("rate_limited", "c4")
+    app = game_server.app
+    await app.chat.save()
+    rows = await app.storage.db.fetch("SELECT message FROM chat_messages ORDER BY id")
+    assert rows[0]["message"] == "hello pillar"
+    newcomer = await game_server.connect()
+    hello = await newcomer.next("hello")
+    assert hello["chat"][0]["text"] == "hello pillar"
+    for player in (alice, spectator, newcomer):
+        await player.close()
+
+
+async def test_a_bucket_is_forgotten_once_it_has_refilled(storage: Storage) -> None:
+    """One bucket per user who chatted lately, not per user who ever chatted."""
+    clock = ManualClock()
+    room = ChatRoom(storage.db, Hub(), clock)
+    first, *_ = ids = [user.id for user in await make_users(storage, 3)]
+    for user in ids:
+        assert room.say(user, f"user{user}", "hi", round_id=None)
+    assert room.buckets == 3
+    for _ in range(int(CHAT_BURST) - 1):
+        assert room.say(first, "first", "again", round_id=None)
+    assert not room.say(first, "first", "one too many", round_id=None)
+    clock.advance(1.0)  # the others are full again; the first has one token back
+    await room.save()
+    assert room.buckets == 1
+    assert room.unsaved == 0
+    clock.advance(60)
+    await room.save()
+    assert room.buckets == 0
+    assert [line[1] for line in room.recent()][:3] == ["hi", "hi", "hi"]

@@ -1,0 +1,62 @@
+"""Operator grants (server/grants.py): straight to PostgreSQL, or through the running game."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from pillarpayout_ws.exceptions import UnknownUser
+from pillarpayout_ws.server.grants import GrantDesk, grant
+from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.audit import audit
+from pillarpayout_ws.storage.live import GRANT_REQUESTS, grant_reply_key
+
+from ..conftest import another_process
+from ..storage.helpers import make_users
+from .conftest import ManualGame
+
+
+async def test_without_a_server_a_grant_is_one_transaction(storage: Storage) -> None:
+    (user,) = await make_users(storage, 1, balance=0)
+    user_id, balance, via = await grant(storage, user.username, 2500, key="k1")
+    assert (user_id, balance, via) == (user.id, 2500, "in PostgreSQL (no server running)")
+    with pytest.raises(UnknownUser):
+        await grant(storage, "nobody", 100, key="k2")
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_a_running_server_applies_the_grant_through_the_game(
+    manual_game: ManualGame,
+) -> None:
+    storage = await another_process(manual_game.app.storage)  # as `pillarpayout grant` is
+    alice, session = await manual_game.register("alice")
+    await alice.send(type="bet", amount=1000, ref="b")
+    await alice.next("bet_accepted", ref="b")
+    user_id, balance, via = await grant(storage, "alice", 2500, key="k1")
+    # The game's balance, bet included, not PostgreSQL's (which has not seen the bet).
+    assert (user_id, balance, via) == (session["user"]["id"], 101_500, "through the running server")
+    frame = await alice.next("balance")
+    assert (frame["amount"], frame["balance"], frame["reason"]) == (2500, 101_500, "grant")
+    with pytest.raises(UnknownUser):
+        await grant(storage, "nobody", 100, key="k2")
+    await storage.close()
+    await alice.close()
+
+
+async def test_a_request_past_its_deadline_is_never_applied(manual_game: ManualGame) -> None:
+    app = manual_game.app
+    alice, session = await manual_game.register("alice")
+    stale = {"key": "late", "username": "alice", "amount": 100, "deadline": time.time() - 1}
+    client = aioredis.Redis.from_url(app.storage.live.url)
+    try:
+        await client.rpush(GRANT_REQUESTS, orjson.dumps(stale))
+        await GrantDesk(app.storage, app.runner).take()  # or the server's own desk took it
+        assert await client.llen(GRANT_REQUESTS) == 0
+        assert await client.exists(grant_reply_key("late")) == 0
+    finally:
+        await client.aclose()
+    assert app.runner.game.balance_of(session["user"]["id"]) == 100_000
+    await alice.close()

@@ -1,0 +1,269 @@
+"""The game loop (server/runner.py) over real sockets and real storage.
+
+Most of these run on a ``ManualClock``: the round moves only when the test
+says, so what a cashout pays and which error a late frame gets are exact.
+The concurrency tests (replays, fifty cashouts at once) keep real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+
+import pytest
+
+from pillarpayout_ws.engine.events import GameSnapshot
+from pillarpayout_ws.engine.fairness import ChainSeedSource, SeedChain, crash_point
+from pillarpayout_ws.engine.game import Game, GameConfig, Phase
+from pillarpayout_ws.engine.growth import elapsed_for, multiplier_at
+from pillarpayout_ws.engine.records import Record
+from pillarpayout_ws.server.clock import ManualClock
+from pillarpayout_ws.server.fanout import Hub
+from pillarpayout_ws.server.metrics import Metrics
+from pillarpayout_ws.server.runner import BetCommand, GameRunner
+from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.audit import audit
+from pillarpayout_ws.storage.flush import Flusher
+
+from .conftest import CLIENT_SEED, GameServer, ManualGame, Player, chain_with_crashes
+
+
+async def test_a_full_round(manual_game: ManualGame) -> None:
+    game = manual_game
+    spectator = await game.connect()
+    hello = await spectator.next("hello")
+    assert hello["phase"] == "betting"  # time stands still in the first round's window
+    round_id = hello["round_id"]
+    alice, alice_session = await game.register("alice")
+    bob, _ = await game.register("bob")
+    assert alice_session["user"]["balance"] == 100_000
+
+    await alice.send(type="bet", amount=1000, auto_cashout=None, ref="a1")
+    await bob.send(type="bet", amount=2000, auto_cashout=1.2, ref="b1")
+    a_ack = await alice.next("bet_accepted", ref="a1")
+    b_ack = await bob.next("bet_accepted", ref="b1")
+    assert (a_ack["round_id"], a_ack["amount"], a_ack["balance"]) == (round_id, 1000, 99_000)
+    assert (b_ack["auto_cashout"], b_ack["balance"]) == (1.2, 98_000)
+
+    await game.to_phase("running")
+    await alice.next("running", round_id=round_id)
+    await game.advance(elapsed_for(130))
+    b_out = await bob.next("cashed_out", round_id=round_id)
+    assert (b_out["multiplier"], b_out["payout"], b_out["reason"]) == (1.2, 2400, "auto")
+    # Time stands still until the next advance: the cashout gets exactly the
+    # multiplier of this instant.
+    await alice.send(type="cashout", ref="c1")
+    a_out = await alice.next("cashed_out", ref="c1")
+    assert a_out["multiplier"] == multiplier_at(elapsed_for(130)) / 100
+    assert a_out["payout"] == 1000 * multiplier_at(elapsed_for(130)) // 100
+    assert a_out["balance"] == 99_000 + a_out["payout"]
+
+    await game.to_phase("crashed")
+    crashed = await spectator.next("crashed", round_id=round_id)
+    assert hashlib.sha256(bytes.fromhex(crashed["server_seed"])).hexdigest() == hello["seed_hash"]
+    assert crash_point(crashed["server_seed"], crashed["client_seed"]) == round(
+        crashed["crash_point"] * 100
+    )
+    # One tick every 100 ms of running, each below the crash point.
+    ticks = [f for f in spectator.frames if f["type"] == "tick" and f["round_id"] == round_id]
+    assert [t["elapsed_ms"] for t in ticks] == [100 * (i + 1) for i in range(len(ticks))]
+    assert len(ticks) == (elapsed_for(round(crashed["crash_point"] * 100)) - 1) // 100
+    assert all(t["m"] < crashed["crash_point"] for t in ticks)
+    bets_frames = [f for f in spectator.frames if f["type"] == "bets"]
+    assert {b["username"] for f in bets_frames for b in f["bets"]} >= {"alice", "bob"}
+
+    app = game.app
+    await app.flusher.wait_until(
+        lambda: app.flusher.backlog == 0 and app.flusher.rounds_flushed > 0
+    )
+    for player in (spectator, alice, bob):
+        await player.close()
+    report = await audit(app.storage.db, app.storage.live)
+    assert report.clean, report.render()
+
+
+async def test_bet_and_cashout_errors_through_a_round(manual_game: ManualGame) -> None:
+    game = manual_game
+    alice, _ = await game.register("alice")
+    bob, _ = await game.register("bob")
+
+    async def error(player: Player, ref: str, **frame: object) -> str:
+        await player.send(**frame, ref=ref)
+        return str((await player.next("error", ref=ref))["code"])
+
+    round_id = game.app.runner.round_id
+    assert await error(alice, "e1", type="bet", amount=5) == "invalid_amount"  # below the minimum
+    assert await error(alice, "e2", type="bet", amount=200_000) == "insufficient_funds"
+    assert await error(alice, "e3", type="bet", amount=100, auto_cashout=20000) == (
+        "invalid_auto_cashout"
+    )
+    assert await error(alice, "e4", type="bet", amount="100") == "invalid_amount"
+    assert await error(alice, "e5", type="bet", amount=100, auto_cashout=1.0) == (
+        "invalid_auto_cashout"
+    )
+    await alice.send(type="bet", amount=1000, ref="ok")
+    accepted = await alice.next("bet_accepted", ref="ok")
+    assert accepted["balance"] == 99_000  # none of the refused bets moved money
+    # The same ref again: the same answer, no second debit.
+    await alice.send(type="bet", amount=1000, ref="ok")
+    assert (await alice.next("bet_accepted", ref="ok"))["balance"] == 99_000
+    assert await error(alice, "e6", type="bet", amount=1000) == "already_bet"
+    assert await error(alice, "e7", type="cashout") == "round_not_running"
+
+    await game.to_phase("running")
+    await alice.next("running", round_id=round_id)
+    assert await error(bob, "e8", type="bet", amount=1000) == "betting_closed"
+    assert await error(bob, "e9", type="cashout") == "no_active_bet"
+
+    await game.to_phase("crashed")
+    await alice.next("crashed", round_id=round_id)
+    assert await error(alice, "e10", type="cashout") == "round_crashed"
+    for player in (alice, bob):
+        await player.close()
+
+
+async def test_a_login_sees_the_balance_of_the_game_not_of_postgres(
+    manual_game: ManualGame,
+) -> None:
+    """The account is loaded through the game loop: a second login of a user whose
+    bet is not flushed yet sees the debited balance the game holds."""
+    alice, session = await manual_game.register("alice")
+    await alice.send(type="bet", amount=2500, ref="b")
+    await alice.next("bet_accepted", ref="b")
+    second = await manual_game.connect()
+    await second.send(type="resume", token=session["token"])
+    assert (await second.next("session"))["user"]["balance"] == 100_000 - 2500
+    for player in (alice, second):
+        await player.close()
+
+
+async def test_a_newcomer_is_greeted_after_the_turn_under_way(
+    manual_game: ManualGame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot is never taken between a turn's engine changes and its frames:
+    a hello asked for while a commit is under way waits for that turn, and shows
+    what it sent (here, a bet) rather than what it has not."""
+    runner = manual_game.app.runner
+    live = manual_game.app.storage.live
+    release = asyncio.Event()
+    committing = asyncio.Event()
+    commit = live.commit
+
+    async def held_commit(records: Sequence[Record]) -> None:
+        committing.set()
+        await release.wait()
+        await commit(records)
+
+    alice, _ = await manual_game.register("alice")
+    monkeypatch.setattr(live, "commit", held_commit)
+    await alice.send(type="bet", amount=1000, ref="b")
+    await committing.wait()
+    snapshots: list[GameSnapshot] = []
+    runner.greet(snapshots.append)
+    assert snapshots == []  # the turn has taken the bet but not yet sent its ack
+    release.set()
+    await alice.next("bet_accepted", ref="b")
+    assert [[b.username for b in s.bets] for s in snapshots] == [["alice"]]
+    await alice.close()
+
+
+async def test_a_bet_ref_replayed_across_connections_debits_once(game_server: GameServer) -> None:
+    alice, session = await game_server.register("alice")
+    second = await game_server.resume(session["token"])
+    await alice.next("betting")
+    for i in range(100):
+        player = alice if i % 2 else second
+        await player.send(type="bet", amount=700, auto_cashout=None, ref="same")
+    answers = [await alice.next("bet_accepted", ref="same") for _ in range(50)]
+    assert {(a["round_id"], a["balance"]) for a in answers} == {
+        (answers[0]["round_id"], 100_000 - 700)
+    }
+    assert game_server.app.runner.game.balance_of(session["user"]["id"]) == 100_000 - 700
+    for player in (alice, second):
+        await player.close()
+
+
+async def test_fifty_concurrent_cashouts_pay_once(game_server: GameServer) -> None:
+    alice, session = await game_server.register("alice")
+    others = [await game_server.resume(session["token"]) for _ in range(4)]
+    connections = [alice, *others]
+    betting = await alice.next("betting")
+    await alice.send(type="bet", amount=1000, ref="b")
+    await alice.next("bet_accepted", ref="b")
+    await alice.next("running", round_id=betting["round_id"])
+    await asyncio.gather(
+        *(c.send(type="cashout", ref=f"c{i}") for i in range(10) for c in connections)
+    )
+    # Every connection of the user sees every answer; take alice's 50.
+    answers = [await alice.next("cashed_out", round_id=betting["round_id"]) for _ in range(50)]
+    assert len({(a["multiplier"], a["payout"], a["balance"]) for a in answers}) == 1
+    payout = answers[0]["payout"]
+    assert answers[0]["balance"] == 100_000 - 1000 + payout
+    assert game_server.app.runner.game.balance_of(session["user"]["id"]) == 99_000 + payout
+    for player in connections:
+        await player.close()
+
+
+async def test_bets_are_refused_once_shutdown_begins(manual_game: ManualGame) -> None:
+    alice, _ = await manual_game.register("alice")
+    waiting = asyncio.create_task(manual_game.app.runner.wait_round_over(0.0))
+    await alice.send(type="bet", amount=100, ref="late")
+    error = await alice.next("error", ref="late")
+    assert error["code"] == "shutting_down"
+    await waiting
+    await alice.close()
+
+
+async def test_stopping_waits_for_the_running_round_not_for_a_pause_between_rounds(
+    storage: Storage,
+) -> None:
+    """On a fast clock a whole cooldown and betting window can pass between two
+    wake-ups of the stop; it must see that the round it waited for is over,
+    even if the next one is already running (it used to wait for its timeout)."""
+    seed = chain_with_crashes(150, 400, 2)
+    chain = SeedChain.from_top(seed, 20)
+    source = ChainSeedSource(chain, chain_id=1, client_seed=CLIENT_SEED)
+    game = Game(GameConfig(betting_ms=100, cooldown_ms=100), source, next_round_id=1)
+    flusher = Flusher(storage.live, storage.db)
+    runner = GameRunner(game, storage.live, flusher, Hub(), Metrics(), ManualClock())
+    game.start(0)
+    game.advance(100)  # round 1 runs
+    assert game.phase is Phase.RUNNING
+    waiting = asyncio.create_task(runner.wait_round_over(30.0))
+    await asyncio.sleep(0)  # the stop begins while round 1 runs
+    game.advance(100 + 60_000)  # round 1 crashed, round 2 opened...
+    game.advance(game.next_due_ms() or 0)  # ...and runs
+    assert (game.round_id, game.phase) == (2, Phase.RUNNING)
+    runner.turn_done.set()
+    assert await waiting
+
+
+async def test_a_bet_waits_for_the_clock_not_for_real_time(storage: Storage) -> None:
+    """The loop sleeps on the injected clock: with a manual clock nothing happens
+    until it moves, and moving it plays the round's instants in order."""
+    seed = chain_with_crashes(150, 400, 1)
+    chain = SeedChain.from_top(seed, 20)
+    source = ChainSeedSource(chain, chain_id=1, client_seed=CLIENT_SEED)
+    clock = ManualClock()
+    game = Game(GameConfig(betting_ms=1000), source, next_round_id=1)
+    flusher = Flusher(storage.live, storage.db)
+    runner = GameRunner(game, storage.live, flusher, Hub(), Metrics(), clock)
+    loop = asyncio.create_task(runner.run())
+    try:
+        await runner.turn_done.wait()  # the first round is open
+        assert await runner.load_account(1, "alice", 5000) == 5000
+        runner.submit(BetCommand(1, 1000, 200, "b"))
+        runner.turn_done.clear()
+        await runner.turn_done.wait()
+        assert game.balance_of(1) == 4000
+        await asyncio.sleep(0.05)  # real time passes; the game's does not
+        assert game.phase.value == "betting"
+        clock.advance(1.0)
+        while game.phase is not Phase.RUNNING:
+            runner.turn_done.clear()
+            await runner.turn_done.wait()
+        assert runner.sent_ms == round(clock.now() * 1000)
+    finally:
+        runner.stop()
+        await loop

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import time
 from typing import cast
 
 import orjson
 import uvloop
+from websockets.utils import accept_key
 
 from pillarpayout_ws.server.fanout import text_frame
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 
 
 class FloorProtocol(asyncio.Protocol):
@@ -39,11 +36,11 @@ class FloorProtocol(asyncio.Protocol):
         self.buffer += data
         if b"\r\n\r\n" not in self.buffer:
             return
-        key = b""
+        key = ""
         for line in self.buffer.split(b"\r\n"):
             if line.lower().startswith(b"sec-websocket-key:"):
-                key = line.split(b":", 1)[1].strip()
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+                key = line.split(b":", 1)[1].strip().decode()
+        accept = accept_key(key).encode()
         self.transport.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"

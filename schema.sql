@@ -31,22 +31,46 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username));
 
 -- Provably fair seed chains: seed[i] = sha256(seed[i+1]); the commitment is
--- published before the first round of the chain is played.
+-- published when the chain is created (created_at, on /api/fairness). The
+-- salt (client_seed) is set later, once, before any round of the chain is
+-- played, from a value the operator names and does not control (a seeding
+-- event: client_seed_source says which); only salted chains are played.
 CREATE TABLE IF NOT EXISTS seed_chains (
-    id           BIGSERIAL PRIMARY KEY,
-    top_seed     CHAR(64)    NOT NULL,  -- secret: every seed of the chain derives from it
-    length       INTEGER     NOT NULL CHECK (length > 0),
-    commitment   CHAR(64)    NOT NULL UNIQUE,
-    client_seed  TEXT        NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    id                  BIGSERIAL PRIMARY KEY,
+    top_seed            CHAR(64)    NOT NULL,  -- secret: every seed of the chain derives from it
+    length              INTEGER     NOT NULL CHECK (length > 0),
+    commitment          CHAR(64)    NOT NULL UNIQUE,
+    client_seed         TEXT,
+    client_seed_source  TEXT,
+    created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    salted_at           TIMESTAMPTZ,
+    CONSTRAINT seed_chains_salted
+        CHECK ((client_seed IS NULL) = (salted_at IS NULL)
+               AND (client_seed IS NULL) = (client_seed_source IS NULL))
 );
+-- Schema version 4: chains made before seeding events were salted when made.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'seed_chains'
+                     AND column_name = 'salted_at') THEN
+        ALTER TABLE seed_chains ALTER COLUMN client_seed DROP NOT NULL,
+            ADD COLUMN client_seed_source TEXT, ADD COLUMN salted_at TIMESTAMPTZ;
+        UPDATE seed_chains SET salted_at = created_at,
+            client_seed_source = 'chosen with the chain (before seeding events)';
+        ALTER TABLE seed_chains ADD CONSTRAINT seed_chains_salted
+            CHECK ((client_seed IS NULL) = (salted_at IS NULL)
+                   AND (client_seed IS NULL) = (client_seed_source IS NULL));
+        ALTER TABLE rounds ALTER COLUMN server_seed DROP NOT NULL;
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS rounds (
     id               BIGINT PRIMARY KEY,  -- assigned by the engine, in order
     chain_id         BIGINT      NOT NULL REFERENCES seed_chains (id),
     nonce            INTEGER     NOT NULL CHECK (nonce > 0),
     seed_hash        CHAR(64)    NOT NULL,
-    server_seed      CHAR(64)    NOT NULL,
+    server_seed      CHAR(64),  -- revealed at the crash; NULL for a void round
     client_seed      TEXT        NOT NULL,
     house_edge       NUMERIC(5, 2) NOT NULL,
     -- NULL for a void round (the server stopped before it crashed).
@@ -55,6 +79,8 @@ CREATE TABLE IF NOT EXISTS rounds (
     bets_count       INTEGER     NOT NULL DEFAULT 0,
     total_wagered    BIGINT      NOT NULL DEFAULT 0,
     total_paid       BIGINT      NOT NULL DEFAULT 0,
+    -- The game's own times: when it began running and when it crashed (a void
+    -- round: NULL, and when it was flushed).
     started_at       TIMESTAMPTZ,
     ended_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (chain_id, nonce),
@@ -77,6 +103,8 @@ CREATE TABLE IF NOT EXISTS bets (
     -- The bettor's balance right after the debit, as its bet_accepted said:
     -- a restarted server answers a replayed ref with that same frame.
     balance_after            BIGINT,
+    -- When the game accepted the bet (bets flushed before schema version 4:
+    -- when they were flushed).
     placed_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
     -- One bet per user per round; also the per-round index, and what a ledger
     -- row names its bet by.
@@ -199,4 +227,4 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4) ON CONFLICT DO NOTHING;

@@ -47,14 +47,16 @@ async def _storage_numbers(rounds: int = 9, commits: int = 50) -> dict[str, Any]
         chain = await db.create_seed_chain("ab" * 32, 1000, "cd" * 32, "bench")
         flush_ms = []
         for rid in range(1, rounds + 1):
-            records: list[Any] = [RoundOpened(rid, chain, rid, "00" * 32, "11" * 32, "b", 1.0)]
+            opened = int(time.time() * 1000)  # bets spread over a 5 s window, as in play
+            records: list[Any] = [RoundOpened(rid, chain, rid, "00" * 32, "b", 1.0, opened)]
             for i, uid in enumerate(user_ids):
-                records.append(BetPlaced(rid, uid, None, 100 + i % 900, None, 0))
+                placed = opened + i // 2
+                records.append(BetPlaced(rid, uid, None, 100 + i % 900, None, 0, placed))
             for i, uid in enumerate(user_ids[::2]):
                 records.append(
                     CashedOut(rid, uid, 150, (100 + (2 * i) % 900) * 150 // 100, 0, "auto")
                 )
-            records.append(RoundCrashed(rid, 200, 11_553))
+            records.append(RoundCrashed(rid, 200, 11_553, "11" * 32, opened + 16_553))
             # As in serve, which runs with automatic collection off and collects
             # once per round (README, "Garbage collection").
             gc.collect()
@@ -66,7 +68,7 @@ async def _storage_numbers(rounds: int = 9, commits: int = 50) -> dict[str, Any]
             finally:
                 gc.enable()
         batch = [BetPlaced(10_000, uid, None, 100, None, 0) for uid in user_ids[:1000]]
-        await storage.live.commit([RoundOpened(10_000, chain, 999, "00" * 32, "11" * 32, "b", 1.0)])
+        await storage.live.commit([RoundOpened(10_000, chain, 999, "00" * 32, "b", 1.0)])
         commit_ms = []
         for _ in range(commits):
             started = time.perf_counter()

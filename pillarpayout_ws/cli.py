@@ -1,4 +1,4 @@
-"""The ``pillarpayout`` command: serve, relay, verify, chain, audit, grant.
+"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
 use, missing wheel, unknown user) ends in one line on stderr and exit code 2;
@@ -57,15 +57,37 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("relay", help="serve read-only spectator streams from Redis"), RelayConfig
     )
 
-    verify = sub.add_parser("verify", help="print the crash point of a round")
-    verify.add_argument("--server-seed", required=True)
-    verify.add_argument("--client-seed", required=True)
+    verify = sub.add_parser(
+        "verify",
+        help="print the crash point of a round, or check every round a server published",
+    )
+    verify.add_argument("--server-seed")
+    verify.add_argument("--client-seed")
     verify.add_argument("--house-edge", type=float, default=1.0, help="percent [1.0]")
+    verify.add_argument(
+        "--url", help="check every round published by the server at http://HOST:PORT"
+    )
 
-    chain = sub.add_parser("chain", help="create a new seed chain and print its commitment")
+    chain = sub.add_parser(
+        "chain", help="create a new seed chain and print its commitment (salt it with salt)"
+    )
     add_flags(chain, StorageConfig)
-    chain.add_argument("--length", type=int, default=100_000)
-    chain.add_argument("--client-seed", default=None)
+    chain.add_argument("--length", type=int, default=100_000, help="rounds [100000]")
+    chain.add_argument(
+        "--client-seed",
+        default=None,
+        help="salt it at once with a value chosen now (no seeding event) [unsalted]",
+    )
+
+    salt = sub.add_parser(
+        "salt", help="set a new chain's salt, once: the seeding event's last step"
+    )
+    add_flags(salt, StorageConfig)
+    salt.add_argument("--chain", type=int, required=True, help="the chain's id")
+    salt.add_argument(
+        "--client-seed", required=True, help="the value named in advance (a future block hash)"
+    )
+    salt.add_argument("--source", required=True, help="where it comes from, published with it")
 
     audit = sub.add_parser("audit", help="check the money invariants")
     add_flags(audit, StorageConfig)
@@ -80,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _verify(args: argparse.Namespace) -> int:
     from .engine.fairness import crash_point, format_multiplier
 
+    if args.url is not None:
+        from .verifier import verify_url
+
+        return 1 if verify_url(args.url) else 0
+    if args.server_seed is None or args.client_seed is None:
+        raise ConfigError("give --server-seed and --client-seed, or --url")
     seed = args.server_seed.strip().lower()
     if len(seed) != 64 or any(c not in "0123456789abcdef" for c in seed):
         raise ConfigError("--server-seed must be 64 hex digits")
@@ -101,7 +129,26 @@ async def _chain(args: argparse.Namespace) -> int:
         await storage.close()
     print(f"chain {row.id}: {row.length} rounds")
     print(f"commitment (publish this): {row.commitment}")
-    print(f"client seed: {row.client_seed}")
+    if row.client_seed is None:
+        print(
+            "no salt yet: announce the seeding event (a value nobody knows yet, e.g. a future "
+            f"block hash), then: pillarpayout salt --chain {row.id} --client-seed VALUE "
+            "--source TEXT"
+        )
+    else:
+        print(f"client seed: {row.client_seed} ({row.client_seed_source})")
+    return 0
+
+
+async def _salt(args: argparse.Namespace) -> int:
+    from .server.seeds import salt_chain
+
+    storage = await _storage(args)
+    try:
+        await salt_chain(storage.db, args.chain, args.client_seed, args.source)
+    finally:
+        await storage.close()
+    print(f"chain {args.chain} salted with {args.client_seed!r} ({args.source})")
     return 0
 
 
@@ -186,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {
             "serve": _serve,
             "chain": _chain,
+            "salt": _salt,
             "audit": _audit,
             "grant": _grant,
             "relay": _relay,

@@ -115,6 +115,26 @@ def test_grant_audit_and_chain_without_a_server(tmp_path: Path) -> None:
     )
 
 
+def test_the_seeding_event_from_the_command_line(tmp_path: Path) -> None:
+    """chain publishes a commitment with no salt; serve refuses it until salt has run;
+    salt works once."""
+    data = ["--data-dir", str(tmp_path / "data")]
+    chain = run_cli("chain", *data, "--length", "10")
+    assert chain.returncode == 0, chain.stderr
+    assert "no salt yet" in chain.stdout and "pillarpayout salt --chain 1" in chain.stdout
+    serve = run_cli("serve", *data, "--port", "0")
+    assert serve.returncode == 2
+    assert "seed chain 1" in serve.stderr and "waits for its salt" in serve.stderr
+    salt = ("salt", *data, "--chain", "1", "--client-seed", "block-880000")
+    first = run_cli(*salt, "--source", "bitcoin block 880000")
+    assert first.returncode == 0 and "chain 1 salted" in first.stdout
+    again = run_cli(*salt, "--source", "again")
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1] == (
+        "pillarpayout salt: seed chain 1 already has its salt"
+    )
+
+
 def test_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -59,11 +59,18 @@ BetStatus = Literal["open", "cashed_out", "lost"]
 
 @dataclass(frozen=True, slots=True)
 class BettingOpened:
-    """A round opened for bets; ``betting_ms`` is how long the window has left."""
+    """A round opened for bets; ``betting_ms`` is how long the window has left.
+
+    ``chain_id`` and ``nonce`` say where its seed sits in the published chain,
+    ``house_edge`` (percent) what the crash point formula will use.
+    """
 
     round_id: int
     seed_hash: str
     betting_ms: int
+    chain_id: int
+    nonce: int
+    house_edge: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,8 @@ class GameSnapshot:
     phase: Phase
     round_id: int | None
     seed_hash: str | None
+    chain_id: int | None
+    nonce: int | None
     m: int
     integrity: int
     elapsed_ms: int

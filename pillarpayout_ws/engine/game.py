@@ -300,7 +300,19 @@ class Game:
         r = self._round
         if r is None or self._now is None:
             return GameSnapshot(
-                Phase.IDLE, None, None, ONE_X, FULL_INTEGRITY, 0, 0, None, history, goal, ()
+                Phase.IDLE,
+                None,
+                None,
+                None,
+                None,
+                ONE_X,
+                FULL_INTEGRITY,
+                0,
+                0,
+                None,
+                history,
+                goal,
+                (),
             )
         crash: int | None = None
         betting_left = 0
@@ -317,6 +329,8 @@ class Game:
             self._phase,
             r.round_id,
             r.seed_hash,
+            r.seed.chain_id,
+            r.seed.nonce,
             m,
             integrity_at(m),
             elapsed,
@@ -469,16 +483,19 @@ class Game:
                 del self._bet_refs[key]
         self._records.append(
             RoundOpened(
+                round_id, seed.chain_id, seed.nonce, public_hash, seed.client_seed, edge, opens
+            )
+        )
+        self._events.append(
+            BettingOpened(
                 round_id,
+                public_hash,
+                r.betting_ends_ms - now,
                 seed.chain_id,
                 seed.nonce,
-                public_hash,
-                seed.server_seed,
-                seed.client_seed,
                 edge,
             )
         )
-        self._events.append(BettingOpened(round_id, public_hash, r.betting_ends_ms - now))
 
     def _begin_running(self, r: _Round) -> None:
         self._phase = next_phase(self._phase, Trigger.BETTING_ENDS)
@@ -569,7 +586,9 @@ class Game:
                 r.crash_elapsed,
             )
         )
-        self._records.append(RoundCrashed(r.round_id, r.crash_point, r.crash_elapsed))
+        self._records.append(
+            RoundCrashed(r.round_id, r.crash_point, r.crash_elapsed, seed.server_seed, r.crashed_ms)
+        )
         self._history.append((r.round_id, r.crash_point))
         announced, record = self._goals.add_round(r.round_id, len(r.book), r.crash_point)
         self._events.extend(GoalUpdated.of(goal, status) for goal, status in announced)
@@ -632,7 +651,9 @@ class Game:
             self._bet_refs[user_id, ref] = accepted
             self._ref_rounds[-1].append((user_id, ref))
         self._events.append(accepted)
-        self._records.append(BetPlaced(r.round_id, user_id, ref, stake, target, account.balance))
+        self._records.append(
+            BetPlaced(r.round_id, user_id, ref, stake, target, account.balance, self._now)
+        )
 
     def cash_out(self, now_ms: int, user_id: int, ref: str | None) -> None:
         """A player's manual cashout at the multiplier of ``now_ms``.

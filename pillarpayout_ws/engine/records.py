@@ -7,6 +7,14 @@ Storage replays them to flush a completed round to PostgreSQL and to recover a
 round after a crash, so they carry everything those need and nothing else.
 
 Money is integer cents; multipliers are integer hundredths (``235`` = 2.35x).
+Times (``*_ms``) are the engine's ``now``: the server's clock, Unix
+milliseconds. They default to ``None`` so that records written before they
+existed still read back.
+
+Secrecy: nothing here is derived from a round's server seed before its
+``RoundCrashed`` (Redis, which relays and operators read, holds these): a
+``RoundOpened`` names its seed by chain and nonce, and the seed itself comes
+with the crash.
 """
 
 from __future__ import annotations
@@ -25,11 +33,9 @@ class RoundOpened:
     chain_id: int
     nonce: int
     seed_hash: str
-    # Secret until the round crashes. It sits in the write-ahead so that a
-    # round recovered after a restart can still be flushed with its seed.
-    server_seed: str
     client_seed: str
     house_edge: float
+    opened_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,7 @@ class BetPlaced:
     amount: int
     auto_cashout: int | None
     balance_after: int
+    placed_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +61,13 @@ class CashedOut:
 
 @dataclass(frozen=True, slots=True)
 class RoundCrashed:
+    """The pillar fell: the seed is public from now on, and goes to Redis with this."""
+
     round_id: int
     crash_point: int
     elapsed_ms: int
+    server_seed: str | None = None
+    crashed_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,10 +38,12 @@ from pillarpayout_ws.protocol.commands import (
 from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 from pillarpayout_ws.protocol.frames import (
     LIVE_BETS_LIMIT,
+    Fairness,
     encode_bets,
     encode_chat,
     encode_error,
     encode_event,
+    encode_fairness,
     encode_hello,
     encode_logged_out,
     encode_pong,
@@ -64,6 +66,7 @@ __all__ = [
     "CashOut",
     "Chat",
     "Command",
+    "Fairness",
     "FrameCode",
     "FrameError",
     "Login",
@@ -77,6 +80,7 @@ __all__ = [
     "encode_chat",
     "encode_error",
     "encode_event",
+    "encode_fairness",
     "encode_hello",
     "encode_logged_out",
     "encode_pong",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import assert_never
 
 import orjson
@@ -45,10 +46,12 @@ from pillarpayout_ws.engine.goals import Goal
 
 __all__ = [
     "LIVE_BETS_LIMIT",
+    "Fairness",
     "encode_bets",
     "encode_chat",
     "encode_error",
     "encode_event",
+    "encode_fairness",
     "encode_hello",
     "encode_logged_out",
     "encode_pong",
@@ -59,6 +62,20 @@ _Object = dict[str, object]
 
 # The most bets a ``bets`` frame or a ``hello`` lists (the largest ones).
 LIVE_BETS_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Fairness:
+    """What anyone needs to check every round of the chain being played: the
+    commitment the chain ends in, its salt and where the salt came from, and
+    the house edge (percent) of the crash point formula."""
+
+    chain_id: int
+    commitment: str
+    chain_length: int
+    client_seed: str
+    client_seed_source: str
+    house_edge: float
 
 
 def encode_event(event: Event, *, ts: float) -> bytes:
@@ -75,6 +92,9 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "round_id": event.round_id,
                 "seed_hash": event.seed_hash,
                 "betting_ms": event.betting_ms,
+                "chain_id": event.chain_id,
+                "nonce": event.nonce,
+                "house_edge": event.house_edge,
             }
         case RoundRunning():
             frame = {"type": "running", "round_id": event.round_id}
@@ -141,6 +161,11 @@ def encode_event(event: Event, *, ts: float) -> bytes:
     return orjson.dumps(frame)
 
 
+def encode_fairness(fairness: Fairness) -> bytes:
+    """Announces a new chain (or house edge) before its first round's ``betting``."""
+    return orjson.dumps({"type": "fairness", **asdict(fairness)})
+
+
 def encode_error(code: str, message: str, ref: str | None) -> bytes:
     """An ``error`` frame: ``code`` for programs, ``message`` for people."""
     return orjson.dumps({"type": "error", "code": str(code), "message": message, "ref": ref})
@@ -185,10 +210,12 @@ def encode_hello(
     snapshot: GameSnapshot,
     *,
     server: str,
+    fairness: Fairness,
     chat: Sequence[tuple[str, str, float]],
     ts: float,
 ) -> bytes:
-    """The first frame of every connection: everything needed to draw the game now.
+    """The first frame of every connection: everything needed to draw the game now,
+    and to check it (``fairness``).
 
     ``chat`` is the recent lines as ``(username, text, ts)``, oldest first.
     Like ``bets`` frames, it lists at most ``LIVE_BETS_LIMIT`` bets, the largest.
@@ -201,6 +228,8 @@ def encode_hello(
             "round_id": snapshot.round_id,
             "phase": snapshot.phase.value,
             "seed_hash": snapshot.seed_hash,
+            "nonce": snapshot.nonce,
+            "fairness": asdict(fairness),
             "m": _multiplier(snapshot.m),
             "integrity": _percent(snapshot.integrity),
             "elapsed_ms": snapshot.elapsed_ms,

@@ -8,6 +8,8 @@ runner         the game loop, sole owner of the engine
 handler        one WebSocket connection
 fanout         writing frames to every socket
 routes         which HTTP path gets which answer; ``limits``: admission
+api            ``/api/*``: fairness and round history
+seeds          the seed chains played
 health         ``/healthz``, store pings, restarting dead embedded servers
 metrics        ``/metrics``
 hello          the first frame of every connection, and the relays' snapshot
@@ -37,6 +39,8 @@ from websockets.typing import Origin
 from ..exceptions import ConfigError, PillarPayoutError
 from ..storage import Storage
 from ..storage.flush import Flusher, flush_or_hold, recover
+from ..storage.postgres import Database
+from .api import PublicRecord
 from .auth import Accounts
 from .chat import ChatRoom
 from .clock import Clock, MonotonicClock
@@ -52,7 +56,7 @@ from .metrics import Metrics
 from .publish import Publisher
 from .routes import Router, metrics_response
 from .runner import GameRunner, restore_game
-from .seeds import load_or_create_chain
+from .seeds import Chains, load_chains
 from .static import WebFiles
 from .tasks import Supervisor
 
@@ -63,6 +67,7 @@ log = logging.getLogger("pillarpayout.server")
 HEALTH_INTERVAL_S = 1.0
 GRANT_POLL_S = 0.25
 CHAT_SAVE_S = 1.0
+CHAINS_POLL_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
@@ -118,13 +123,12 @@ class App:
         if not await db.try_server_lock():
             raise ConfigError("another pillarpayout serve is already running on this database")
         await recover(storage.live, db)
-        seeds = await load_or_create_chain(
-            db, length=config.chain_length, client_seed=config.client_seed
-        )
-        game = await restore_game(db, config.game, seeds)
+        chains = await load_chains(db, length=config.chain_length, client_seed=config.client_seed)
+        game = await restore_game(db, config.game, chains)
         self.runner = runner = GameRunner(
-            game, storage.live, self.flusher, self.hub, self.metrics, self.clock
+            game, chains, storage.live, self.flusher, self.hub, self.metrics, self.clock
         )
+        await self.chat.restore()
         hello = Hello(runner, self.chat)
         self._services = Services(
             hub=self.hub,
@@ -138,6 +142,7 @@ class App:
         self.health = HealthWatch(storage, self.flusher, self._game_loop_alive)
         self.publisher = Publisher(storage.live, hello.greet)
         self.hub.mirror = self.publisher.frame
+        runner.mirror = self.publisher
         self.metrics.watch(self.hub, self.flusher, self.publisher)
         self._gate = ConnectionGate(
             self.hub,
@@ -145,12 +150,15 @@ class App:
             limit_loopback=config.limit_loopback,
             refused=lambda code: self.metrics.errors.labels(code).inc(),
         )
+        api = PublicRecord(storage, runner, self.clock, limit_loopback=config.limit_loopback)
         router = Router(
             websocket=self._gate,
             pages={
                 "/healthz": lambda _c, _r: self.health.response(),
                 "/metrics": lambda _c, _r: metrics_response(self.metrics.registry),
+                **api.pages,
             },
+            prefixes=api.prefixes,
             files=WebFiles.load(),
         )
         # Browsers always send Origin; other clients (the load-test harness) may
@@ -172,6 +180,7 @@ class App:
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
+        self.tasks.every(CHAINS_POLL_S, lambda: _add_new_chains(db, chains), "chains")
         log.info("listening on http://%s:%d/ (WebSocket at /ws)", config.host, self.port)
 
     def _game_loop_alive(self) -> bool:
@@ -222,6 +231,12 @@ class App:
 
     async def wait_stopping(self) -> None:
         await self._stopping.wait()
+
+
+async def _add_new_chains(db: Database, chains: Chains) -> None:
+    """Chains salted while the server runs are played once the current one is used up."""
+    with contextlib.suppress(PillarPayoutError):
+        chains.add(await db.seed_chains())
 
 
 async def run(config: ServerConfig) -> int:

@@ -7,7 +7,8 @@
 - A line is broadcast at once; the last ``RECENT_CHAT`` lines go into every
   ``hello``; lines are written to PostgreSQL in batches (``save``, every
   second from the server's tasks). If PostgreSQL is down they wait for the
-  next save.
+  next save. A restarted server starts from the last lines PostgreSQL holds
+  (``restore``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class ChatRoom:
         self._lines: collections.deque[ChatLine] = collections.deque(maxlen=RECENT_CHAT)
         self._to_save: list[tuple[int, int | None, str]] = []
         self._buckets: dict[int, TokenBucket] = {}
+
+    async def restore(self) -> None:
+        """Start from the last lines stored (the server's start)."""
+        self._lines.extend(await self._db.recent_chat(RECENT_CHAT))
 
     def recent(self) -> list[ChatLine]:
         """The last lines, oldest first, for ``hello``."""

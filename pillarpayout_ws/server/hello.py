@@ -1,8 +1,9 @@
 """``hello``: the first frame of every connection, and the relays' snapshot.
 
 It is built from the game's snapshot, handed out by the runner at a moment
-when the engine holds exactly what has been sent (``GameRunner.greet``), and
-the chat room's recent lines. A newcomer is added to the fan-out in the same
+when the engine holds exactly what has been sent (``GameRunner.greet``), the
+chain being played with its house edge (``fairness``), and the chat room's
+recent lines. A newcomer is added to the fan-out in the same
 step as its ``hello`` is written, so the first broadcast it gets is the first
 one made after its snapshot: nothing missed, nothing twice.
 """
@@ -29,7 +30,13 @@ class Hello:
         self._chat = chat
 
     def encode(self, snapshot: GameSnapshot) -> bytes:
-        return encode_hello(snapshot, server=SERVER_NAME, chat=self._chat.recent(), ts=time.time())
+        return encode_hello(
+            snapshot,
+            server=SERVER_NAME,
+            fairness=self._runner.fairness(),
+            chat=self._chat.recent(),
+            ts=time.time(),
+        )
 
     def greet(self, send: Callable[[bytes], object]) -> None:
         """Call ``send`` with a ``hello`` as soon as the game can be shown as sent."""

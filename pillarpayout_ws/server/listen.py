@@ -18,7 +18,7 @@ async def listen(
     host: str,
     port: int,
     *,
-    process_request: Callable[[ServerConnection, Request], Response | None],
+    process_request: Callable[[ServerConnection, Request], Response | Awaitable[Response] | None],
     server_header: str,
     origins: Sequence[Origin | None] | None = None,
     reuse_port: bool = False,

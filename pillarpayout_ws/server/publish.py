@@ -8,7 +8,9 @@ more than the multiplier (a phase, bets, chat, a goal) but at most every
 ``SNAPSHOT_MIN_S``, and at least every ``SNAPSHOT_EVERY_S``. The snapshot is
 asked of ``greet`` (``Hello.greet``), which answers once the game shows no
 more than has been broadcast, so it takes its place in the queue right after
-the frames it already contains.
+the frames it already contains. The game's mirror in Redis rides in the same
+round trip, off the acks' path: ``game_state`` (the runner's latest, at
+every tick and phase change) and the changes to ``active_bets``.
 
 Messages are ``F<seq> <frame>`` (a frame to broadcast) or ``H<seq> <hello>``
 (the new snapshot, not forwarded). ``seq`` counts every message from 1 for
@@ -27,7 +29,7 @@ from collections.abc import Callable
 
 from ..exceptions import RedisUnavailable
 from ..retry import Backoff, wait_for_event
-from ..storage.live import LiveStore
+from ..storage.live import ActiveBets, LiveStore, active_bet
 
 SNAPSHOT_EVERY_S = 1.0
 SNAPSHOT_MIN_S = 0.2  # a snapshot costs a game snapshot: not more often than this
@@ -48,9 +50,13 @@ class Publisher:
         self._snapshot_due = True
         self._snapshot_at = 0.0
         self._snapshot: bytes | None = None  # asked for, not yet published
+        self._state: dict[str, str] | None = None  # the latest, not yet written
+        self._bets = ActiveBets()  # changes not yet written
         self._closed = False
+        self._attempted = asyncio.Condition()  # notified after every round trip
         self.published = 0
         self.dropped = 0
+        self.state_written: dict[str, str] | None = None  # the last game_state Redis took
 
     def frame(self, payload: bytes, droppable: bool) -> None:
         """Queue one broadcast frame (the fan-out calls this; it never blocks)."""
@@ -62,6 +68,34 @@ class Publisher:
         if not droppable:
             self._snapshot_due = True
         self._wake.set()
+
+    # -- the mirror (the runner calls these; none blocks) --------------------
+
+    def game_state(self, fields: dict[str, str]) -> None:
+        """The game's latest state, for Redis's ``game_state`` hash."""
+        self._state = fields
+        self._wake.set()
+
+    def round_opened(self) -> None:
+        """A new round: ``active_bets`` starts empty."""
+        self._bets = ActiveBets(reset=True)
+        self._wake.set()
+
+    def bet(self, user_id: int, amount: int, placed_at: float, multiplier: int | None) -> None:
+        """A bet of the current round, placed or (with ``multiplier``) cashed out."""
+        self._bets.entries[str(user_id)] = active_bet(amount, placed_at, multiplier)
+        self._wake.set()
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything waits for the next round trip."""
+        bets = self._bets
+        return bool(self._queue or self._state or self._snapshot or bets.reset or bets.entries)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checking it after every round trip to Redis."""
+        async with self._attempted:
+            await self._attempted.wait_for(predicate)
 
     def close(self) -> None:
         self._closed = True
@@ -88,17 +122,37 @@ class Publisher:
             batch = list(self._queue)
             self._queue.clear()
             snapshot, self._snapshot = self._snapshot, None
+            state, self._state = self._state, None
+            bets, self._bets = self._bets, ActiveBets()
             try:
-                await self._live.publish(batch, snapshot)
+                await self._live.publish(batch, snapshot, state, bets)
             except RedisUnavailable:
                 # Old frames are worth nothing later: drop them, and let the
                 # relays see the jump and take the next snapshot.
                 self.dropped += len(batch)
                 self._snapshot_due = True
+                if self._state is None:
+                    self._state = state  # still the latest: write it when Redis is back
+                self._bets = _merged(bets, self._bets)
+                await self._notify()
                 if closing:
                     return
                 await asyncio.sleep(backoff.failed())
                 continue
             self.published += len(batch)
+            if state is not None:
+                self.state_written = state
+            await self._notify()
             if closing:
                 return
+
+    async def _notify(self) -> None:
+        async with self._attempted:
+            self._attempted.notify_all()
+
+
+def _merged(older: ActiveBets, newer: ActiveBets) -> ActiveBets:
+    """What is still to write when ``older`` could not be written before ``newer``."""
+    if newer.reset:
+        return newer
+    return ActiveBets(older.reset, {**older.entries, **newer.entries})

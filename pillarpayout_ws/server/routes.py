@@ -2,15 +2,17 @@
 
 websockets reads every request on the port and asks ``process_request``
 before its handshake: a ``Response`` answers the request (plain HTTP), and
-``None`` lets the WebSocket handshake go on. ``Router`` is that callback for
-the game and for the relays: ``/ws`` goes to a gate that may refuse the
-handshake, each other path to its page, then to the browser client's files,
-else 404. The query string never selects a page.
+``None`` lets the WebSocket handshake go on, and it may be awaitable (a page
+that reads PostgreSQL awaits without holding up the game loop). ``Router``
+is that callback for the game and for the relays: ``/ws`` goes to a gate that
+may refuse the handshake, each other path to its page (or to the page of a
+prefix, ``/api/rounds/`` for ``/api/rounds/42``), then to the browser
+client's files, else 404. The query string never selects a page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -24,7 +26,7 @@ from .static import WebFiles
 
 __all__ = ["Gate", "Page", "Router", "json_response", "metrics_response"]
 
-Page = Callable[[ServerConnection, Request], Response]
+Page = Callable[[ServerConnection, Request], Response | Awaitable[Response]]
 # Refuses a WebSocket handshake with a Response, or lets it go on (None).
 Gate = Callable[[ServerConnection, Request], Response | None]
 
@@ -35,17 +37,21 @@ class Router:
         *,
         websocket: Gate,
         pages: Mapping[str, Page],
+        prefixes: Mapping[str, Page] | None = None,
         files: WebFiles | None = None,
     ) -> None:
         self._websocket = websocket
         self._pages = dict(pages)
+        self._prefixes = dict(prefixes or {})
         self._files = files
 
-    def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+    def __call__(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | Awaitable[Response] | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return self._websocket(connection, request)
-        page = self._pages.get(path)
+        page = self._pages.get(path) or self._prefixes.get(path[: path.rfind("/") + 1])
         if page is not None:
             return page(connection, request)
         if self._files is not None:
@@ -55,13 +61,15 @@ class Router:
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
 
-def json_response(status: HTTPStatus, body: dict[str, Any]) -> Response:
+def json_response(status: HTTPStatus, body: dict[str, Any], *, cache: str = "no-store") -> Response:
+    """A JSON answer; ``cache`` is its ``Cache-Control`` (answers that cannot change
+    say so, the rest are not stored)."""
     data = orjson.dumps(body)
     headers = Headers(
         [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(data))),
-            ("Cache-Control", "no-store"),
+            ("Cache-Control", cache),
         ]
     )
     return Response(status.value, status.phrase, headers, data)

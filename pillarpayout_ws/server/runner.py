@@ -21,6 +21,13 @@ when the engine holds exactly what has been sent (between turns, or at the
 end of the turn under way), so a ``hello`` never shows what the broadcasts
 after it repeat or what a stalled commit has not yet made durable.
 
+Beside the frames, the loop tells ``mirror`` (the relays' publisher, which
+writes it to Redis off the acks' path) the game's state at every tick and
+phase change (``game_state``: round, multiplier, integrity, phase, players
+with a bet) and each bet of the round as it is placed and cashed out
+(``active_bets``). A round of a chain other than the last one announced is
+preceded by a ``fairness`` frame.
+
 Time comes from the injected ``Clock`` (``server/clock.py``).
 """
 
@@ -32,6 +39,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..engine.config import GameConfig
 from ..engine.errors import EngineError
@@ -49,13 +57,14 @@ from ..engine.events import (
     RoundRunning,
     Tick,
 )
-from ..engine.fairness import SeedSource
+from ..engine.fairness import format_multiplier
 from ..engine.game import Game
 from ..engine.goals import Goal
+from ..engine.growth import FULL_INTEGRITY, ONE_X, integrity_at
 from ..engine.phases import Phase
 from ..engine.records import Record, RoundCrashed
 from ..exceptions import RedisUnavailable
-from ..protocol import encode_bets, encode_error, encode_event
+from ..protocol import Fairness, encode_bets, encode_error, encode_event, encode_fairness
 from ..retry import Backoff
 from ..storage.flush import Flusher
 from ..storage.live import LiveStore
@@ -63,6 +72,7 @@ from ..storage.postgres import Database
 from .clock import Clock
 from .fanout import Hub
 from .metrics import Metrics
+from .seeds import Chains
 
 log = logging.getLogger("pillarpayout.server")
 
@@ -116,7 +126,17 @@ GameCommand = BetCommand | CashoutCommand | LoadAccount | GrantCommand
 Greeting = Callable[[GameSnapshot], object]
 
 
-async def restore_game(db: Database, config: GameConfig, seeds: SeedSource) -> Game:
+class Mirror(Protocol):
+    """Where the loop tells the game's live state (``Publisher``)."""
+
+    def game_state(self, fields: dict[str, str]) -> None: ...
+
+    def round_opened(self) -> None: ...
+
+    def bet(self, user_id: int, amount: int, placed_at: float, multiplier: int | None) -> None: ...
+
+
+async def restore_game(db: Database, config: GameConfig, seeds: Chains) -> Game:
     """The engine as PostgreSQL left it: next round id, goals, history, bet refs.
 
     Recovery must have flushed every earlier round first: then PostgreSQL
@@ -149,6 +169,7 @@ class GameRunner:
     def __init__(
         self,
         game: Game,
+        chains: Chains,
         live: LiveStore,
         flusher: Flusher,
         hub: Hub,
@@ -156,6 +177,8 @@ class GameRunner:
         clock: Clock,
     ) -> None:
         self._game = game
+        self._chains = chains
+        self._announced_chain = chains.current.id
         self._live = live
         self._flusher = flusher
         self._hub = hub
@@ -171,12 +194,19 @@ class GameRunner:
         self._rounds_since_full_gc = 0
         self.round_id: int | None = None  # the current round, as of the last turn
         self.sent_ms = 0  # game time up to which every event has been sent
+        self.mirror: Mirror | None = None
+        # The current round's bets: user id -> (amount, when placed), for the mirror.
+        self._bets: dict[int, tuple[int, float]] = {}
         self.turn_done = asyncio.Event()  # set after every turn (tests and shutdown wait on it)
 
     @property
     def game(self) -> Game:
         """The engine, for tests to inspect; the server itself never reaches in."""
         return self._game
+
+    def fairness(self) -> Fairness:
+        """The chain being played and the house edge, as ``hello`` and ``fairness`` show them."""
+        return self._chains.fairness(self._game.config.house_edge)
 
     def now_ms(self) -> int:
         # Rounded, not truncated: an instant set as ms / 1000 reads back as ms.
@@ -351,26 +381,63 @@ class GameRunner:
                 hub.broadcast(encode_event(event, ts=ts), droppable=True)
                 self._metrics.ticks.inc()
                 self._flush_bets_delta(event.round_id)
+                self._state(event.round_id, "running", event.m, event.integrity)
             elif isinstance(event, BetAccepted):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.bets.inc()
                 self._note_bet_change(event.round_id, event.user_id)
+                if event.round_id == self._game.round_id and event.user_id not in self._bets:
+                    self._bets[event.user_id] = (event.amount, ts)  # not an old ack again
+                    self._mirror_bet(event.user_id, None)
             elif isinstance(event, CashoutDone):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.cashouts.labels(event.reason).inc()
                 self._note_bet_change(event.round_id, event.user_id)
+                if event.round_id == self._game.round_id:
+                    self._mirror_bet(event.user_id, event.multiplier)
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()
             elif isinstance(event, FundsGranted):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
-            elif isinstance(event, (BettingOpened, RoundRunning, Crashed, GoalUpdated)):
-                if isinstance(event, (RoundRunning, Crashed)):
-                    self._flush_bets_delta(event.round_id)
+            elif isinstance(event, BettingOpened):
+                if event.chain_id != self._announced_chain:
+                    hub.broadcast(encode_fairness(self.fairness()))
+                    self._announced_chain = event.chain_id
                 hub.broadcast(encode_event(event, ts=ts))
-                if isinstance(event, Crashed):
+                self._bets.clear()
+                if self.mirror is not None:
+                    self.mirror.round_opened()
+                self._state(event.round_id, "betting", ONE_X, FULL_INTEGRITY)
+            elif isinstance(event, (RoundRunning, Crashed)):
+                self._flush_bets_delta(event.round_id)
+                hub.broadcast(encode_event(event, ts=ts))
+                if isinstance(event, RoundRunning):
+                    self._state(event.round_id, "running", ONE_X, FULL_INTEGRITY)
+                else:
+                    crash = event.crash_point
+                    self._state(event.round_id, "crashed", crash, integrity_at(crash))
                     self._metrics.rounds.inc()
                     hub.when_idle(self._collect_garbage)  # after the crash reached everyone
+            elif isinstance(event, GoalUpdated):
+                hub.broadcast(encode_event(event, ts=ts))
+
+    def _state(self, round_id: int, state: str, m: int, integrity: int) -> None:
+        if self.mirror is not None:
+            self.mirror.game_state(
+                {
+                    "round_id": str(round_id),
+                    "multiplier": format_multiplier(m),
+                    "integrity": format_multiplier(integrity),  # hundredths of a percent
+                    "state": state,
+                    "active_players": str(len(self._bets)),
+                }
+            )
+
+    def _mirror_bet(self, user_id: int, multiplier: int | None) -> None:
+        placed = self._bets.get(user_id)
+        if self.mirror is not None and placed is not None:
+            self.mirror.bet(user_id, placed[0], placed[1], multiplier)
 
     def _collect_garbage(self) -> None:
         """Collect in the cooldown, when no tick is due and no bet is taken.

@@ -8,6 +8,11 @@ Keys (``pp:`` is the prefix of everything this project writes)::
     pp:grant_requests  list   grants queued by `pillarpayout grant` for a running server
     pp:grant_reply:{k} list   the server's answer to grant request k
     pp:hello           string the latest ``hello`` snapshot, for relays greeting newcomers
+    game_state         hash   round_id, multiplier, integrity, state, active_players: the
+                              game as of its last tick or phase change
+    active_bets        hash   user id -> {"amount", "cashout_multiplier", "timestamp"}: the
+                              current round's bets, cashed out ones with their multiplier
+                              (both written by ``publish``, off the acks' path)
 
 Pub/sub channel ``pp:broadcast:{db}`` (pub/sub ignores database numbers, so
 the channel names its own): every broadcast frame, for relays (see
@@ -20,8 +25,10 @@ a loop turn, returning only after Redis acknowledged it. Redis runs with
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -46,12 +53,17 @@ _RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (RoundOpened, BetPlaced, CashedOut, RoundCrashed, GoalAdvanced, Granted)
 }
+_FIELDS = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in _RECORD_TYPES.values()
+}
 
 ROUNDS = "pp:rounds"
 GRANTS = "pp:grants"
 GRANT_REQUESTS = "pp:grant_requests"
 HELLO = "pp:hello"
 HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
+GAME_STATE = "game_state"
+ACTIVE_BETS = "active_bets"
 
 
 def round_key(round_id: int) -> str:
@@ -70,7 +82,15 @@ def encode_record(record: Record) -> bytes:
 def decode_record(data: bytes | str) -> Record:
     fields = orjson.loads(data)
     cls = _RECORD_TYPES[fields.pop("t")]
-    return cast(Record, cls(**fields))
+    # A field a record no longer has (a RoundOpened written with its seed, by a
+    # version before the seed waited for the crash) is dropped.
+    known = _FIELDS[cls]
+    return cast(Record, cls(**{k: v for k, v in fields.items() if k in known}))
+
+
+_FIELDS = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in _RECORD_TYPES.values()
+}
 
 
 def _mask(url: str) -> str:
@@ -81,6 +101,20 @@ def _mask(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+@dataclass(slots=True)
+class ActiveBets:
+    """Changes to ``active_bets`` since the last publish: emptied first if a round opened."""
+
+    reset: bool = False
+    entries: dict[str, bytes] = field(default_factory=dict)
+
+
+def active_bet(amount: int, placed_at: float, multiplier: int | None) -> bytes:
+    """One entry of ``active_bets``."""
+    cashout = None if multiplier is None else multiplier / 100
+    return orjson.dumps({"amount": amount, "cashout_multiplier": cashout, "timestamp": placed_at})
 
 
 def broadcast_channel(client: aioredis.Redis) -> str:
@@ -153,14 +187,29 @@ class LiveStore:
         """The pub/sub channel of this Redis database's game."""
         return broadcast_channel(self._redis)
 
-    async def publish(self, messages: Sequence[bytes], snapshot: bytes | None) -> None:
-        """Publish ``messages`` in order, and store ``snapshot`` as the latest hello."""
+    async def publish(
+        self,
+        messages: Sequence[bytes],
+        snapshot: bytes | None,
+        game_state: dict[str, str] | None = None,
+        active_bets: ActiveBets | None = None,
+    ) -> None:
+        """Publish ``messages`` in order, and store ``snapshot`` as the latest hello,
+        ``game_state`` as the game's state and the changes to ``active_bets``, in
+        one round trip (not a transaction: these are a mirror, not the record)."""
         pipe = self._redis.pipeline(transaction=False)
         channel = self.channel
         for message in messages:
             pipe.publish(channel, message)
         if snapshot is not None:
             pipe.set(HELLO, snapshot, ex=HELLO_TTL_S)
+        if game_state is not None:
+            pipe.hset(GAME_STATE, mapping=cast(Any, game_state))
+        if active_bets is not None:
+            if active_bets.reset:
+                pipe.delete(ACTIVE_BETS)
+            if active_bets.entries:
+                pipe.hset(ACTIVE_BETS, mapping=cast(Any, active_bets.entries))
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:

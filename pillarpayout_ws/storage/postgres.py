@@ -21,12 +21,14 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
+from ..engine.fairness import SeedChain
 from ..engine.records import Granted
-from ..exceptions import DatabaseUnavailable, StorageError, UnknownUser
+from ..exceptions import ConfigError, DatabaseUnavailable, StorageError, UnknownUser
 from .live import _mask
 from .settle import SettledRound
 
@@ -35,6 +37,9 @@ log = logging.getLogger("pillarpayout.storage")
 # Held by `serve` for its whole life: `grant` uses it to tell whether a server
 # owns the balances (then the grant goes through that server) or not.
 SERVER_LOCK_KEY = 7170421
+
+# The source of a salt set together with its chain.
+CHOSEN_WITH_CHAIN = "chosen with the chain (no seeding event)"
 
 _CONNECTION_ERRORS = (
     OSError,
@@ -61,8 +66,15 @@ class SeedChainRow:
     top_seed: str
     length: int
     commitment: str
-    client_seed: str
-    last_nonce: int
+    client_seed: str | None  # None until its seeding event
+    client_seed_source: str | None
+    created_at: datetime  # when the commitment was published
+    salted_at: datetime | None
+    last_nonce: int  # the last nonce of it PostgreSQL has seen played (0: none)
+
+    @property
+    def rounds_left(self) -> int:
+        return self.length - self.last_nonce
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +108,39 @@ _BET_COLUMNS = (
     "status",
     "cashout_reason",
     "balance_after",
+    "placed_at",
 )
 _LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "idem_key")
+
+
+_ROUND_FIELDS = (
+    "id, chain_id, nonce, seed_hash, server_seed, client_seed, house_edge, crash_point_x100, "
+    "status, bets_count, total_wagered, total_paid, started_at, ended_at"
+)
+
+
+async def _revealed_seeds(
+    conn: asyncpg.Connection, rounds: Sequence[SettledRound]
+) -> list[str | None]:
+    """Each round's server seed: from its crash record, or (a crash record written
+    before it carried the seed) from its chain; ``None`` for a void round."""
+    missing = {r.opened.chain_id for r in rounds if not r.void and r.server_seed is None}
+    chains: dict[int, SeedChain] = {}
+    for row in (
+        await conn.fetch(
+            "SELECT id, top_seed, length FROM seed_chains WHERE id = ANY($1::bigint[])",
+            list(missing),
+        )
+        if missing
+        else []
+    ):
+        chains[row["id"]] = SeedChain.from_top(row["top_seed"], row["length"])
+    return [
+        r.server_seed
+        if r.void or r.server_seed is not None
+        else chains[r.opened.chain_id].seed_for(r.opened.nonce)
+        for r in rounds
+    ]
 
 
 def schema_sql() -> str:
@@ -284,32 +327,72 @@ class Database:
 
     # -- seed chains and round ids -----------------------------------------
 
-    async def current_seed_chain(self) -> SeedChainRow | None:
-        """The newest chain and the last nonce of it that PostgreSQL has seen played."""
-        async with _translated("reading the seed chain"):
-            row = await self._pool.fetchrow(
+    async def seed_chains(self) -> list[SeedChainRow]:
+        """Every chain, oldest first, with the last nonce of it played."""
+        async with _translated("reading the seed chains"):
+            rows = await self._pool.fetch(
                 """
                 SELECT c.id, c.top_seed, c.length, c.commitment, c.client_seed,
+                       c.client_seed_source, c.created_at, c.salted_at,
                        COALESCE((SELECT max(nonce) FROM rounds r WHERE r.chain_id = c.id), 0)
                            AS last_nonce
-                FROM seed_chains c ORDER BY c.id DESC LIMIT 1
+                FROM seed_chains c ORDER BY c.id
                 """
             )
-        return SeedChainRow(**dict(row)) if row is not None else None
+        return [SeedChainRow(**dict(row)) for row in rows]
 
     async def create_seed_chain(
-        self, top_seed: str, length: int, commitment: str, client_seed: str
+        self,
+        top_seed: str,
+        length: int,
+        commitment: str,
+        client_seed: str | None = None,
+        client_seed_source: str | None = None,
     ) -> int:
+        """Store a new chain: unsalted (the usual way, see ``salt_seed_chain``), or
+        salted at once when ``client_seed`` is given (no seeding event, and its
+        source says so unless another is named)."""
+        if client_seed is not None and client_seed_source is None:
+            client_seed_source = CHOSEN_WITH_CHAIN
         async with _translated("creating a seed chain"):
             chain_id: int = await self._pool.fetchval(
-                "INSERT INTO seed_chains (top_seed, length, commitment, client_seed) "
-                "VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO seed_chains (top_seed, length, commitment, client_seed, "
+                "client_seed_source, salted_at) VALUES ($1, $2, $3, $4, $5, "
+                "CASE WHEN $4::text IS NULL THEN NULL ELSE now() END) RETURNING id",
                 top_seed,
                 length,
                 commitment,
                 client_seed,
+                client_seed_source,
             )
         return chain_id
+
+    async def salt_seed_chain(self, chain_id: int, client_seed: str, source: str) -> None:
+        """Set a chain's salt: once, and only before any round of it was played
+        (a one-line ``ConfigError`` says why not)."""
+        async with (
+            _translated("salting a seed chain"),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            row = await conn.fetchrow(
+                "SELECT client_seed, EXISTS (SELECT 1 FROM rounds WHERE chain_id = $1) "
+                "AS played FROM seed_chains WHERE id = $1 FOR UPDATE",
+                chain_id,
+            )
+            if row is None:
+                raise ConfigError(f"there is no seed chain {chain_id}")
+            if row["client_seed"] is not None:
+                raise ConfigError(f"seed chain {chain_id} already has its salt")
+            if row["played"]:
+                raise ConfigError(f"seed chain {chain_id} has been played: too late to salt")
+            await conn.execute(
+                "UPDATE seed_chains SET client_seed = $2, client_seed_source = $3, "
+                "salted_at = now() WHERE id = $1",
+                chain_id,
+                client_seed,
+                source,
+            )
 
     async def last_round_id(self) -> int:
         async with _translated("reading the last round"):
@@ -379,14 +462,18 @@ class Database:
     ) -> FlushResult:
         new_ids: set[int] = set()
         if rounds:
+            seeds = await _revealed_seeds(conn, rounds)
             inserted = await conn.fetch(
                 """
                 INSERT INTO rounds (id, chain_id, nonce, seed_hash, server_seed, client_seed,
                                     house_edge, crash_point_x100, status, bets_count,
-                                    total_wagered, total_paid)
-                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[],
-                                     $5::text[], $6::text[], $7::numeric[], $8::int[],
-                                     $9::text[], $10::int[], $11::bigint[], $12::bigint[])
+                                    total_wagered, total_paid, started_at, ended_at)
+                SELECT i, c, n, h, s, cs, e, p, st, bc, w, pd, sa, COALESCE(ea, now())
+                FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[],
+                            $5::text[], $6::text[], $7::numeric[], $8::int[],
+                            $9::text[], $10::int[], $11::bigint[], $12::bigint[],
+                            $13::timestamptz[], $14::timestamptz[])
+                    AS r(i, c, n, h, s, cs, e, p, st, bc, w, pd, sa, ea)
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id
                 """,
@@ -394,7 +481,7 @@ class Database:
                 [r.opened.chain_id for r in rounds],
                 [r.opened.nonce for r in rounds],
                 [r.opened.seed_hash for r in rounds],
-                [r.opened.server_seed for r in rounds],
+                seeds,
                 [r.opened.client_seed for r in rounds],
                 [r.opened.house_edge for r in rounds],
                 [r.crash_point for r in rounds],
@@ -402,13 +489,21 @@ class Database:
                 [len(r.bets) for r in rounds],
                 [r.total_wagered for r in rounds],
                 [r.total_paid for r in rounds],
+                [r.started_at for r in rounds],
+                [r.ended_at for r in rounds],
             )
             new_ids = {row["id"] for row in inserted}
         fresh = [r for r in rounds if r.round_id in new_ids]
         # One binary COPY per table, of the rows settle_round made. No conflict
         # handling: the round rows above already made this idempotent, so a
         # conflict here would be a bug and fails the transaction.
-        bet_rows = [b for r in fresh for b in r.bets]
+        # A bet written before records carried its time is placed at the flush.
+        now = datetime.now(UTC)
+        bet_rows = [
+            b if b.placed_at is not None else b._replace(placed_at=now)
+            for r in fresh
+            for b in r.bets
+        ]
         entries = [e for r in fresh for e in r.ledger]
         if bet_rows:
             await conn.copy_records_to_table("bets", records=bet_rows, columns=_BET_COLUMNS)
@@ -476,6 +571,53 @@ class Database:
         return FlushResult(
             len(fresh), sum(r.void for r in fresh), len(rounds) - len(fresh), ledger_rows
         )
+
+    # -- published history (the /api/* answers) -----------------------------
+
+    async def rounds_before(self, before: int, limit: int) -> list[asyncpg.Record]:
+        """Flushed rounds with ``id < before``, newest first."""
+        async with _translated("reading rounds"):
+            return list(
+                await self._pool.fetch(
+                    f"SELECT {_ROUND_FIELDS} FROM rounds WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                    before,
+                    limit,
+                )
+            )
+
+    async def round_with_bets(
+        self, round_id: int
+    ) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
+        """One flushed round and its bets, in the order they were placed."""
+        async with _translated("reading a round"), self._pool.acquire() as conn:
+            row = await conn.fetchrow(f"SELECT {_ROUND_FIELDS} FROM rounds WHERE id = $1", round_id)
+            if row is None:
+                return None, []
+            bets = await conn.fetch(
+                "SELECT u.username, b.bet_amount AS amount, "
+                "b.cash_out_multiplier_x100 AS multiplier_x100, b.winnings AS payout, "
+                "b.status, b.placed_at FROM bets b JOIN users u ON u.id = b.user_id "
+                "WHERE b.round_id = $1 ORDER BY b.placed_at, b.id",
+                round_id,
+            )
+        return row, list(bets)
+
+    async def usernames(self, user_ids: Sequence[int]) -> dict[int, str]:
+        async with _translated("reading usernames"):
+            rows = await self._pool.fetch(
+                "SELECT id, username FROM users WHERE id = ANY($1::bigint[])", list(user_ids)
+            )
+        return {row["id"]: row["username"] for row in rows}
+
+    async def recent_chat(self, limit: int) -> list[tuple[str, str, float]]:
+        """The last ``limit`` chat lines (username, text, Unix time), oldest first."""
+        async with _translated("reading chat"):
+            rows = await self._pool.fetch(
+                'SELECT u.username, m.message, m."timestamp" FROM chat_messages m '
+                "JOIN users u ON u.id = m.user_id ORDER BY m.id DESC LIMIT $1",
+                limit,
+            )
+        return [(r["username"], r["message"], r["timestamp"].timestamp()) for r in reversed(rows)]
 
     # -- read access for audit and tests -----------------------------------
 

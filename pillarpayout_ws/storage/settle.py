@@ -11,12 +11,18 @@ or is finished by recovery after a restart.
 
 Every ledger row carries an idempotency key derived from (round, user), so
 settling and flushing a round twice changes nothing.
+
+Times are the game's own: a bet's ``placed_at`` is when the game accepted it,
+a round's ``started_at`` and ``ended_at`` when it began running and crashed
+(records written before these times existed give ``None``; a void round has
+no ``started_at`` and ends when it is flushed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from ..engine.records import (
@@ -47,6 +53,7 @@ class SettledBet(NamedTuple):
     status: BetStatus
     reason: CashoutReason | None
     balance_after: int  # the bettor's balance right after the debit (the bet's ack)
+    placed_at: datetime | None
 
 
 # A row of ``ledger`` in the flush's COPY order: (user_id, kind, signed amount,
@@ -54,10 +61,20 @@ class SettledBet(NamedTuple):
 LedgerRow = tuple[int, LedgerKind, int, int, str]
 
 
+def at(ms: int | None) -> datetime | None:
+    """A record's time (Unix milliseconds) as PostgreSQL takes it."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class SettledRound:
     opened: RoundOpened
     crash_point: int | None  # None: void
+    # Revealed at the crash; None for a void round (and for a crashed round
+    # written before the crash record carried it: the flush derives it).
+    server_seed: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
     bets: tuple[SettledBet, ...]
     ledger: tuple[LedgerRow, ...]  # every balance change of the bets, each bet's in order
     goal: GoalAdvanced | None
@@ -130,6 +147,7 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     "cashed_out",
                     cashout.reason,
                     bet.balance_after,
+                    at(bet.placed_ms),
                 )
             )
             ledger.append(
@@ -148,15 +166,22 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     unpaid,
                     None,
                     bet.balance_after,
+                    at(bet.placed_ms),
                 )
             )
             if unpaid == "refunded":
                 ledger.append(
                     (user_id, "refund", bet.amount, round_id, f"refund:{round_id}:{user_id}")
                 )
+    started = ended = None
+    if crashed is not None and crashed.crashed_ms is not None:
+        started, ended = at(crashed.crashed_ms - crashed.elapsed_ms), at(crashed.crashed_ms)
     return SettledRound(
         opened=opened,
         crash_point=crashed.crash_point if crashed is not None else None,
+        server_seed=crashed.server_seed if crashed is not None else None,
+        started_at=started,
+        ended_at=ended,
         bets=tuple(settled),
         ledger=tuple(ledger),
         goal=goal if crashed is not None else None,

@@ -90,6 +90,8 @@ const handlers = {
       crashedAt: f.phase === "crashed" ? now - 60_000 : null,
     });
     if (f.round_id !== null) seeds.published.set(f.round_id, f.seed_hash);
+    announceFairness(f.fairness);
+    if (f.round_id !== null) seeds.houseEdges.set(f.round_id, f.fairness.house_edge);
     if (state.myBet !== null && state.myBet.roundId !== f.round_id) state.myBet = null;
     state.history = f.history.slice(-HISTORY_KEPT);
     for (const h of state.history) seeds.crashPoints.set(h.round_id, hundredths(h.crash_point));
@@ -117,6 +119,7 @@ const handlers = {
       crashedAt: null,
     });
     seeds.published.set(f.round_id, f.seed_hash);
+    seeds.houseEdges.set(f.round_id, f.house_edge);
     seeds.forgetBefore(f.round_id - SEEDS_KEPT);
     state.bets.clear();
     state.betsMore = 0;
@@ -187,6 +190,11 @@ const handlers = {
 
   chat(f) {
     addChatLine(f);
+  },
+
+  fairness(f) {
+    // A new chain (or house edge) from the next round on: the verify panel uses it.
+    announceFairness(f);
   },
 
   goal(f) {
@@ -581,6 +589,18 @@ function betStatus(text, tone = "") {
 }
 
 let toastTimer = null;
+/** Take the published chain and house edge; say so when they change under the player. */
+function announceFairness(fairness) {
+  const before = seeds.fairness;
+  seeds.learnFairness(fairness);
+  if (before === null) return;
+  if (before.chain_id !== fairness.chain_id) {
+    toast(`A new seed chain (#${fairness.chain_id}) is played from now on: see Verify.`);
+  } else if (before.house_edge !== fairness.house_edge) {
+    toast(`The house edge is now ${fairness.house_edge} %.`);
+  }
+}
+
 function toast(text) {
   $("toast").textContent = text;
   clearTimeout(toastTimer);

@@ -4,10 +4,13 @@
 // chain: the seed_hash published for round R+1 (in `betting` or `hello`) IS the
 // seed of round R, and hashing a round's seed gives the seed of the round
 // before. So from one known seed the page can work out the seeds of the rounds
-// before it in its history without asking the server; a round from before a
-// new chain began cannot be found that way, and the dialog says so.
+// before it in its history without asking the server.
+//
+// The chain's salt (client seed) and the house edge are published in `hello`
+// (`fairness`), in every `betting` (the edge) and in a `fairness` frame when
+// they change; any past round can be loaded by its id from /api/rounds/ID.
 
-import { formatMultiplier } from "./format.js";
+import { formatMultiplier, hundredths } from "./format.js";
 import { crashPoint, hexToBytes, seedHash, sha256, toHex } from "./verify.js";
 
 const CHAIN_REACH = 200; // how many rounds back the page hashes down to find a seed
@@ -17,7 +20,21 @@ export class RoundSeeds {
     this.revealed = new Map(); // round id -> server seed from its `crashed` frame
     this.published = new Map(); // round id -> seed_hash published before it ran
     this.crashPoints = new Map(); // round id -> crash point (hundredths) the server played
-    this.clientSeed = null; // the chain's public salt, from the latest `crashed` frame
+    this.houseEdges = new Map(); // round id -> house edge (percent) published for it
+    this.clientSeed = null; // the chain's public salt (hello's fairness, or a crash)
+    this.houseEdge = 1; // the current chain's house edge, percent
+    this.fairness = null; // the latest published `fairness`
+  }
+
+  /** The chain being played, as `hello` and `fairness` frames publish it. */
+  learnFairness(fairness) {
+    this.fairness = fairness;
+    this.clientSeed = fairness.client_seed;
+    this.houseEdge = fairness.house_edge;
+  }
+
+  edgeOf(roundId) {
+    return this.houseEdges.get(roundId) ?? this.houseEdge;
   }
 
   /** The seed of `roundId` directly known: revealed, or published as the next round's hash. */
@@ -45,7 +62,7 @@ export class RoundSeeds {
 
   /** Forget rounds before `roundId`, so a page left open for days stays small. */
   forgetBefore(roundId) {
-    for (const map of [this.revealed, this.published, this.crashPoints]) {
+    for (const map of [this.revealed, this.published, this.crashPoints, this.houseEdges]) {
       for (const key of map.keys()) if (key < roundId) map.delete(key);
     }
   }
@@ -66,6 +83,11 @@ export class VerifyPanel {
     this.roundId = null; // the round opened from the history bar; null for a pasted seed
     this.runs = 0; // a newer verification makes an older one's late answer void
     $("v-run").addEventListener("click", () => this.verify());
+    $("v-load").addEventListener("click", () => {
+      const id = Number($("v-round-id").value.trim());
+      if (Number.isInteger(id) && id > 0) this.openRound(id);
+      else this.verdict(null, "A round number is a whole number, like 42.");
+    });
     $("v-close").addEventListener("click", () => this.dialog.close());
     $("verify-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -73,28 +95,49 @@ export class VerifyPanel {
     });
   }
 
-  /** Open the dialog on a round of the history bar and verify it at once. */
+  /** Open the dialog on a round (of the history bar, or by its number) and verify it
+   * at once: from the server's published record, else from what the page saw. */
   async openRound(roundId) {
     this.roundId = roundId;
     this.clear("working"); // nothing of the round shown before stays while this one loads
+    $("v-round-id").value = String(roundId);
+    this.show();
+    const record = await publishedRound(roundId);
+    if (record !== null && record.status === "crashed") {
+      this.seeds.crashPoints.set(roundId, hundredths(record.crash_point));
+      this.seeds.published.set(roundId, record.seed_hash);
+      this.seeds.houseEdges.set(roundId, record.house_edge);
+    }
     const claimed = this.seeds.crashPoints.get(roundId);
     $("v-round").textContent =
       `Round #${roundId}` +
       (claimed === undefined ? "" : `: the pillar fell at ${formatMultiplier(claimed)}`);
-    const known = await this.seeds.seedOf(roundId);
-    $("v-seed").value = known?.seed ?? "";
-    $("v-client").value = this.seeds.clientSeed ?? "";
-    $("v-source").textContent = describe(known, roundId, this.seeds.clientSeed);
-    this.show();
+    if (record !== null && record.status === "crashed") {
+      $("v-seed").value = record.server_seed;
+      $("v-client").value = record.client_seed;
+      $("v-source").textContent =
+        `Seed, client seed and house edge from the server's published record (/api/rounds/${roundId}).`;
+    } else {
+      const known = await this.seeds.seedOf(roundId);
+      $("v-seed").value = known?.seed ?? "";
+      $("v-client").value = this.seeds.clientSeed ?? "";
+      $("v-source").textContent =
+        record === null
+          ? describe(known, roundId, this.seeds.clientSeed)
+          : `Round #${roundId} has not crashed: its seed is not public yet.`;
+    }
+    $("v-edge").value = String(this.seeds.edgeOf(roundId));
     await this.verify();
   }
 
   /** Open the dialog empty, for any seed pasted in. */
   openBlank() {
     this.roundId = null;
-    $("v-round").textContent = "Paste a server seed and its client seed.";
+    $("v-round").textContent = "Paste a server seed and its client seed, or load a round.";
     $("v-seed").value = "";
+    $("v-round-id").value = "";
     $("v-client").value = this.seeds.clientSeed ?? "";
+    $("v-edge").value = String(this.seeds.houseEdge);
     $("v-source").textContent = "";
     this.clear("idle");
     this.show();
@@ -174,6 +217,16 @@ export class VerifyPanel {
     $("v-verdict").className = `verdict ${ok === true ? "ok" : ok === false ? "bad" : ""}`;
     $("v-result").dataset.state = state;
     $("v-result").dataset.ok = ok === null ? "" : String(ok);
+  }
+}
+
+/** The server's record of a round, or null (unknown, or the server cannot be asked). */
+async function publishedRound(roundId) {
+  try {
+    const response = await fetch(`/api/rounds/${roundId}`, { headers: { Accept: "application/json" } });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
   }
 }
 

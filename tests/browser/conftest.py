@@ -48,13 +48,14 @@ expect.set_options(timeout=30_000)
 class Site:
     """A ``pillarpayout serve`` with a known seed chain, restartable on the same port."""
 
-    def __init__(self, data_dir: Path, chain: SeedChain) -> None:
+    def __init__(self, data_dir: Path, chain: SeedChain, flags: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.chain = chain
-        self.serve = ServeProcess(data_dir, *SERVE_FLAGS)
+        self.flags = (*SERVE_FLAGS, *flags)
+        self.serve = ServeProcess(data_dir, *self.flags)
 
     @classmethod
-    async def start(cls, data_dir: Path) -> Site:
+    async def start(cls, data_dir: Path, flags: tuple[str, ...] = ()) -> Site:
         top = chain_with_crashes(130, 300, 8)
         chain = SeedChain.from_top(top, CHAIN_LENGTH)
         storage = await open_storage(data_dir=data_dir)
@@ -62,7 +63,7 @@ class Site:
             await storage.db.create_seed_chain(top, CHAIN_LENGTH, chain.commitment, CLIENT_SEED)
         finally:
             await storage.close()
-        site = cls(data_dir, chain)
+        site = cls(data_dir, chain, flags)
         try:
             await asyncio.to_thread(site.serve.wait_healthy)
         except BaseException:
@@ -84,7 +85,7 @@ class Site:
 
     async def restart(self) -> None:
         """A new server on the same port and data dir; it adopts the orphans."""
-        self.serve = ServeProcess(self.data_dir, *SERVE_FLAGS, port=self.serve.port)
+        self.serve = ServeProcess(self.data_dir, *self.flags, port=self.serve.port)
         await asyncio.to_thread(self.serve.wait_healthy)
 
     def stop(self) -> None:
@@ -176,8 +177,14 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    site = await Site.start(tmp_path / "data")
+def site_flags(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """Extra ``serve`` flags: parametrize a test with ``indirect=True`` to set them."""
+    return tuple(getattr(request, "param", ()))
+
+
+@pytest.fixture
+async def site(tmp_path: Path, site_flags: tuple[str, ...]) -> AsyncIterator[Site]:
+    site = await Site.start(tmp_path / "data", site_flags)
     try:
         yield site
     finally:

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 import orjson
+import pytest
 from playwright.async_api import Page, expect
 from websockets.asyncio.client import connect
 
@@ -171,12 +172,13 @@ async def test_the_history_fills_and_verify_agrees_with_the_server(browsing: Bro
         await expect(page.locator("#v-client")).to_have_value(CLIENT_SEED)
         await expect(page.locator("#v-hash")).to_have_text(betting["seed_hash"])
         await expect(page.locator("#v-published")).to_have_text(betting["seed_hash"])
-        await expect(page.locator("#v-source")).to_contain_text("revealed by the server")
+        await expect(page.locator("#v-source")).to_contain_text("published record")
+        await expect(page.locator("#v-edge")).to_have_value("1")
         await tab.shot("verify-revealed")
         await page.click("#v-close")
 
-        # A page that comes later works the seeds of the rounds it never saw
-        # out of the seed chain, once a crash has told it the client seed.
+        # A page that comes later verifies the rounds it never saw from the
+        # server's published record.
         later = await browsing.open()
         after = await watcher.next("crashed", within=ROUND_S, round_id=r + 1)
         await expect(chips.nth(0)).to_have_attribute("data-round-id", str(r + 1))
@@ -189,7 +191,7 @@ async def test_the_history_fills_and_verify_agrees_with_the_server(browsing: Bro
             expected = crash_point(site.chain.seed_for(round_id), CLIENT_SEED) / 100
             await verified(later.page, expected)
             await expect(later.page.locator("#v-seed")).to_have_value(site.chain.seed_for(round_id))
-            await expect(later.page.locator("#v-source")).to_contain_text("seed chain")
+            await expect(later.page.locator("#v-source")).to_contain_text("published record")
             await later.page.click("#v-close")
 
         # Any seed pasted in: one the page knows by its published hash ...
@@ -311,3 +313,34 @@ async def test_the_browser_computes_what_the_engine_computes(browsing: Browsing)
     assert grown == [multiplier_at(t) for t in elapsed]
     assert integrity == [integrity_at(m) for m in multipliers]
     assert tab.errors == []
+
+
+@pytest.mark.parametrize("site_flags", [("--house-edge", "5")], indirect=True)
+async def test_verify_uses_the_published_house_edge_and_loads_any_round(
+    browsing: Browsing,
+) -> None:
+    site = browsing.site
+    watcher = Player(await connect(site.ws_url))
+    try:
+        hello = await watcher.next("hello")
+        assert hello["fairness"]["house_edge"] == 5.0
+        first = await watcher.next("crashed", within=ROUND_S)
+        second = await watcher.next("crashed", within=ROUND_S)
+        assert crash_point(first["server_seed"], CLIENT_SEED, 5.0) == round(
+            first["crash_point"] * 100
+        )
+        tab = await browsing.open()
+        page = tab.page
+        chip = page.locator(f"#history .chip[data-round-id='{second['round_id']}']")
+        await chip.click()
+        await verified(page, second["crash_point"])
+        await expect(page.locator("#v-edge")).to_have_value("5")
+        # Any round by its number, from /api/rounds/ID.
+        await page.fill("#v-round-id", str(first["round_id"]))
+        await page.click("#v-load")
+        await verified(page, first["crash_point"])
+        await expect(page.locator("#v-seed")).to_have_value(first["server_seed"])
+        await tab.shot("verify-house-edge-5")
+        assert tab.errors == []
+    finally:
+        await watcher.close()

@@ -55,8 +55,9 @@ def test_round_lifecycle() -> None:
     crash = _crash_of(seed)
     crash_elapsed = elapsed_for(crash)
     table = make_table(seed)
-    assert table.events[-1] == BettingOpened(1, seed_hash(seed), 5000)
-    assert table.records[-1] == RoundOpened(1, CHAIN_ID, 1, seed_hash(seed), seed, CLIENT_SEED, 1.0)
+    assert table.events[-1] == BettingOpened(1, seed_hash(seed), 5000, CHAIN_ID, 1, 1.0)
+    # The write-ahead names the seed by chain and nonce: the seed itself waits for the crash.
+    assert table.records[-1] == RoundOpened(1, CHAIN_ID, 1, seed_hash(seed), CLIENT_SEED, 1.0, 0)
     game = table.game
     assert game.snapshot().phase is Phase.BETTING
 
@@ -80,7 +81,7 @@ def test_round_lifecycle() -> None:
     assert all(tick.m < crash for tick in ticks)
     crashed = of_type(table.events, Crashed)
     assert crashed == [Crashed(1, crash, seed, CLIENT_SEED, 1, crash_elapsed)]
-    assert RoundCrashed(1, crash, crash_elapsed) in table.records
+    assert RoundCrashed(1, crash, crash_elapsed, seed, RUN + crash_elapsed) in table.records
     assert game.phase is Phase.CRASHED
     assert game.history == ((1, crash),)
 
@@ -89,7 +90,7 @@ def test_round_lifecycle() -> None:
     assert game.phase is Phase.CRASHED
     game.advance(cooldown_end)
     events, records = table.drain()
-    assert events == [BettingOpened(2, seed_hash(seed), 5000)]
+    assert events == [BettingOpened(2, seed_hash(seed), 5000, CHAIN_ID, 2, 1.0)]
     assert of_type(records, RoundOpened)[0].nonce == 2
     assert game.round_id == 2
     assert game.phase is Phase.BETTING
@@ -130,7 +131,7 @@ def test_crash_point_one_busts_at_once() -> None:
     events, records = table.drain()
     assert events[1:] == [RoundRunning(1), Crashed(1, 100, seed, CLIENT_SEED, 1, 0)]
     assert not of_type(events, Tick)
-    assert RoundCrashed(1, 100, 0) in records
+    assert RoundCrashed(1, 100, 0, seed, RUN) in records
     assert game.balance_of(1) == 99_000
     game.cash_out(RUN, 1, "c")
     assert of_type(table.drain()[0], CommandRejected)[0].code == "round_crashed"
@@ -187,7 +188,9 @@ def test_next_round_opens_with_a_full_window_after_a_stall() -> None:
     late = _crash_at(seed) + 3_000 + 60_000
     table.game.advance(late)
     events, _ = table.drain()
-    assert of_type(events, BettingOpened) == [BettingOpened(2, seed_hash(seed), 5000)]
+    assert of_type(events, BettingOpened) == [
+        BettingOpened(2, seed_hash(seed), 5000, CHAIN_ID, 2, 1.0)
+    ]
     assert table.game.snapshot().betting_left_ms == 5000
     assert table.seeds.handed_out == 2  # no rounds were burned through unseen
 
@@ -197,7 +200,9 @@ def test_a_slightly_late_call_keeps_the_schedule() -> None:
     table = make_table(seed)
     opens = _crash_at(seed) + 3_000
     table.game.advance(opens + 300)
-    assert of_type(table.drain()[0], BettingOpened) == [BettingOpened(2, seed_hash(seed), 4_700)]
+    assert of_type(table.drain()[0], BettingOpened) == [
+        BettingOpened(2, seed_hash(seed), 4_700, CHAIN_ID, 2, 1.0)
+    ]
     assert table.game.next_due_ms() == opens + 5_000
     assert table.game.snapshot().betting_left_ms == 4_700
 
@@ -237,7 +242,7 @@ def test_bet_is_debited_acknowledged_and_recorded() -> None:
     table.game.place_bet(100, 1, 2500, 250, "r1")
     events, records = table.drain()
     assert events == [BetAccepted(1, "r1", 1, 2500, 250, 97_500)]
-    assert records == [BetPlaced(1, 1, "r1", 2500, 250, 97_500)]
+    assert records == [BetPlaced(1, 1, "r1", 2500, 250, 97_500, 100)]
     assert table.game.balance_of(1) == 97_500
 
 

@@ -272,7 +272,7 @@ class GameMachine(RuleBasedStateMachine):
             max_bet=5000,
             house_bankroll=200_000 if capped else 100_000_000,
         )
-        chain = SeedChain.from_top(top.hex(), 300)
+        chain = self.chain = SeedChain.from_top(top.hex(), 300)
         source = ChainSeedSource(chain, chain_id=1, client_seed="machine")
         self.game = Game(self.config, source, next_round_id=1)
         for user in USERS:
@@ -346,7 +346,8 @@ class GameMachine(RuleBasedStateMachine):
             self.balances[record.user_id] += record.amount
             assert record.balance_after == self.balances[record.user_id]
         elif isinstance(record, RoundOpened):
-            self.seeds[record.round_id] = (record.server_seed, record.client_seed)
+            # Named by its nonce: the seed itself waits for the crash record.
+            self.seeds[record.round_id] = (self.chain.seed_for(record.nonce), record.client_seed)
         elif isinstance(record, BetPlaced):
             key = (record.round_id, record.user_id)
             assert key not in self.bets, "a second bet in one round"
@@ -370,6 +371,7 @@ class GameMachine(RuleBasedStateMachine):
             self.balances[record.user_id] += record.payout
             assert record.balance_after == self.balances[record.user_id]
         elif isinstance(record, RoundCrashed):
+            assert record.server_seed == self.seeds[record.round_id][0]
             self.crashes[record.round_id] = record.crash_point
             profit = 0
             for (round_id, _), bet in self.bets.items():

@@ -28,10 +28,12 @@ from pillarpayout_ws.engine.goals import Goal
 from pillarpayout_ws.engine.phases import Phase
 from pillarpayout_ws.protocol import (
     LIVE_BETS_LIMIT,
+    Fairness,
     encode_bets,
     encode_chat,
     encode_error,
     encode_event,
+    encode_fairness,
     encode_hello,
     encode_logged_out,
     encode_pong,
@@ -40,6 +42,19 @@ from pillarpayout_ws.protocol import (
 
 TS = 1_767_225_600.125
 SEED_HASH = "ab" * 32
+FAIRNESS = Fairness(2, "cd" * 32, 100_000, "block-880000", "bitcoin block 880000", 5.0)
+FAIRNESS_WIRE = {
+    "chain_id": 2,
+    "commitment": "cd" * 32,
+    "chain_length": 100_000,
+    "client_seed": "block-880000",
+    "client_seed_source": "bitcoin block 880000",
+    "house_edge": 5.0,
+}
+
+
+def test_encode_fairness() -> None:
+    assert decoded(encode_fairness(FAIRNESS)) == {"type": "fairness", **FAIRNESS_WIRE}
 
 
 def decoded(data: bytes) -> Any:
@@ -54,8 +69,23 @@ def decoded(data: bytes) -> Any:
     ("event", "expected"),
     [
         (
-            BettingOpened(round_id=7, seed_hash=SEED_HASH, betting_ms=5000),
-            {"type": "betting", "round_id": 7, "seed_hash": SEED_HASH, "betting_ms": 5000},
+            BettingOpened(
+                round_id=7,
+                seed_hash=SEED_HASH,
+                betting_ms=5000,
+                chain_id=2,
+                nonce=41,
+                house_edge=5.0,
+            ),
+            {
+                "type": "betting",
+                "round_id": 7,
+                "seed_hash": SEED_HASH,
+                "betting_ms": 5000,
+                "chain_id": 2,
+                "nonce": 41,
+                "house_edge": 5.0,
+            },
         ),
         (RoundRunning(round_id=7), {"type": "running", "round_id": 7}),
         (
@@ -283,6 +313,8 @@ def test_encode_hello_while_running() -> None:
         phase=Phase.RUNNING,
         round_id=7,
         seed_hash=SEED_HASH,
+        chain_id=2,
+        nonce=41,
         m=235,
         integrity=4255,
         elapsed_ms=14_250,
@@ -293,12 +325,15 @@ def test_encode_hello_while_running() -> None:
         bets=BETS,
     )
     chat = [("ada", "hi", TS - 2), ("bob", "gl", TS - 1)]
-    assert decoded(encode_hello(snapshot, server="pillarpayout/0.1.0", chat=chat, ts=TS)) == {
+    hello = encode_hello(snapshot, server="pillarpayout/0.1.0", fairness=FAIRNESS, chat=chat, ts=TS)
+    assert decoded(hello) == {
         "type": "hello",
         "server": "pillarpayout/0.1.0",
         "round_id": 7,
         "phase": "running",
         "seed_hash": SEED_HASH,
+        "nonce": 41,
+        "fairness": FAIRNESS_WIRE,
         "m": 2.35,
         "integrity": 42.55,
         "elapsed_ms": 14_250,
@@ -328,6 +363,8 @@ def test_encode_hello_crashed_and_completed_goal() -> None:
         phase=Phase.CRASHED,
         round_id=8,
         seed_hash=SEED_HASH,
+        chain_id=2,
+        nonce=42,
         m=374,
         integrity=0,
         elapsed_ms=22_000,
@@ -337,7 +374,7 @@ def test_encode_hello_crashed_and_completed_goal() -> None:
         goal=Goal(id=4, name="Done", target_blocks=10, current_blocks=12, reward="r"),
         bets=(),
     )
-    hello = decoded(encode_hello(snapshot, server="s", chat=[], ts=TS))
+    hello = decoded(encode_hello(snapshot, server="s", fairness=FAIRNESS, chat=[], ts=TS))
     assert (hello["phase"], hello["crash_point"], hello["m"], hello["integrity"]) == (
         "crashed",
         3.74,
@@ -353,6 +390,8 @@ def test_encode_hello_before_the_first_round() -> None:
         phase=Phase.IDLE,
         round_id=None,
         seed_hash=None,
+        chain_id=None,
+        nonce=None,
         m=100,
         integrity=10_000,
         elapsed_ms=0,
@@ -362,7 +401,7 @@ def test_encode_hello_before_the_first_round() -> None:
         goal=None,
         bets=(),
     )
-    hello = decoded(encode_hello(snapshot, server="s", chat=[], ts=TS))
+    hello = decoded(encode_hello(snapshot, server="s", fairness=FAIRNESS, chat=[], ts=TS))
     assert (hello["phase"], hello["round_id"], hello["seed_hash"], hello["goal"]) == (
         "idle",
         None,

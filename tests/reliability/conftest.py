@@ -27,7 +27,15 @@ from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
 
 from ..conftest import Servers, fresh_storage
-from ..server.conftest import CLIENT_SEED, SPEED, GameServer, Player, fast_config
+from ..server.conftest import (  # noqa: F401 (manual_game and its storage: fixtures)
+    CLIENT_SEED,
+    SPEED,
+    GameServer,
+    Player,
+    fast_config,
+    manual_game,
+    storage_for_game,
+)
 
 __all__ = [
     "CLIENT_SEED",

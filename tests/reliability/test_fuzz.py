@@ -395,9 +395,9 @@ async def test_every_string_the_codec_accepts_storage_can_hold(
     if isinstance(bet, PlaceBet):
         round_id = next(store.rounds)
         records: list[RoundRecord] = [
-            RoundOpened(round_id, store.chain_id, round_id, "00" * 32, "ab" * 32, "salt", 1.0),
+            RoundOpened(round_id, store.chain_id, round_id, "00" * 32, "salt", 1.0),
             BetPlaced(round_id, store.user_id, bet.ref, bet.amount, None, 0),
-            RoundCrashed(round_id, 150, 1000),
+            RoundCrashed(round_id, 150, 1000, "ab" * 32),
         ]
         result = await db.flush([settle_round(records)])
         assert result.rounds_written == 1

@@ -12,7 +12,9 @@ newcomers who connect mid-round (``hello``), and scrapes of ``/metrics``:
   the crash have the same types and fields in every round;
 - each round's ``seed_hash`` is sha256 of the seed revealed in its
   ``crashed``, the crash point follows from that seed, and consecutive rounds
-  link through the chain down to its published commitment.
+  link through the chain down to its published commitment;
+- nothing in Redis (which relays and operators read) holds a round's seed
+  before its crash: every key and value, dumped while it bets and runs.
 """
 
 from __future__ import annotations
@@ -26,16 +28,18 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 
 from pillarpayout_ws.engine.fairness import crash_point, verify_link
 from pillarpayout_ws.engine.growth import integrity_at, multiplier_at
 
+from ..server.conftest import ManualGame
 from .conftest import CLIENT_SEED, RigFactory, chain_where
 
 ROUNDS = 12
 # The only fields a frame may carry before its round crashes.
 EARLY_FIELDS = {
-    "betting": {"type", "round_id", "seed_hash", "betting_ms"},
+    "betting": {"type", "round_id", "seed_hash", "betting_ms", "chain_id", "nonce", "house_edge"},
     "running": {"type", "round_id"},
     "tick": {"type", "round_id", "m", "integrity", "elapsed_ms", "ts"},
     "bets": {"type", "round_id", "bets", "more"},
@@ -156,3 +160,49 @@ async def test_nothing_before_the_crash_gives_it_away(make_rig: RigFactory) -> N
     for _ in range(first - 1):
         down = hashlib.sha256(bytes.fromhex(down)).hexdigest()
     assert verify_link(down, chain["commitment"])
+
+
+async def dump_redis(url: str) -> bytes:
+    """Every key and every value of the Redis database at ``url``, as bytes."""
+    client = aioredis.Redis.from_url(url, decode_responses=False)
+    parts: list[Any] = []
+    try:
+        async for key in client.scan_iter():
+            parts.append(key)
+            kind = await client.type(key)
+            if kind == b"string":
+                parts.append(await client.get(key) or b"")
+            elif kind == b"list":
+                parts.extend(await client.lrange(key, 0, -1))
+            elif kind == b"hash":
+                for field, value in (await client.hgetall(key)).items():
+                    parts += [field, value]
+            elif kind == b"zset":
+                parts.extend(await client.zrange(key, 0, -1))
+            else:
+                parts.append(b"<other>")
+    finally:
+        await client.aclose()
+    return b"\n".join(bytes(part) for part in parts)
+
+
+async def test_no_seed_in_redis_before_its_crash(manual_game: ManualGame) -> None:
+    app = manual_game.app
+    url = app.storage.live.url
+    alice, _ = await manual_game.register("alice")
+    spectator = await manual_game.connect()
+    await alice.send(type="bet", amount=1000, auto_cashout=50.0, ref="b")
+    await alice.next("bet_accepted", ref="b")
+    dumps = [await dump_redis(url)]
+    await manual_game.to_phase("running")
+    await manual_game.advance(500)
+    await app.publisher.wait_until(lambda: app.publisher.state_written is not None)
+    dumps.append(await dump_redis(url))
+    await manual_game.to_phase("crashed")
+    crashed = await spectator.next("crashed")
+    seed = crashed["server_seed"].encode()
+    assert b"pp:round:" in dumps[0] and b"game_state" in dumps[1]  # the dumps saw the game
+    assert all(seed not in dump and seed.upper() not in dump for dump in dumps)
+    assert seed in await dump_redis(url)  # once crashed, it is there (the crash record)
+    for player in (alice, spectator):
+        await player.close()

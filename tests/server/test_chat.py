@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.chat import CHAT_BURST, ChatRoom
 from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.fanout import Hub
 from pillarpayout_ws.storage import Storage
 
 from ..storage.helpers import make_users
-from .conftest import GameServer
+from .conftest import GameServer, fast_config, start_game
 
 
 async def test_chat_is_broadcast_stored_and_rate_limited(game_server: GameServer) -> None:
@@ -51,3 +52,27 @@ async def test_a_bucket_is_forgotten_once_it_has_refilled(storage: Storage) -> N
     await room.save()
     assert room.buckets == 0
     assert [line[1] for line in room.recent()][:3] == ["hi", "hi", "hi"]
+
+
+async def test_the_last_lines_survive_a_restart(storage_for_game: Storage) -> None:
+    app = await start_game(storage_for_game, clock=ManualClock(), stop_timeout_s=0)
+    try:
+        alice, _ = await GameServer(app).register("alice")
+        for text in ("first", "second"):
+            await alice.send(type="chat", text=text)
+            await alice.next("chat", text=text)
+        await alice.close()
+    finally:
+        await app.stop()  # saves the chat on the way out
+    again = App(fast_config(), storage_for_game, clock=ManualClock(), stop_timeout_s=0)
+    await again.start()
+    try:
+        newcomer = await GameServer(again).connect()
+        hello = await newcomer.next("hello")
+        assert [(c["username"], c["text"]) for c in hello["chat"]] == [
+            ("alice", "first"),
+            ("alice", "second"),
+        ]
+        await newcomer.close()
+    finally:
+        await again.stop()

@@ -1,5 +1,6 @@
 """Relays: the same stream as the game, read-only, and back after a restart of either
-the relay or Redis. Real game, real Redis pub/sub, real sockets."""
+the relay or Redis. Real game, real Redis pub/sub, real sockets; the relays log in
+as a Redis user that can read only the channel and the snapshot (README, "Relays")."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import NoPermissionError
 from websockets.asyncio.client import connect
 
 from pillarpayout_ws.server.app import App
@@ -22,6 +26,25 @@ from ..conftest import Servers, fresh_storage
 from ..server.conftest import Player, start_game
 
 STREAM = {"betting", "running", "tick", "crashed", "bets"}
+RELAY_USER = "pp-relay-test"
+# README, "Relays": the ACL a relay's Redis user gets.
+RELAY_ACL = (
+    "on >relay-secret resetkeys %R~pp:hello resetchannels &pp:broadcast:* -@all "
+    "+subscribe +unsubscribe +ping +get +select +client|setinfo"
+)
+
+
+@pytest.fixture
+async def relay_url(servers: Servers) -> str:
+    """The game's Redis, as the relays' restricted user."""
+    admin = aioredis.Redis.from_url(servers.redis_url)
+    try:
+        command = ("ACL", "SETUSER", RELAY_USER, *RELAY_ACL.split())
+        await admin.execute_command(*command)  # type: ignore[no-untyped-call]
+    finally:
+        await admin.aclose()
+    parts = urlsplit(servers.redis_url)
+    return urlunsplit(parts._replace(netloc=f"{RELAY_USER}:relay-secret@{parts.netloc}"))
 
 
 async def start_relay(redis_url: str) -> Relay:
@@ -63,9 +86,9 @@ async def game(servers: Servers) -> AsyncIterator[App]:
 
 
 async def test_spectators_on_two_relays_see_the_game_frame_for_frame(
-    game: App, servers: Servers
+    game: App, relay_url: str
 ) -> None:
-    relays = [await start_relay(servers.redis_url) for _ in range(2)]
+    relays = [await start_relay(relay_url) for _ in range(2)]
     try:
         watchers = [await spectator(game.port)] + [await spectator(r.port) for r in relays]
         first = await watchers[0].next("betting", within=30)
@@ -87,8 +110,8 @@ async def test_spectators_on_two_relays_see_the_game_frame_for_frame(
             await relay.stop()
 
 
-async def test_a_relay_is_read_only_and_says_where_to_play(game: App, servers: Servers) -> None:
-    relay = await start_relay(servers.redis_url)
+async def test_a_relay_is_read_only_and_says_where_to_play(game: App, relay_url: str) -> None:
+    relay = await start_relay(relay_url)
     try:
         watcher = await spectator(relay.port)
         for frame in (
@@ -109,13 +132,13 @@ async def test_a_relay_is_read_only_and_says_where_to_play(game: App, servers: S
         await relay.stop()
 
 
-async def test_a_new_relay_greets_with_the_current_round(game: App, servers: Servers) -> None:
-    old = await start_relay(servers.redis_url)
+async def test_a_new_relay_greets_with_the_current_round(game: App, relay_url: str) -> None:
+    old = await start_relay(relay_url)
     watcher = await spectator(old.port)
     await watcher.next("tick", within=30)
     await old.stop()
     await watcher.closed  # its relay is gone: so is the connection
-    new = await start_relay(servers.redis_url)
+    new = await start_relay(relay_url)
     try:
         again = await spectator(new.port)
         hello = again.frames[0]
@@ -158,8 +181,8 @@ async def test_after_a_redis_restart_the_relay_resends_the_snapshot_and_carries_
         own.stop()
 
 
-async def test_healthz_and_metrics(game: App, servers: Servers) -> None:
-    relay = await start_relay(servers.redis_url)
+async def test_healthz_and_metrics(game: App, relay_url: str) -> None:
+    relay = await start_relay(relay_url)
     try:
         watcher = await spectator(relay.port)
 
@@ -178,3 +201,22 @@ async def test_healthz_and_metrics(game: App, servers: Servers) -> None:
         await watcher.close()
     finally:
         await relay.stop()
+
+
+async def test_the_relay_user_reads_only_the_stream(game: App, relay_url: str) -> None:
+    """Nothing of the write-ahead (the round's records, its bets) and no write."""
+    client = aioredis.Redis.from_url(relay_url)
+    try:
+        assert await client.get("pp:hello") is not None
+        for forbidden in (
+            client.lrange(f"pp:round:{game.runner.round_id}", 0, -1),
+            client.zrange("pp:rounds", 0, -1),
+            client.hgetall("active_bets"),
+            client.keys("*"),
+            client.set("pp:hello", b"forged"),
+            client.publish("pp:broadcast:0", b"F1 {}"),
+        ):
+            with pytest.raises(NoPermissionError):
+                await forbidden
+    finally:
+        await client.aclose()

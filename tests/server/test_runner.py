@@ -14,19 +14,34 @@ from collections.abc import Sequence
 import pytest
 
 from pillarpayout_ws.engine.events import GameSnapshot
-from pillarpayout_ws.engine.fairness import ChainSeedSource, SeedChain, crash_point
+from pillarpayout_ws.engine.fairness import SeedChain, crash_point
 from pillarpayout_ws.engine.game import Game, GameConfig, Phase
 from pillarpayout_ws.engine.growth import elapsed_for, multiplier_at
 from pillarpayout_ws.engine.records import Record
+from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.fanout import Hub
 from pillarpayout_ws.server.metrics import Metrics
 from pillarpayout_ws.server.runner import BetCommand, GameRunner
+from pillarpayout_ws.server.seeds import Chains
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
 from pillarpayout_ws.storage.flush import Flusher
 
-from .conftest import CLIENT_SEED, GameServer, ManualGame, Player, chain_with_crashes
+from .conftest import (
+    CLIENT_SEED,
+    GameServer,
+    ManualGame,
+    Player,
+    chain_with_crashes,
+    fast_config,
+)
+
+
+async def stored_chains(storage: Storage, top: str) -> Chains:
+    """The chain of ``top``, stored and salted, as the engine's seed source."""
+    await storage.db.create_seed_chain(top, 20, SeedChain.from_top(top, 20).commitment, CLIENT_SEED)
+    return Chains(await storage.db.seed_chains())
 
 
 async def test_a_full_round(manual_game: ManualGame) -> None:
@@ -221,12 +236,10 @@ async def test_stopping_waits_for_the_running_round_not_for_a_pause_between_roun
     """On a fast clock a whole cooldown and betting window can pass between two
     wake-ups of the stop; it must see that the round it waited for is over,
     even if the next one is already running (it used to wait for its timeout)."""
-    seed = chain_with_crashes(150, 400, 2)
-    chain = SeedChain.from_top(seed, 20)
-    source = ChainSeedSource(chain, chain_id=1, client_seed=CLIENT_SEED)
-    game = Game(GameConfig(betting_ms=100, cooldown_ms=100), source, next_round_id=1)
+    chains = await stored_chains(storage, chain_with_crashes(150, 400, 2))
+    game = Game(GameConfig(betting_ms=100, cooldown_ms=100), chains, next_round_id=1)
     flusher = Flusher(storage.live, storage.db)
-    runner = GameRunner(game, storage.live, flusher, Hub(), Metrics(), ManualClock())
+    runner = GameRunner(game, chains, storage.live, flusher, Hub(), Metrics(), ManualClock())
     game.start(0)
     game.advance(100)  # round 1 runs
     assert game.phase is Phase.RUNNING
@@ -242,13 +255,11 @@ async def test_stopping_waits_for_the_running_round_not_for_a_pause_between_roun
 async def test_a_bet_waits_for_the_clock_not_for_real_time(storage: Storage) -> None:
     """The loop sleeps on the injected clock: with a manual clock nothing happens
     until it moves, and moving it plays the round's instants in order."""
-    seed = chain_with_crashes(150, 400, 1)
-    chain = SeedChain.from_top(seed, 20)
-    source = ChainSeedSource(chain, chain_id=1, client_seed=CLIENT_SEED)
+    chains = await stored_chains(storage, chain_with_crashes(150, 400, 1))
     clock = ManualClock()
-    game = Game(GameConfig(betting_ms=1000), source, next_round_id=1)
+    game = Game(GameConfig(betting_ms=1000), chains, next_round_id=1)
     flusher = Flusher(storage.live, storage.db)
-    runner = GameRunner(game, storage.live, flusher, Hub(), Metrics(), clock)
+    runner = GameRunner(game, chains, storage.live, flusher, Hub(), Metrics(), clock)
     loop = asyncio.create_task(runner.run())
     try:
         await runner.turn_done.wait()  # the first round is open
@@ -267,3 +278,34 @@ async def test_a_bet_waits_for_the_clock_not_for_real_time(storage: Storage) -> 
     finally:
         runner.stop()
         await loop
+
+
+async def test_a_new_chain_is_announced_before_its_first_round(storage_for_game: Storage) -> None:
+    older, newer = chain_with_crashes(150, 400, 2), chain_with_crashes(150, 400, 1)
+    await storage_for_game.db.create_seed_chain(
+        older, 20, SeedChain.from_top(older, 20).commitment, CLIENT_SEED
+    )
+    await storage_for_game.db.create_seed_chain(
+        newer, 1, SeedChain.from_top(newer, 1).commitment, "one round"
+    )
+    clock = ManualClock()
+    app = App(fast_config(), storage_for_game, clock=clock, stop_timeout_s=0)
+    await app.start()
+    game = ManualGame(app, clock)
+    try:
+        watcher = await game.connect()
+        hello = await watcher.next("hello")
+        assert (hello["fairness"]["client_seed"], hello["fairness"]["chain_length"]) == (
+            "one round",
+            1,
+        )
+        await game.to_phase("crashed")
+        await game.to_phase("betting")
+        fairness = await watcher.next("fairness")
+        betting = await watcher.next("betting")
+        assert watcher.frames.index(fairness) == watcher.frames.index(betting) - 1
+        assert (fairness["client_seed"], fairness["chain_length"]) == (CLIENT_SEED, 20)
+        assert (betting["chain_id"], betting["nonce"]) == (fairness["chain_id"], 1)
+        await watcher.close()
+    finally:
+        await app.stop()

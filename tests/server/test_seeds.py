@@ -1,33 +1,93 @@
-"""Seed chains (server/seeds.py): made with real randomness, served until used up."""
+"""Seed chains (server/seeds.py): made, published, salted once by a seeding event, played."""
 
 from __future__ import annotations
 
+import pytest
+
+from pillarpayout_ws.engine.errors import SeedChainExhausted
 from pillarpayout_ws.engine.fairness import SeedChain, seed_hash
-from pillarpayout_ws.server.seeds import create_chain, load_or_create_chain
+from pillarpayout_ws.exceptions import ConfigError
+from pillarpayout_ws.server.seeds import (
+    DEVELOPMENT_SOURCE,
+    Chains,
+    create_chain,
+    load_chains,
+    salt_chain,
+)
 from pillarpayout_ws.storage import Storage
 
 
-async def test_a_chain_is_made_when_there_is_none_and_served_from_nonce_1(
-    storage: Storage,
-) -> None:
-    source = await load_or_create_chain(storage.db, length=5, client_seed="salt")
-    row = await storage.db.current_seed_chain()
-    assert row is not None and (row.length, row.client_seed, row.last_nonce) == (5, "salt", 0)
-    chain = SeedChain.from_top(row.top_seed, 5)
-    assert chain.commitment == row.commitment
-    first = source.next_round_seed()
-    assert (first.nonce, first.client_seed) == (1, "salt")
+async def test_a_new_chain_is_published_unsalted_and_cannot_be_played(storage: Storage) -> None:
+    row = await create_chain(storage.db, length=5)
+    assert (row.client_seed, row.client_seed_source, row.salted_at) == (None, None, None)
+    assert SeedChain.from_top(row.top_seed, 5).commitment == row.commitment
+    with pytest.raises(ConfigError, match=f"seed chain {row.id} .* waits for its salt"):
+        await load_chains(storage.db, length=5, client_seed=None)
+
+
+async def test_the_seeding_event_salts_once(storage: Storage) -> None:
+    row = await create_chain(storage.db, length=5)
+    await salt_chain(storage.db, row.id, "0000000000000000000301e2", "bitcoin block 880000")
+    with pytest.raises(ConfigError, match="already has its salt"):
+        await salt_chain(storage.db, row.id, "another", "second thoughts")
+    with pytest.raises(ConfigError, match="no seed chain 999"):
+        await salt_chain(storage.db, 999, "x", "y")
+    with pytest.raises(ConfigError, match="ASCII"):
+        await salt_chain(storage.db, row.id, "sél", "y")
+    chains = await load_chains(storage.db, length=5, client_seed=None)
+    first = chains.next_round_seed()
+    assert (first.chain_id, first.nonce, first.client_seed) == (
+        row.id,
+        1,
+        "0000000000000000000301e2",
+    )
     # Played from the end: the first round's seed hashes to the commitment.
-    assert first.server_seed == chain.seed_for(1)
     assert seed_hash(first.server_seed) == row.commitment
+    fairness = chains.fairness(1.0)
+    assert (fairness.client_seed_source, fairness.chain_length) == ("bitcoin block 880000", 5)
 
 
-async def test_the_existing_chain_is_kept_and_a_new_one_gets_a_random_salt(
-    storage: Storage,
-) -> None:
-    made = await create_chain(storage.db, length=10, client_seed=None)
-    assert len(made.client_seed) == 32  # 16 random bytes, hex
-    again = await load_or_create_chain(storage.db, length=99, client_seed="ignored")
-    assert again.next_round_seed().client_seed == made.client_seed
-    other = await create_chain(storage.db, length=10, client_seed=None)
-    assert (other.top_seed, other.client_seed) != (made.top_seed, made.client_seed)
+async def test_a_chain_already_played_cannot_be_salted(storage: Storage) -> None:
+    row = await create_chain(storage.db, length=5)
+    await storage.db.execute(
+        "INSERT INTO rounds (id, chain_id, nonce, seed_hash, client_seed, house_edge, status) "
+        "VALUES (1, $1, 1, $2, 'x', 1, 'void')",
+        row.id,
+        "00" * 32,
+    )
+    with pytest.raises(ConfigError, match="has been played"):
+        await salt_chain(storage.db, row.id, "late", "too late")
+
+
+async def test_with_no_chain_at_all_the_server_salts_its_own_and_says_so(storage: Storage) -> None:
+    chains = await load_chains(storage.db, length=7, client_seed=None)
+    assert chains.current.client_seed_source == DEVELOPMENT_SOURCE
+    assert len(chains.current.client_seed or "") == 32  # 16 random bytes, hex
+    again = await load_chains(storage.db, length=99, client_seed="ignored")
+    assert again.current.id == chains.current.id  # the same chain, resumed
+
+
+async def test_a_used_up_chain_hands_over_to_the_next_salted_one(storage: Storage) -> None:
+    old = await create_chain(storage.db, length=2, client_seed="first")
+    new = await create_chain(storage.db, length=3, client_seed="second")
+    chains = await load_chains(storage.db, length=5, client_seed=None)
+    assert chains.current.id == new.id  # the newest is played first
+    assert [chains.next_round_seed().nonce for _ in range(3)] == [1, 2, 3]
+    after = chains.next_round_seed()
+    assert (after.chain_id, after.nonce, after.client_seed) == (old.id, 1, "first")
+    chains.next_round_seed()
+    with pytest.raises(SeedChainExhausted):
+        chains.next_round_seed()
+
+
+async def test_chains_salted_while_serving_are_played_next(storage: Storage) -> None:
+    current = await create_chain(storage.db, length=1, client_seed="now")
+    chains = Chains([current])
+    later = await create_chain(storage.db, length=2)
+    chains.add(await storage.db.seed_chains())  # not salted yet: not playable
+    chains.next_round_seed()
+    with pytest.raises(SeedChainExhausted):
+        chains.next_round_seed()
+    await salt_chain(storage.db, later.id, "later", "block")
+    chains.add(await storage.db.seed_chains())
+    assert chains.next_round_seed().chain_id == later.id

@@ -42,9 +42,7 @@ def round_records(
 
     ``balances`` (user -> balance) is updated as the engine would.
     """
-    records: list[RoundRecord] = [
-        RoundOpened(round_id, chain_id, round_id, "00" * 32, SEED, "salt", 1.0)
-    ]
+    records: list[RoundRecord] = [RoundOpened(round_id, chain_id, round_id, "00" * 32, "salt", 1.0)]
     for user_id, amount in bets.items():
         balances[user_id] -= amount
         records.append(
@@ -57,7 +55,7 @@ def round_records(
             CashedOut(round_id, user_id, multiplier, payout, balances[user_id], "manual")
         )
     if crash_point is not None:
-        records.append(RoundCrashed(round_id, crash_point, 1000))
+        records.append(RoundCrashed(round_id, crash_point, 1000, SEED))
         if goal_id is not None:
             records.append(GoalAdvanced(round_id, goal_id, len(bets), False))
     return records

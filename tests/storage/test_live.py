@@ -1,12 +1,31 @@
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import redis.asyncio as aioredis
 
 from pillarpayout_ws.engine.records import BetPlaced, Granted, RoundOpened
 from pillarpayout_ws.storage import Storage
-from pillarpayout_ws.storage.live import decode_record, encode_record
+from pillarpayout_ws.storage.live import (
+    ACTIVE_BETS,
+    GAME_STATE,
+    ActiveBets,
+    active_bet,
+    decode_record,
+    encode_record,
+)
 
 from .helpers import round_records
+
+
+def test_a_record_of_an_older_version_still_reads() -> None:
+    """A RoundOpened written when the write-ahead still held the seed loses it."""
+    old = (
+        b'{"t":"RoundOpened","round_id":3,"chain_id":1,"nonce":3,"seed_hash":"aa",'
+        b'"server_seed":"bb","client_seed":"s","house_edge":1.0}'
+    )
+    assert decode_record(old) == RoundOpened(3, 1, 3, "aa", "s", 1.0, None)
 
 
 def test_records_survive_the_codec() -> None:
@@ -17,7 +36,7 @@ def test_records_survive_the_codec() -> None:
 
 
 async def test_group_commit_writes_the_batch_and_nothing_else(storage: Storage) -> None:
-    opened = RoundOpened(1, 1, 1, "00" * 32, "ab" * 32, "salt", 1.0)
+    opened = RoundOpened(1, 1, 1, "00" * 32, "salt", 1.0)
     bets = [BetPlaced(1, u, None, 100, 200, 900) for u in range(1, 1001)]
     await storage.live.commit([opened, *bets])
     assert await storage.live.pending_round_ids() == [1]
@@ -37,3 +56,25 @@ async def test_forget_flushed_removes_the_round(storage: Storage) -> None:
     await storage.live.forget_flushed([4], ["g1"])
     assert await storage.live.pending_round_ids() == []
     assert await storage.live.pending_grants() == []
+
+
+async def test_publish_writes_the_mirror_in_one_round_trip(storage: Storage) -> None:
+    live = storage.live
+    client = aioredis.Redis.from_url(live.url)
+
+    async def active() -> dict[int, Any]:
+        raw = await client.hgetall(ACTIVE_BETS)
+        return {int(k): orjson.loads(v) for k, v in raw.items()}
+
+    try:
+        first = ActiveBets(True, {"7": active_bet(500, 1.5, None), "8": active_bet(300, 1.6, 200)})
+        await live.publish([], None, {"round_id": "1", "state": "betting"}, first)
+        assert await active() == {
+            7: {"amount": 500, "cashout_multiplier": None, "timestamp": 1.5},
+            8: {"amount": 300, "cashout_multiplier": 2.0, "timestamp": 1.6},
+        }
+        assert await client.hget(GAME_STATE, "state") == b"betting"
+        await live.publish([], None, None, ActiveBets(True, {"9": active_bet(10, 2.0, None)}))
+        assert list(await active()) == [9]  # emptied for the new round first
+    finally:
+        await client.aclose()

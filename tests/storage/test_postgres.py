@@ -15,7 +15,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1, 2, 3]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 
@@ -45,6 +45,35 @@ async def test_schema_adds_balance_after_to_an_older_database(storage: Storage) 
     rows = await storage.db.fetch("SELECT ref, balance_after FROM bets ORDER BY round_id")
     assert [tuple(r) for r in rows] == [("old", None), ("ref-2", 99_900)]
     assert [r.ref for r in await storage.db.bet_refs(1)] == ["ref-2"]
+
+
+async def test_schema_version_4_salts_the_older_chains_where_they_were_made(
+    storage: Storage,
+) -> None:
+    # A version 3 database: a chain salted when made, no seeding-event columns.
+    await storage.db.execute(
+        "ALTER TABLE seed_chains DROP CONSTRAINT seed_chains_salted, "
+        "DROP COLUMN client_seed_source, DROP COLUMN salted_at"
+    )
+    await storage.db.execute("DELETE FROM schema_version WHERE version = 4")
+    await storage.db.execute(
+        "INSERT INTO seed_chains (top_seed, length, commitment, client_seed) "
+        "VALUES ($1, 10, $2, 'old-salt')",
+        "cd" * 32,
+        "ef" * 32,
+    )
+    await storage.db.apply_schema()
+    chain = 1
+    (row,) = await storage.db.seed_chains()
+    assert (row.id, row.client_seed) == (chain, "old-salt")
+    assert row.client_seed_source == "chosen with the chain (before seeding events)"
+    assert row.salted_at == row.created_at
+    # A void round keeps no seed; the chain without a salt is allowed now.
+    await storage.db.create_seed_chain("ab" * 32, 10, "12" * 32)
+    void = settle_round(round_records(1, chain, {}, {}, {}, None))
+    await storage.db.flush([void])
+    rows = await storage.db.fetch("SELECT server_seed, status FROM rounds")
+    assert [tuple(r) for r in rows] == [(None, "void")]
 
 
 # What each older version had in place of ledger_bet_fkey on (round_id, user_id).

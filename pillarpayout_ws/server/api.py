@@ -1,0 +1,294 @@
+"""``/api/*``: the published record anyone can check the game from.
+
+- ``GET /api/fairness``: every seed chain with its commitment (published when
+  the chain was made), its salt and the salt's source, and the house edge.
+- ``GET /api/rounds?before=ID&limit=N``: finished rounds, newest first, with
+  their seeds (crashed ones), crash points and totals.
+- ``GET /api/rounds/ID``: one round and its bets.
+
+A round is on record the moment it crashes: rounds PostgreSQL does not hold
+yet are read from Redis's write-ahead and settled the way the flush will
+settle them. A round that has not crashed shows no seed and no crash point,
+anywhere (a void round neither: it never crashed). Pages are served by
+awaiting PostgreSQL and Redis, never by holding up the game loop; a crashed
+round's page never changes, so it is cacheable. Bad parameters get 400 with
+a one-line JSON error, an unknown round 404, and one address asking faster
+than ``API_RATE`` a second 429 (loopback exempt unless ``limit_loopback``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from ..engine.records import RoundRecord
+from ..exceptions import PillarPayoutError
+from ..storage import Storage
+from ..storage.settle import SettledRound, settle_round
+from .clock import Clock
+from .limits import TokenBucket, is_loopback, peer_ip
+from .routes import Page, json_response
+from .runner import GameRunner
+
+__all__ = ["API_RATE", "PublicRecord"]
+
+log = logging.getLogger("pillarpayout.server")
+
+API_RATE = 20.0  # requests a second per address...
+API_BURST = 40.0  # ...after a burst of this many
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+FOREVER = "public, max-age=31536000, immutable"
+
+Json = dict[str, Any]
+
+
+class BadRequest(Exception):
+    """A parameter that cannot be used: 400, with this message."""
+
+
+class PublicRecord:
+    def __init__(
+        self, storage: Storage, runner: GameRunner, clock: Clock, *, limit_loopback: bool
+    ) -> None:
+        self._storage = storage
+        self._runner = runner
+        self._clock = clock
+        self._limit_loopback = limit_loopback
+        self._buckets: dict[str, TokenBucket] = {}
+        # Crashed rounds not flushed yet, settled once: they cannot change.
+        self._settled: dict[int, Json] = {}
+
+    @property
+    def pages(self) -> dict[str, Page]:
+        return {"/api/fairness": _guarded(self.fairness), "/api/rounds": _guarded(self.rounds)}
+
+    @property
+    def prefixes(self) -> dict[str, Page]:
+        return {"/api/rounds/": _guarded(self.round)}
+
+    # -- the pages ----------------------------------------------------------
+
+    async def fairness(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        chains = await self._storage.db.seed_chains()
+        fairness = self._runner.fairness()
+        body = {
+            "chains": [
+                {
+                    "chain_id": c.id,
+                    "commitment": c.commitment,
+                    "length": c.length,
+                    "client_seed": c.client_seed,
+                    "client_seed_source": c.client_seed_source,
+                    "committed_at": _ts(c.created_at),
+                    "salted_at": _ts(c.salted_at),
+                    "rounds_played": c.last_nonce,
+                }
+                for c in chains
+            ],
+            "current": {"chain_id": fairness.chain_id, "house_edge": fairness.house_edge},
+        }
+        return json_response(HTTPStatus.OK, body, cache="no-cache")
+
+    async def rounds(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        try:
+            query = _query(request, {"before", "limit"})
+            before = _int(query, "before", default=None)
+            limit = _int(query, "limit", default=DEFAULT_LIMIT)
+            if not 1 <= limit <= MAX_LIMIT:
+                raise BadRequest(f"limit is 1 to {MAX_LIMIT}")
+        except BadRequest as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        below = before if before is not None else 2**62
+        pending = [r for r in (await self._pending()).values() if r["id"] < below]
+        flushed = [_round_row(r) for r in await self._storage.db.rounds_before(below, limit)]
+        by_id = {r["id"]: r for r in [*flushed, *pending]}
+        rounds = [by_id[i] for i in sorted(by_id, reverse=True)[:limit]]
+        return json_response(HTTPStatus.OK, {"rounds": rounds}, cache="no-cache")
+
+    async def round(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        text = request.path.split("?", 1)[0].rsplit("/", 1)[1]
+        if not (text.isdigit() and text.isascii() and len(text) <= 18):
+            return _error(HTTPStatus.BAD_REQUEST, "a round id is a positive whole number")
+        round_id = int(text)
+        row, bets = await self._storage.db.round_with_bets(round_id)
+        if row is not None:
+            body = {**_round_row(row), "bets": [_bet_row(b) for b in bets]}
+            return json_response(HTTPStatus.OK, body, cache=FOREVER)
+        records = (await self._storage.live.round_records([round_id])).get(round_id)
+        if not records:
+            return _error(HTTPStatus.NOT_FOUND, f"no round {round_id}")
+        settled = settle_round(records)
+        names = await self._storage.db.usernames([b.user_id for b in settled.bets])
+        body = {
+            **_settled_round(settled, open_round=settled.void),
+            "bets": _settled_bets(settled, names),
+        }
+        return json_response(HTTPStatus.OK, body, cache="no-store" if settled.void else FOREVER)
+
+    # -- helpers ------------------------------------------------------------
+
+    async def _pending(self) -> dict[int, Json]:
+        """Crashed rounds still in Redis (settled once, kept until they are flushed)."""
+        live = self._storage.live
+        ids = set(await live.pending_round_ids())
+        self._settled = {i: r for i, r in self._settled.items() if i in ids}
+        fresh = [i for i in ids if i not in self._settled]
+        if fresh:
+            for round_id, records in (await live.round_records(fresh)).items():
+                settled = _crashed(records)
+                if settled is not None:
+                    self._settled[round_id] = _settled_round(settled, open_round=False)
+        return self._settled
+
+    def _refused(self, connection: ServerConnection) -> Response | None:
+        ip = peer_ip(connection)
+        if not self._limit_loopback and is_loopback(ip):
+            return None
+        bucket = self._buckets.get(ip)
+        if bucket is None:
+            if len(self._buckets) > 10_000:  # forget the addresses that are quiet again
+                self._buckets = {k: b for k, b in self._buckets.items() if not b.full}
+            bucket = self._buckets[ip] = TokenBucket(API_RATE, API_BURST, self._clock.now)
+        if bucket.take():
+            return None
+        return _error(HTTPStatus.TOO_MANY_REQUESTS, "too many requests from your address")
+
+
+def _guarded(page: Callable[[ServerConnection, Request], Awaitable[Response]]) -> Page:
+    """``page``, answering 503 (JSON) when PostgreSQL or Redis does not answer."""
+
+    async def answer(connection: ServerConnection, request: Request) -> Response:
+        try:
+            return await page(connection, request)
+        except PillarPayoutError as exc:
+            log.warning("%s: %s", request.path[:100], exc)
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "storage is unavailable; try again")
+
+    return answer
+
+
+def _crashed(records: Sequence[RoundRecord]) -> SettledRound | None:
+    if not records:
+        return None
+    settled = settle_round(records)
+    return None if settled.void else settled
+
+
+def _query(request: Request, known: set[str]) -> dict[str, str]:
+    """The query's parameters, each at most once; unknown ones are ignored."""
+    try:
+        raw = parse_qs(urlsplit(request.path).query, keep_blank_values=True, strict_parsing=False)
+    except ValueError as exc:
+        raise BadRequest(f"the query string cannot be read: {exc}") from None
+    query: dict[str, str] = {}
+    for name, values in raw.items():
+        if name not in known:
+            continue
+        if len(values) != 1:
+            raise BadRequest(f"{name} is given more than once")
+        query[name] = values[0]
+    return query
+
+
+def _int(query: Mapping[str, str], name: str, *, default: int | None) -> Any:
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isdigit() and text.isascii() and len(text) <= 18) or int(text) < 1:
+        raise BadRequest(f"{name} is a positive whole number")
+    return int(text)
+
+
+def _error(status: HTTPStatus, message: str) -> Response:
+    return json_response(status, {"error": message})
+
+
+def _ts(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
+
+
+def _hundredths(value: int | None) -> float | None:
+    return None if value is None else value / 100
+
+
+def _round_row(row: Mapping[str, Any]) -> Json:
+    crashed = row["status"] == "crashed"
+    return {
+        "id": row["id"],
+        "chain_id": row["chain_id"],
+        "nonce": row["nonce"],
+        "seed_hash": row["seed_hash"].strip(),
+        "server_seed": row["server_seed"].strip() if crashed else None,
+        "client_seed": row["client_seed"],
+        "house_edge": float(row["house_edge"]),
+        "crash_point": _hundredths(row["crash_point_x100"]) if crashed else None,
+        "status": row["status"],
+        "started_at": _ts(row["started_at"]),
+        "ended_at": _ts(row["ended_at"]),
+        "bets_count": row["bets_count"],
+        "total_wagered": row["total_wagered"],
+        "total_paid": row["total_paid"],
+    }
+
+
+def _bet_row(row: Mapping[str, Any]) -> Json:
+    return {
+        "username": row["username"],
+        "amount": row["amount"],
+        "cashout_multiplier": _hundredths(row["multiplier_x100"]),
+        "payout": row["payout"],
+        "status": row["status"],
+        "placed_at": _ts(row["placed_at"]),
+    }
+
+
+def _settled_round(settled: SettledRound, *, open_round: bool) -> Json:
+    """A round from Redis: crashed (waiting for its flush), or the one being played."""
+    opened = settled.opened
+    return {
+        "id": opened.round_id,
+        "chain_id": opened.chain_id,
+        "nonce": opened.nonce,
+        "seed_hash": opened.seed_hash,
+        "server_seed": None if open_round else settled.server_seed,
+        "client_seed": opened.client_seed,
+        "house_edge": opened.house_edge,
+        "crash_point": None if open_round else _hundredths(settled.crash_point),
+        "status": "open" if open_round else "crashed",
+        "started_at": _ts(settled.started_at),
+        "ended_at": _ts(settled.ended_at),
+        "bets_count": len(settled.bets),
+        "total_wagered": sum(b.amount for b in settled.bets),
+        "total_paid": settled.total_paid,
+    }
+
+
+def _settled_bets(settled: SettledRound, names: Mapping[int, str]) -> list[Json]:
+    return [
+        {
+            "username": names.get(b.user_id),
+            "amount": b.amount,
+            "cashout_multiplier": _hundredths(b.multiplier),
+            "payout": b.payout,
+            "status": "open" if b.status == "refunded" else b.status,
+            "placed_at": _ts(b.placed_at),
+        }
+        for b in settled.bets
+    ]

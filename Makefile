@@ -13,8 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[embedded,loadtest,dev]'
 	touch $(STAMP)
 
+# Extra flags for serve, e.g. `make serve SERVE_FLAGS=--exempt-loopback` for a load test.
+SERVE_FLAGS ?=
+
 serve: $(STAMP)
-	$(BIN)/pillarpayout serve
+	$(BIN)/pillarpayout serve $(SERVE_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

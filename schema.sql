@@ -29,6 +29,19 @@ CREATE TABLE IF NOT EXISTS users (
 ) WITH (fillfactor = 70);  -- room for HOT updates: a flush moves thousands of balances
 -- "Alice" and "alice" are one account.
 CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username));
+-- So are "Ann@Example.com" and "ann@example.com" (schema version 5). A
+-- database that already holds two such accounts keeps them, says so at every
+-- start, and gets the index once an operator has merged or renamed them.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'users_email_lower') THEN
+        IF EXISTS (SELECT lower(email) FROM users GROUP BY 1 HAVING count(*) > 1) THEN
+            NULL;  -- apply_schema() warns about it
+        ELSE
+            CREATE UNIQUE INDEX users_email_lower ON users (lower(email));
+        END IF;
+    END IF;
+END $$;
 
 -- Provably fair seed chains: seed[i] = sha256(seed[i+1]); the commitment is
 -- published when the chain is created (created_at, on /api/fairness). The
@@ -227,4 +240,4 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5) ON CONFLICT DO NOTHING;

@@ -14,13 +14,12 @@ import argparse
 import json
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port, start_serve, wait_healthy
+from bench.common import free_port, harness_command, start_serve, wait_healthy
 
 
 def find_capacity(
@@ -40,12 +39,8 @@ def find_capacity(
         spread += ["--spectator-url", f"ws://127.0.0.1:{other}/ws"]
     started = time.monotonic()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtest",
-            "--url",
-            f"ws://127.0.0.1:{port}/ws",
+        harness_command(
+            port,
             *spread,
             "--find-capacity",
             str(budget_ms),
@@ -57,7 +52,7 @@ def find_capacity(
             str(duration),
             "--json",
             str(report),
-        ],
+        ),
         check=False,
     )
     result = json.loads(report.read_text())

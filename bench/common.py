@@ -8,11 +8,12 @@ import os
 import platform
 from pathlib import Path
 
-from loadtest.serving import free_port, spawn, start_serve, wait_healthy
+from loadtest.serving import free_port, harness_command, spawn, start_serve, wait_healthy
 from loadtest.system import raise_nofile
 
 __all__ = [
     "free_port",
+    "harness_command",
     "machine",
     "percentile",
     "raise_nofile",

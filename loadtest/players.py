@@ -49,6 +49,7 @@ class Tally:
     late_cashouts: int = 0
     broke: int = 0
     sessions: int = 0
+    busy_retries: int = 0  # register/login tried again after `busy`
 
 
 class Bettor:
@@ -59,6 +60,7 @@ class Bettor:
         self.tally, self.rng = tally, rng
         self.client: GameClient | None = None
         self.balance: int | None = None
+        self.tried_login = False
         self.round_id = 0
         self.betting_ms = betting_ms
         self.paid: dict[int, int] = {}  # round -> multiplier this bettor was paid at
@@ -85,8 +87,15 @@ class Bettor:
 
     def _on_hello(self, frame: dict[str, Any]) -> None:
         self.round_id = int(frame.get("round_id") or 0)
+        self._register()
+
+    def _register(self) -> None:
         email = f"{self.name}@loadtest.invalid"
         self._send(type="register", username=self.name, email=email, password=self.password)
+
+    def _log_in(self) -> None:
+        self.tried_login = True
+        self._send(type="login", username=self.name, password=self.password)
 
     def _on_session(self, frame: dict[str, Any]) -> None:
         self.balance = int(frame["user"]["balance"])
@@ -98,7 +107,14 @@ class Bettor:
     def _on_error(self, frame: dict[str, Any]) -> None:
         code = str(frame.get("code"))
         if code == "username_taken" and self.balance is None:
-            self._send(type="login", username=self.name, password=self.password)
+            self._log_in()
+            return
+        if code == "busy" and self.balance is None:
+            # The server's password hashing is full (many bettors log in at
+            # once): try again a little later, as a client should.
+            self.tally.busy_retries += 1
+            retry = self._log_in if self.tried_login else self._register
+            asyncio.get_running_loop().call_later(self.rng.uniform(0.2, 1.0), retry)
             return
         if code == "round_crashed" and self.bet is not None and self.bet.get("cashing"):
             self.tally.late_cashouts += 1

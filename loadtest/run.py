@@ -265,6 +265,7 @@ def report(totals: Totals, settings: Settings, procs: int) -> dict[str, Any]:
         "bets": summed("bets"),
         "cashouts": summed("cashouts"),
         "late_cashouts": summed("late_cashouts"),
+        "busy_retries": summed("busy_retries"),
         "broke_bettors": summed("broke"),
         "frames_in_per_s": rate("frames_in_window"),
         "frames_out_per_s": rate("frames_out_window"),

@@ -41,8 +41,14 @@ def serve_command(
         str(data_dir),
         "--port",
         str(port),
+        "--exempt-loopback",
         *flags,
     ]
+
+
+def harness_command(port: int, *flags: str) -> list[str]:
+    """The command line of the load-test harness against ``serve`` on ``port``."""
+    return [sys.executable, "-m", "loadtest", "--url", f"ws://127.0.0.1:{port}/ws", *flags]
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

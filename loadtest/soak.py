@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from loadtest.serving import embedded_env, free_port, start_serve, wait_healthy
+from loadtest.serving import embedded_env, free_port, harness_command, start_serve, wait_healthy
 from loadtest.system import raise_nofile
 
 ALLOWANCE = {"rss_bytes": 8 * 2**20, "open_fds": 16, "redis_used_memory": 2 * 2**20}
@@ -85,12 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     redis_client = redis.Redis.from_url(EmbeddedServers(data_dir).redis_url)
     harness_json = data_dir / "harness.json"
     harness = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "loadtest",
-            "--url",
-            f"ws://127.0.0.1:{port}/ws",
+        harness_command(
+            port,
             "--clients",
             str(args.clients),
             "--bettors",
@@ -99,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.minutes * 60),
             "--json",
             str(harness_json),
-        ],
+        ),
         stdin=subprocess.DEVNULL,
     )
     samples: list[dict[str, float]] = []

@@ -208,6 +208,7 @@ class Worker:
             "bets": tally.bets,
             "cashouts": tally.cashouts,
             "late_cashouts": tally.late_cashouts,
+            "busy_retries": tally.busy_retries,
             "broke": tally.broke,
             "sessions": tally.sessions,
         }

@@ -71,6 +71,8 @@ class RejectCode(StrEnum):
     ROUND_NOT_RUNNING = "round_not_running"
     # A cashout for a bet that lost: the pillar fell first.
     ROUND_CRASHED = "round_crashed"
+    # A bet whose ref named a bet of an earlier round.
+    REF_REUSED = "ref_reused"
 
 
 class Rejection(Exception):

@@ -40,9 +40,12 @@ drives the engine:
 
 A player's bad command is answered with ``CommandRejected`` and changes nothing
 (the ``advance`` to its time is not part of the command: time moves anyway).
-Idempotency: a bet ``ref`` already accepted from the same user (this round or
-one of the last ``config.ref_memory_rounds``) gets the same ``BetAccepted``
-again without a second debit or record; a cashout of a bet already cashed out
+Idempotency: a bet ``ref`` already accepted from the same user in this round
+gets the same ``BetAccepted`` again without a second debit or record; one
+accepted in one of the last ``config.ref_memory_rounds`` rounds before is
+refused with ``ref_reused``, which names that round: a ref is tied to the
+round it was made for, so a retry is never taken for a new bet and an old
+round's ack is never replayed as if it were this round's. A cashout of a bet already cashed out
 gets the same ``CashoutDone`` again (under the new command's ref); a grant
 ``key`` already seen is answered with the first ``FundsGranted``. The bet refs
 survive a restart: the server hands the engine the ``BetAccepted`` of earlier
@@ -609,10 +612,12 @@ class Game:
 
         Promises: after advancing to ``now_ms``, either the stake is debited and
         ``BetAccepted`` emitted with a ``BetPlaced`` record, or ``BetAccepted``
-        is emitted again for a ``ref`` already accepted, or ``CommandRejected``
-        is emitted and nothing changes. Codes: ``unknown_account``,
-        ``invalid_amount``, ``invalid_auto_cashout``, ``betting_closed``,
-        ``already_bet``, ``insufficient_funds`` (checked in that order).
+        is emitted again for a ``ref`` already accepted in this round, or
+        ``CommandRejected`` is emitted and nothing changes. Codes:
+        ``unknown_account``, ``ref_reused`` (the ref named a bet of an earlier
+        round), ``invalid_amount``, ``invalid_auto_cashout``,
+        ``betting_closed``, ``already_bet``, ``insufficient_funds`` (checked in
+        that order).
         """
         self.advance(now_ms)
         try:
@@ -626,15 +631,21 @@ class Game:
         self, user_id: int, amount: int, auto_cashout: int | None, ref: str | None
     ) -> None:
         account = self._account(user_id)
+        r = self._round
         if ref is not None:
             previous = self._bet_refs.get((user_id, ref))
-            if previous is not None:
+            if previous is not None and r is not None and previous.round_id == r.round_id:
                 self._events.append(previous)
                 return
+            if previous is not None:
+                raise Rejection(
+                    RejectCode.REF_REUSED,
+                    f"ref {ref!r} named your bet in round {previous.round_id}; "
+                    "a new bet needs a new ref",
+                )
         check_amount(amount, self._config)
         check_auto_cashout(auto_cashout, self._config)
         stake, target = amount, auto_cashout
-        r = self._round
         if r is None or self._phase not in ACCEPTS_BETS:
             raise Rejection(RejectCode.BETTING_CLOSED, "bets are taken only while betting is open")
         if r.book.get(user_id) is not None:

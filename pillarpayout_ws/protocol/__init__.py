@@ -2,7 +2,7 @@
 
 ``decode_command`` turns a client's text frame into a frozen command
 dataclass (``Register``, ``Login``, ``Resume``, ``Logout``, ``PlaceBet``,
-``CashOut``, ``Chat``, ``Ping``) or raises ``FrameError`` with the wire error
+``CashOut``, ``Chat``, ``Ping``, ``LogoutAll``) or raises ``FrameError`` with the wire error
 code to answer; the ``encode_*`` functions turn engine events and server
 answers into the bytes of one JSON frame, converting units from the engine's
 (hundredths) to the wire's (two-decimal numbers) on the way. The package is
@@ -29,6 +29,7 @@ from pillarpayout_ws.protocol.commands import (
     Command,
     Login,
     Logout,
+    LogoutAll,
     Ping,
     PlaceBet,
     Register,
@@ -39,6 +40,7 @@ from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 from pillarpayout_ws.protocol.frames import (
     LIVE_BETS_LIMIT,
     Fairness,
+    encode_balance,
     encode_bets,
     encode_chat,
     encode_error,
@@ -71,11 +73,13 @@ __all__ = [
     "FrameError",
     "Login",
     "Logout",
+    "LogoutAll",
     "Ping",
     "PlaceBet",
     "Register",
     "Resume",
     "decode_command",
+    "encode_balance",
     "encode_bets",
     "encode_chat",
     "encode_error",

@@ -14,6 +14,7 @@ register   ``username``, ``email``, ``password``                Register
 login      ``username``, ``password``                           Login
 resume     ``token``                                            Resume
 logout     (none)                                               Logout
+logout_all (none)                                               LogoutAll
 bet        ``amount`` (cents), ``auto_cashout`` (number|null)   PlaceBet
 cashout    (none)                                               CashOut
 chat       ``text``                                             Chat
@@ -42,6 +43,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Final
 
 import orjson
@@ -66,6 +68,7 @@ __all__ = [
     "Command",
     "Login",
     "Logout",
+    "LogoutAll",
     "Ping",
     "PlaceBet",
     "Register",
@@ -86,9 +89,6 @@ MAX_CHAT_LENGTH: Final = 280
 MAX_AMOUNT: Final = 2**53
 # Hundredths are kept in the same exactly-representable range as money.
 _MAX_AUTO_CASHOUT_HUNDREDTHS: Final = 2**53
-# How far value * 100 may sit from a whole number and still count as two decimals:
-# 2.35 * 100 == 235.00000000000003, while 2.355 * 100 == 235.49999999999997.
-_TWO_DECIMALS_TOLERANCE: Final = 1e-6
 
 _USERNAME = re.compile(r"[A-Za-z0-9_.\-]+")
 # Deliberately simple: local@domain.tld, no whitespace, one @, no empty labels.
@@ -133,6 +133,14 @@ class Logout:
 
 
 @dataclass(frozen=True, slots=True)
+class LogoutAll:
+    """End every session of the user, on every device (``logout_all``); answered
+    with ``logged_out``, the user's other sockets closed with 4002."""
+
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceBet:
     """Bet ``amount`` cents on the open round (``bet``).
 
@@ -167,7 +175,7 @@ class Ping:
     ref: str | None = None
 
 
-Command = Register | Login | Resume | Logout | PlaceBet | CashOut | Chat | Ping
+Command = Register | Login | Resume | Logout | LogoutAll | PlaceBet | CashOut | Chat | Ping
 
 _Frame = Mapping[str, object]
 
@@ -246,6 +254,10 @@ def _logout(frame: _Frame, ref: str | None) -> Logout:
     return Logout(ref)
 
 
+def _logout_all(frame: _Frame, ref: str | None) -> LogoutAll:
+    return LogoutAll(ref)
+
+
 def _bet(frame: _Frame, ref: str | None) -> PlaceBet:
     if "amount" not in frame:
         raise FrameError(FrameCode.BAD_FRAME, "missing field 'amount'", ref)
@@ -277,6 +289,8 @@ def _chat(frame: _Frame, ref: str | None) -> Chat:
             f"chat text is 1 to {MAX_CHAT_LENGTH} characters after trimming",
             ref,
         )
+    if not any(_visible(char) for char in text):
+        raise FrameError(FrameCode.INVALID_TEXT, "chat text has nothing to see", ref)
     return Chat(text, ref)
 
 
@@ -289,6 +303,7 @@ _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "login": _login,
     "resume": _resume,
     "logout": _logout,
+    "logout_all": _logout_all,
     "bet": _bet,
     "cashout": _cashout,
     "chat": _chat,
@@ -335,12 +350,13 @@ def _auto_cashout(value: object, ref: str | None) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         hundredths = value * 100
     elif isinstance(value, float) and abs(value) <= _MAX_AUTO_CASHOUT_HUNDREDTHS / 100:
-        # Bounded before scaling, so value * 100 stays finite and round() cannot
-        # overflow; the bound also refuses NaN and infinities, were they ever to come.
-        scaled = value * 100
-        nearest = round(scaled)
-        if abs(scaled - nearest) < _TWO_DECIMALS_TOLERANCE:
-            hundredths = nearest
+        # The number as the client wrote it (the shortest text of the double, so
+        # 2.35 is "2.35", not 2.35000000000000008882): at most two decimals,
+        # exactly; 2.3400000001 is refused, not rounded. The bound refuses NaN
+        # and infinities, were they ever to come.
+        scaled = Decimal(repr(value)) * 100
+        if scaled == scaled.to_integral_value():
+            hundredths = int(scaled)
     if hundredths is None or not MIN_AUTO_CASHOUT <= hundredths <= _MAX_AUTO_CASHOUT_HUNDREDTHS:
         raise FrameError(
             FrameCode.INVALID_AUTO_CASHOUT,
@@ -348,6 +364,16 @@ def _auto_cashout(value: object, ref: str | None) -> int | None:
             ref,
         )
     return hundredths
+
+
+# Letters that render as nothing: Hangul fillers, the blank Braille pattern.
+_BLANK_LETTERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that shows (a line of spaces,
+    fillers or combining marks alone renders blank)."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
 
 
 def _has_forbidden(text: str) -> bool:

@@ -45,8 +45,10 @@ from pillarpayout_ws.engine.events import (
 from pillarpayout_ws.engine.goals import Goal
 
 __all__ = [
+    "HELLO_LIMIT",
     "LIVE_BETS_LIMIT",
     "Fairness",
+    "encode_balance",
     "encode_bets",
     "encode_chat",
     "encode_error",
@@ -60,8 +62,12 @@ __all__ = [
 
 _Object = dict[str, object]
 
-# The most bets a ``bets`` frame or a ``hello`` lists (the largest ones).
+# The most bets a ``bets`` frame lists (the largest ones).
 LIVE_BETS_LIMIT = 100
+# A ``hello`` is at most this many bytes (a reconnect storm of 10,000 clients
+# is then at most 80 MB of them), listing at most this many bets.
+HELLO_LIMIT = 8192
+HELLO_BETS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +156,7 @@ def encode_event(event: Event, *, ts: float) -> bytes:
             }
         case FundsGranted():
             # The grant's idempotency key is bookkeeping, not the player's business.
-            frame = {
-                "type": "balance",
-                "balance": event.balance,
-                "amount": event.amount,
-                "reason": "grant",
-            }
+            return encode_balance(event.balance, event.amount, "grant")
         case _:
             assert_never(event)
     return orjson.dumps(frame)
@@ -183,8 +184,18 @@ def encode_session(token: str, user_id: int, username: str, balance: int) -> byt
 
 
 def encode_logged_out() -> bytes:
-    """The answer to ``logout``; the connection stays open as a spectator."""
+    """The answer to ``logout`` and ``logout_all``; the connection stays open as a
+    spectator."""
     return orjson.dumps({"type": "logged_out"})
+
+
+def encode_balance(balance: int, amount: int, reason: str, round_id: int | None = None) -> bytes:
+    """A balance change the player did not ask for by a frame: a grant (the
+    starting balance too) or the refund of a voided round's bet."""
+    frame: _Object = {"type": "balance", "balance": balance, "amount": amount, "reason": reason}
+    if round_id is not None:
+        frame["round_id"] = round_id
+    return orjson.dumps(frame)
 
 
 def encode_pong(ref: str | None, *, ts: float) -> bytes:
@@ -215,40 +226,60 @@ def encode_hello(
     ts: float,
 ) -> bytes:
     """The first frame of every connection: everything needed to draw the game now,
-    and to check it (``fairness``).
+    and to check it (``fairness``), in at most ``HELLO_LIMIT`` bytes.
 
-    ``chat`` is the recent lines as ``(username, text, ts)``, oldest first.
-    Like ``bets`` frames, it lists at most ``LIVE_BETS_LIMIT`` bets, the largest.
+    It lists the ``HELLO_BETS`` largest bets (``bets_more`` counts the others),
+    the recent crash points, and as many of the newest ``chat`` lines
+    (``(username, text, ts)``, oldest first) as fit; more history and chat
+    are on ``/api/rounds`` and ``/api/chat``. (Only operators' own long goal or
+    salt texts could crowd out the bets or the history: then they go first.)
     """
-    hello_bets, more = _largest(snapshot.bets)
-    return orjson.dumps(
-        {
-            "type": "hello",
-            "server": server,
-            "round_id": snapshot.round_id,
-            "phase": snapshot.phase.value,
-            "seed_hash": snapshot.seed_hash,
-            "nonce": snapshot.nonce,
-            "fairness": asdict(fairness),
-            "m": _multiplier(snapshot.m),
-            "integrity": _percent(snapshot.integrity),
-            "elapsed_ms": snapshot.elapsed_ms,
-            "betting_left_ms": snapshot.betting_left_ms,
-            "crash_point": _optional_multiplier(snapshot.crash_point),
-            "history": [
-                {"round_id": round_id, "crash_point": _multiplier(crash_point)}
-                for round_id, crash_point in snapshot.history
-            ],
-            "goal": None if snapshot.goal is None else _goal(snapshot.goal),
-            "chat": [
-                {"username": username, "text": text, "ts": line_ts}
-                for username, text, line_ts in chat
-            ],
-            "bets": _bets(hello_bets),
-            "bets_more": more,
-            "ts": ts,
-        }
-    )
+    shown, more = _largest(snapshot.bets, HELLO_BETS)
+    history = [
+        {"round_id": round_id, "crash_point": _multiplier(crash_point)}
+        for round_id, crash_point in snapshot.history
+    ]
+    frame: _Object = {
+        "type": "hello",
+        "server": server,
+        "round_id": snapshot.round_id,
+        "phase": snapshot.phase.value,
+        "seed_hash": snapshot.seed_hash,
+        "nonce": snapshot.nonce,
+        "fairness": asdict(fairness),
+        "m": _multiplier(snapshot.m),
+        "integrity": _percent(snapshot.integrity),
+        "elapsed_ms": snapshot.elapsed_ms,
+        "betting_left_ms": snapshot.betting_left_ms,
+        "crash_point": _optional_multiplier(snapshot.crash_point),
+        "history": history,
+        "goal": None if snapshot.goal is None else _goal(snapshot.goal),
+        "chat": [],
+        "bets": _bets(shown),
+        "bets_more": more,
+        "ts": ts,
+    }
+    data = orjson.dumps(frame)
+    while len(data) > HELLO_LIMIT and (shown or history):
+        if shown:
+            more += len(shown) - len(shown) // 2
+            shown = shown[: len(shown) // 2]
+            frame["bets"], frame["bets_more"] = _bets(shown), more
+        else:
+            del history[: max(1, len(history) // 2)]
+        data = orjson.dumps(frame)
+    room = HELLO_LIMIT - len(data)
+    lines: list[_Object] = []
+    for username, text, line_ts in reversed(chat):
+        line: _Object = {"username": username, "text": text, "ts": line_ts}
+        room -= len(orjson.dumps(line)) + (1 if lines else 0)
+        if room < 0:
+            break
+        lines.append(line)
+    if not lines:
+        return data
+    frame["chat"] = lines[::-1]
+    return orjson.dumps(frame)
 
 
 # --- pieces -----------------------------------------------------------------------
@@ -279,18 +310,18 @@ def _goal(goal: Goal) -> _Object:
     }
 
 
-def _largest(bets: Sequence[BetView]) -> tuple[Sequence[BetView], int]:
-    """The ``LIVE_BETS_LIMIT`` largest bets and how many were left out.
+def _largest(
+    bets: Sequence[BetView], limit: int = LIVE_BETS_LIMIT
+) -> tuple[Sequence[BetView], int]:
+    """The ``limit`` largest bets and how many were left out.
 
     A round with thousands of bets would otherwise put a frame of hundreds of
     kilobytes in every socket at once (the delta when the round starts, and
     every ``hello``): a client draws a leaderboard, not the whole list.
     """
-    if len(bets) <= LIVE_BETS_LIMIT:
+    if len(bets) <= limit:
         return bets, 0
-    return heapq.nlargest(LIVE_BETS_LIMIT, bets, key=lambda b: b.amount), len(
-        bets
-    ) - LIVE_BETS_LIMIT
+    return heapq.nlargest(limit, bets, key=lambda b: b.amount), len(bets) - limit
 
 
 def _bets(bets: Sequence[BetView]) -> list[_Object]:

@@ -5,6 +5,8 @@
 - ``GET /api/rounds?before=ID&limit=N``: finished rounds, newest first, with
   their seeds (crashed ones), crash points and totals.
 - ``GET /api/rounds/ID``: one round and its bets.
+- ``GET /api/chat?limit=N``: the chat's last lines (``hello`` carries only
+  what fits in its 8 KiB).
 
 A round is on record the moment it crashes: rounds PostgreSQL does not hold
 yet are read from Redis's write-ahead and settled the way the flush will
@@ -13,7 +15,7 @@ anywhere (a void round neither: it never crashed). Pages are served by
 awaiting PostgreSQL and Redis, never by holding up the game loop; a crashed
 round's page never changes, so it is cacheable. Bad parameters get 400 with
 a one-line JSON error, an unknown round 404, and one address asking faster
-than ``API_RATE`` a second 429 (loopback exempt unless ``limit_loopback``).
+than ``API_RATE`` a second 429 (unless the address is exempt).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from ..engine.records import RoundRecord
 from ..exceptions import PillarPayoutError
 from ..storage import Storage
 from ..storage.settle import SettledRound, settle_round
+from .chat import RECENT_CHAT, ChatRoom
 from .clock import Clock
-from .limits import TokenBucket, is_loopback, peer_ip
+from .limits import ClientAddresses, TokenBucket
 from .routes import Page, json_response
 from .runner import GameRunner
 
@@ -56,19 +59,29 @@ class BadRequest(Exception):
 
 class PublicRecord:
     def __init__(
-        self, storage: Storage, runner: GameRunner, clock: Clock, *, limit_loopback: bool
+        self,
+        storage: Storage,
+        runner: GameRunner,
+        chat: ChatRoom,
+        clock: Clock,
+        addresses: ClientAddresses,
     ) -> None:
         self._storage = storage
         self._runner = runner
+        self._chat = chat
         self._clock = clock
-        self._limit_loopback = limit_loopback
+        self._addresses = addresses
         self._buckets: dict[str, TokenBucket] = {}
         # Crashed rounds not flushed yet, settled once: they cannot change.
         self._settled: dict[int, Json] = {}
 
     @property
     def pages(self) -> dict[str, Page]:
-        return {"/api/fairness": _guarded(self.fairness), "/api/rounds": _guarded(self.rounds)}
+        return {
+            "/api/fairness": _guarded(self.fairness),
+            "/api/rounds": _guarded(self.rounds),
+            "/api/chat": _guarded(self.chat),
+        }
 
     @property
     def prefixes(self) -> dict[str, Page]:
@@ -142,6 +155,20 @@ class PublicRecord:
         }
         return json_response(HTTPStatus.OK, body, cache="no-store" if settled.void else FOREVER)
 
+    async def chat(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        try:
+            limit = _int(_query(request, {"limit"}), "limit", default=RECENT_CHAT)
+            if limit > RECENT_CHAT:
+                raise BadRequest(f"limit is 1 to {RECENT_CHAT}")
+        except BadRequest as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        lines = self._chat.recent()[-limit:]
+        body = {"chat": [{"username": u, "text": t, "ts": ts} for u, t, ts in lines]}
+        return json_response(HTTPStatus.OK, body)
+
     # -- helpers ------------------------------------------------------------
 
     async def _pending(self) -> dict[int, Json]:
@@ -158,8 +185,8 @@ class PublicRecord:
         return self._settled
 
     def _refused(self, connection: ServerConnection) -> Response | None:
-        ip = peer_ip(connection)
-        if not self._limit_loopback and is_loopback(ip):
+        ip = self._addresses.of(connection)
+        if self._addresses.exempt(ip):
             return None
         bucket = self._buckets.get(ip)
         if bucket is None:

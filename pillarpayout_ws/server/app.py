@@ -37,6 +37,7 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.typing import Origin
 
 from ..exceptions import ConfigError, PillarPayoutError
+from ..protocol import encode_balance
 from ..storage import Storage
 from ..storage.flush import Flusher, flush_or_hold, recover
 from ..storage.postgres import Database
@@ -96,11 +97,12 @@ class App:
             interval_s=config.flush_interval_ms / 1000,
         )
         self.chat = ChatRoom(storage.db, self.hub, self.clock)
+        self.addresses = config.addresses
         self.accounts = Accounts(
             storage.db,
             now=self.clock.now,
             starting_balance=config.starting_balance,
-            limit_loopback=config.limit_loopback,
+            exempt=self.addresses.exempt,
         )
         self.tasks = Supervisor(on_failure=self.request_stop)
         self._stopping = asyncio.Event()
@@ -131,6 +133,7 @@ class App:
         await self.chat.restore()
         hello = Hello(runner, self.chat)
         self._services = Services(
+            addresses=self.addresses,
             hub=self.hub,
             runner=runner,
             accounts=self.accounts,
@@ -146,11 +149,11 @@ class App:
         self.metrics.watch(self.hub, self.flusher, self.publisher)
         self._gate = ConnectionGate(
             self.hub,
+            self.addresses,
             max_per_ip=config.max_connections_per_ip,
-            limit_loopback=config.limit_loopback,
             refused=lambda code: self.metrics.errors.labels(code).inc(),
         )
-        api = PublicRecord(storage, runner, self.clock, limit_loopback=config.limit_loopback)
+        api = PublicRecord(storage, runner, self.chat, self.clock, self.addresses)
         router = Router(
             websocket=self._gate,
             pages={
@@ -213,18 +216,28 @@ class App:
         # The loops end by themselves at their next turn; cancel only what is stuck.
         await self.tasks.stop(STOP_TIMEOUT_S)
         if runner_task is not None:
+            round_id, open_bets = self.runner.open_bets()
             with contextlib.suppress(PillarPayoutError):
                 await self.chat.save()
                 # Everything in Redis, the unfinished round included (void), to PostgreSQL.
                 pending = await self.storage.live.pending_round_ids()
                 _, held = await flush_or_hold(self.storage.live, self.storage.db, pending)
                 log.info("flushed %d round(s) to PostgreSQL", len(pending) - len(held))
+                if round_id not in held:
+                    self._tell_refunds(round_id, open_bets)
         self.hub.finish()  # the last frames reach every socket before its 1001
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
         self.accounts.close()
         await self.storage.db.release_server_lock()
+
+    def _tell_refunds(self, round_id: int | None, open_bets: list[tuple[int, int, int]]) -> None:
+        """The players whose bets the voided round refunded hear it before the 1001."""
+        for user_id, amount, balance in open_bets:
+            self.hub.send_user(
+                user_id, encode_balance(balance + amount, amount, "refund", round_id)
+            )
 
     def request_stop(self) -> None:
         self._stopping.set()

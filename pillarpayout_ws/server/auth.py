@@ -1,34 +1,66 @@
-"""Accounts and sessions: argon2id passwords, hashed session tokens, login limits.
+"""Accounts and sessions: argon2id passwords, hashed session tokens, and their price.
 
 - Passwords are hashed with argon2id at argon2-cffi's defaults (t=3, m=64 MiB,
-  p=4: above OWASP's minimum), in a small thread pool so the event loop never
+  p=4: above OWASP's minimum), in a 2-thread pool so the event loop never
   waits on a hash. A stored hash made with other parameters is rehashed at
   the next successful login.
+- **The hashing queue is bounded** (``HASH_SLOTS`` jobs running or waiting):
+  when it is full a request gets ``busy`` at once instead of a growing wait,
+  and registrations may hold at most ``HASH_SLOTS - LOGIN_RESERVED`` of the
+  slots, so a flood of registrations cannot starve logins.
+- **Registration has limits**: ``REGISTER_PER_IP`` accounts per address per
+  hour and ``REGISTER_GLOBAL`` per minute from everyone (``rate_limited``).
 - A session token is 256 random bits (``secrets.token_urlsafe(32)``); only its
-  SHA-256 is stored. Sessions expire (``session_ttl_s``) and are revoked on
-  logout.
+  SHA-256 is stored. Sessions expire (``session_ttl_s``); ``logout`` revokes
+  its own, ``logout_all`` every session of the user. A ``resume`` racing a
+  revocation is refused: revocations are known here at once, and checked
+  after every await (``still_valid``).
 - An unknown user and a wrong password give the same ``invalid_credentials``
-  after the same work (a dummy hash is verified for unknown users).
-- Failed logins are limited per account and per IP (sliding windows, on the
-  server's clock); the IP limit does not apply to loopback (unless
-  ``limit_loopback``), so the load-test harness and the tests on the same
-  host are never refused by it.
+  after the same work (a dummy hash is verified for unknown users), and a
+  taken username costs ``register`` the same hash as a new one.
+- **Failed logins** (OWASP's advice): ``FAILURES_PER_PAIR`` from one address
+  against one account lock that pair for the window; ``FAILURES_PER_IP`` from
+  one address against any accounts lock the address; an account failing
+  from many addresses (more than ``FAILURES_PER_ACCOUNT``) is slowed, each
+  attempt delayed, never locked, so nobody can lock anyone else out.
+  ``resume`` is never limited by them.
+- Per-address limits skip the addresses ``ClientAddresses.exempt`` says
+  (loopback, with ``--exempt-loopback``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..storage.postgres import Database, UserRow
-from .limits import is_loopback
+
+__all__ = ["Accounts", "AuthError", "token_digest"]
+
+K = TypeVar("K")
+
+HASH_THREADS = 2
+HASH_SLOTS = 8
+LOGIN_RESERVED = 4
+REGISTER_PER_IP = 5  # an hour
+REGISTER_GLOBAL = 60  # a minute
+FAILURE_WINDOW_S = 300.0
+FAILURES_PER_PAIR = 5
+FAILURES_PER_IP = 50
+FAILURES_PER_ACCOUNT = 20
+SLOWDOWN_S = 0.25  # per failure beyond FAILURES_PER_ACCOUNT...
+SLOWDOWN_MAX_S = 5.0  # ...up to this
+REVOCATIONS_KEPT_S = 600.0  # longer than any resume can take
 
 
 class AuthError(Exception):
@@ -45,27 +77,29 @@ def token_digest(token: str) -> str:
 
 
 class SlidingWindow:
-    """At most ``limit`` events per key in the last ``window_s`` seconds."""
+    """Events per key in the last ``window_s`` seconds; keys with none are forgotten."""
 
     def __init__(self, limit: int, window_s: float) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._events: dict[str, deque[float]] = {}
+        self._events: dict[object, deque[float]] = {}
 
-    def _live(self, key: str, now: float) -> deque[float]:
-        events = self._events.setdefault(key, deque())
+    def count(self, key: object, now: float) -> int:
+        events = self._events.get(key)
+        if events is None:
+            return 0
         while events and events[0] <= now - self.window_s:
             events.popleft()
-        return events
-
-    def full(self, key: str, now: float) -> bool:
-        full = len(self._live(key, now)) >= self.limit
-        if not self._events[key]:
+        if not events:
             del self._events[key]
-        return full
+        return len(events)
 
-    def add(self, key: str, now: float) -> None:
-        self._live(key, now).append(now)
+    def full(self, key: object, now: float) -> bool:
+        return self.count(key, now) >= self.limit
+
+    def add(self, key: object, now: float) -> None:
+        self.count(key, now)
+        self._events.setdefault(key, deque()).append(now)
 
 
 class Accounts:
@@ -75,26 +109,53 @@ class Accounts:
         *,
         now: Callable[[], float],
         starting_balance: int,
+        exempt: Callable[[str], bool],
         session_ttl_s: int = 7 * 24 * 3600,
         hasher: PasswordHasher | None = None,
-        failures_per_account: int = 5,
-        failures_per_ip: int = 50,
-        failure_window_s: float = 300.0,
-        limit_loopback: bool = False,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._db = db
         self._now = now
+        self._exempt = exempt
+        self._sleep = sleep
         self.starting_balance = starting_balance
         self.session_ttl_s = session_ttl_s
         self._hasher = hasher or PasswordHasher()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+        self._hashing = 0  # jobs running or waiting in the pool
+        self._registering = 0  # of them, registrations'
         self._dummy_hash: str | None = None
-        self._account_failures = SlidingWindow(failures_per_account, failure_window_s)
-        self._ip_failures = SlidingWindow(failures_per_ip, failure_window_s)
-        self._limit_loopback = limit_loopback
+        self._pair_failures = SlidingWindow(FAILURES_PER_PAIR, FAILURE_WINDOW_S)
+        self._ip_failures = SlidingWindow(FAILURES_PER_IP, FAILURE_WINDOW_S)
+        self._account_failures = SlidingWindow(FAILURES_PER_ACCOUNT, FAILURE_WINDOW_S)
+        self._ip_registrations = SlidingWindow(REGISTER_PER_IP, 3600.0)
+        self._registrations = SlidingWindow(REGISTER_GLOBAL, 60.0)
+        # Revoked here lately: token digest (or user id, for logout_all) ->
+        # (revocation number, when). Revocations are numbered so that "since"
+        # needs no clock: ``revocations`` is the number of the latest.
+        self.revocations = 0
+        self._revoked: dict[str, tuple[float, float]] = {}
+        self._users_revoked: dict[int, tuple[float, float]] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the hashing queue --------------------------------------------------
+
+    @contextmanager
+    def _slot(self, *, registering: bool) -> Iterator[None]:
+        full = self._hashing >= HASH_SLOTS or (
+            registering and self._registering >= HASH_SLOTS - LOGIN_RESERVED
+        )
+        if full:
+            raise AuthError("busy", "the server is busy with other logins; try again shortly")
+        self._hashing += 1
+        self._registering += registering
+        try:
+            yield
+        finally:
+            self._hashing -= 1
+            self._registering -= registering
 
     async def _in_pool(self, fn: object, *args: str) -> object:
         assert callable(fn)
@@ -116,51 +177,101 @@ class Accounts:
         await self._db.create_session(digest, user_id, self.session_ttl_s)
         return token, digest
 
-    async def register(self, username: str, email: str, password: str) -> tuple[UserRow, str, str]:
+    # -- register, login, resume --------------------------------------------
+
+    async def register(
+        self, username: str, email: str, password: str, ip: str
+    ) -> tuple[UserRow, str, str]:
         """Create an account (granted the starting balance); (user, token, token digest)."""
-        if await self._db.user_by_name(username) is not None:
+        now = self._now()
+        limited = not self._exempt(ip)
+        if (limited and self._ip_registrations.full(ip, now)) or self._registrations.full(
+            None, now
+        ):
+            raise AuthError("rate_limited", "too many new accounts lately; try again later")
+        with self._slot(registering=True):
+            taken = await self._db.user_by_name(username) is not None
+            # The same work either way: the answer's time does not say which.
+            password_hash = await self._hash(password)
+        if taken:
             raise AuthError("username_taken", "that username is taken")
-        password_hash = await self._hash(password)
         user = await self._db.create_user(username, email, password_hash, self.starting_balance)
         if user is None:
             if await self._db.user_by_name(username) is not None:
                 raise AuthError("username_taken", "that username is taken")
             raise AuthError("email_taken", "that email already has an account")
+        self._registrations.add(None, now)
+        if limited:
+            self._ip_registrations.add(ip, now)
         token, digest = await self._new_session(user.id)
         return user, token, digest
 
     async def login(self, username: str, password: str, ip: str) -> tuple[UserRow, str, str]:
         now = self._now()
-        account_key = username.lower()
-        limit_ip = self._limit_loopback or not is_loopback(ip)
-        if self._account_failures.full(account_key, now) or (
-            limit_ip and self._ip_failures.full(ip, now)
+        account = username.lower()
+        limited = not self._exempt(ip)
+        if self._pair_failures.full((account, ip), now) or (
+            limited and self._ip_failures.full(ip, now)
         ):
             raise AuthError("rate_limited", "too many failed logins; try again later")
-        user = await self._db.user_by_name(username)
-        if user is None:
-            if self._dummy_hash is None:
-                self._dummy_hash = await self._hash(secrets.token_hex(16))
-            await self._verify(self._dummy_hash, password)  # the same work as a real check
-            ok = False
-        else:
-            ok = await self._verify(user.password_hash, password)
+        excess = self._account_failures.count(account, now) - FAILURES_PER_ACCOUNT
+        if excess >= 0:
+            # Failing from many addresses: slowed, never locked.
+            await self._sleep(min(SLOWDOWN_MAX_S, SLOWDOWN_S * (excess + 1)))
+        with self._slot(registering=False):
+            user = await self._db.user_by_name(username)
+            if user is None:
+                if self._dummy_hash is None:
+                    self._dummy_hash = await self._hash(secrets.token_hex(16))
+                await self._verify(self._dummy_hash, password)  # the same work as a real check
+                ok = False
+            else:
+                ok = await self._verify(user.password_hash, password)
+            if ok and user is not None and self._hasher.check_needs_rehash(user.password_hash):
+                await self._db.set_password_hash(user.id, await self._hash(password))
         if not ok or user is None:
-            self._account_failures.add(account_key, now)
-            if limit_ip:
+            self._pair_failures.add((account, ip), now)
+            self._account_failures.add(account, now)
+            if limited:
                 self._ip_failures.add(ip, now)
             raise AuthError("invalid_credentials", "wrong username or password")
-        if self._hasher.check_needs_rehash(user.password_hash):
-            await self._db.set_password_hash(user.id, await self._hash(password))
         token, digest = await self._new_session(user.id)
         return user, token, digest
 
     async def resume(self, token: str) -> tuple[UserRow, str]:
+        since = self.revocations
         digest = token_digest(token)
         user = await self._db.session_user(digest)
-        if user is None:
+        if user is None or not self.still_valid(digest, user.id, since=since):
             raise AuthError("invalid_session", "the session is unknown, expired or revoked")
         return user, digest
 
-    async def logout(self, token_sha256: str) -> None:
-        await self._db.revoke_session(token_sha256)
+    def still_valid(self, digest: str, user_id: int, *, since: int) -> bool:
+        """Whether the session was not revoked here, nor every session of the user
+        unless PostgreSQL had recorded that before revocation number ``since``."""
+        revoked_all = self._users_revoked.get(user_id)
+        return digest not in self._revoked and (revoked_all is None or revoked_all[0] <= since)
+
+    # -- revoking -----------------------------------------------------------
+
+    async def logout(self, digest: str) -> None:
+        """Revoke one session (known here at once, in PostgreSQL when this returns)."""
+        self._remember(self._revoked, digest)
+        await self._db.revoke_session(digest)
+
+    async def logout_all(self, user_id: int) -> None:
+        """Revoke every session of the user. Until PostgreSQL has recorded it, no
+        resume of the user passes; after, PostgreSQL's answer is the whole truth
+        for a resume that starts later."""
+        self._remember(self._users_revoked, user_id, until_recorded=True)
+        await self._db.revoke_user_sessions(user_id)
+        self._remember(self._users_revoked, user_id)
+
+    def _remember(
+        self, revoked: dict[K, tuple[float, float]], key: K, *, until_recorded: bool = False
+    ) -> None:
+        now = self._now()
+        for old in [k for k, (_, at) in revoked.items() if at < now - REVOCATIONS_KEPT_S]:
+            del revoked[old]
+        self.revocations += 1
+        revoked[key] = (math.inf if until_recorded else self.revocations, now)

@@ -14,6 +14,7 @@ from ..engine.config import GameConfig
 from ..exceptions import ConfigError
 from ..settings import setting
 from ..storage import StorageConfig
+from .limits import ClientAddresses, trusted_networks
 
 __all__ = ["ServerConfig"]
 
@@ -41,12 +42,20 @@ class ServerConfig:
         metavar="ORIGIN",
         shown="any",
     )
-    max_connections_per_ip: int = setting(
-        1000, "open WebSockets per client address; loopback is exempt"
+    max_connections_per_ip: int = setting(1000, "open WebSockets per client address")
+    # Per-address limits apply to loopback too unless this is set: set it for a
+    # load test or tests on the same host, never behind a proxy on it.
+    exempt_loopback: bool = setting(
+        False, "skip the per-address limits for loopback clients (a load test on this host)"
     )
-    # Per-IP limits skip loopback unless this is set, so the load-test harness
-    # and the tests on the same host are never refused.
-    limit_loopback: bool = setting(False, "apply the per-IP limits to loopback addresses too")
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "take the client's address from X-Forwarded-For when the peer is in CIDR "
+        "(a reverse proxy; repeatable)",
+        flag="trusted_proxy",
+        metavar="CIDR",
+        shown="none",
+    )
     # fan-out: how long a broadcast writes before the loop may read (0: all at once)
     broadcast_slice_ms: float = setting(
         0.5,
@@ -68,3 +77,10 @@ class ServerConfig:
             raise ConfigError("must be positive", setting="max_connections_per_ip")
         if not 0 <= self.broadcast_slice_ms <= 1000:
             raise ConfigError("must be 0 to 1000", setting="broadcast_slice_ms")
+        trusted_networks(self.trusted_proxies)  # each one a network, or a one-line error
+
+    @property
+    def addresses(self) -> ClientAddresses:
+        return ClientAddresses(
+            trusted_networks(self.trusted_proxies), exempt_loopback=self.exempt_loopback
+        )

@@ -42,13 +42,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from .limits import guard_frames
 
 log = logging.getLogger("pillarpayout.server")
 
 SLOW_CONSUMER_CLOSE = 4001
+HARD_BUFFER_LIMIT = 1024 * 1024  # bytes waiting for one client: past it, it is dropped
 SLOW_ABORT_S = 5.0
 BROADCAST_TURN_S = 0.0005  # how long a broadcast writes before the loop's next turn
 BROADCAST_CHUNK = 64  # sockets written between two looks at the clock
@@ -67,15 +72,31 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class GameConnection(ServerConnection):
-    """A ``ServerConnection`` that says when it stops being OPEN.
+    """A ``ServerConnection`` that says when it stops being OPEN, and that bounds
+    what one client can make the server do and hold.
 
     Every frame websockets sends, the closing one included, goes through
     ``send_data()``; so right after it, or when the TCP connection is lost,
     the fan-out learns that no data frame may follow and drops the socket
     from its loop, which then needs no per-socket state check.
+
+    Every frame received spends from the connection's frame budget
+    (``limits.guard_frames``); and a client whose write buffer passes
+    ``HARD_BUFFER_LIMIT`` after what it sent was answered (pongs it does not
+    read, say) is cut off: nothing it does makes the server hold more.
     """
 
     left_open: Callable[[], object] | None = None
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        guard_frames(protocol, time.monotonic)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.transport.get_write_buffer_size() > HARD_BUFFER_LIMIT:
+            log.info("cutting off a client that does not read what it asked for")
+            self.transport.abort()
 
     def _check_open(self) -> None:
         if self.left_open is not None and self.protocol.state is not State.OPEN:
@@ -142,7 +163,7 @@ class Hub:
         self,
         *,
         tick_buffer_limit: int = 16 * 1024,
-        hard_buffer_limit: int = 1024 * 1024,
+        hard_buffer_limit: int = HARD_BUFFER_LIMIT,
         chunk: int = BROADCAST_CHUNK,
         turn_s: float = BROADCAST_TURN_S,
     ) -> None:

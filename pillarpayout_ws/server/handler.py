@@ -8,11 +8,17 @@ they are durable; account actions are answered here, chat by the chat room.
 What a handler works with is handed to it (``Services``): it imports nothing
 of the server's wiring, and it never touches the engine.
 
-Abuse: each connection has a frame budget (``limits.FrameLimiter``); beyond it
-each frame gets ``rate_limited``, and a connection that keeps going is closed
-with 1008. An exception while handling one frame is logged with its
-traceback; the client gets ``internal_error`` and the connection, the other
-connections and the game loop carry on.
+Abuse: each connection has a message budget (``limits.FrameLimiter``); beyond
+it each message gets ``rate_limited``, and a connection that keeps going is
+closed with 1008 (every frame, control frames included, also spends from the
+connection's frame budget: ``limits.guard_frames``). An exception while
+handling one frame is logged with its traceback; the client gets
+``internal_error`` and the connection, the other connections and the game
+loop carry on.
+
+Sessions: after every await on the way to logging a connection in, the
+session is checked again (``Accounts.still_valid``), so a ``resume`` racing a
+``logout`` or ``logout_all`` never ends logged in.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from ..protocol import (
     FrameError,
     Login,
     Logout,
+    LogoutAll,
     Ping,
     PlaceBet,
     Register,
     Resume,
     decode_command,
+    encode_balance,
     encode_error,
     encode_logged_out,
     encode_pong,
@@ -49,7 +57,7 @@ from .chat import ChatRoom
 from .clock import Clock
 from .fanout import Client, Hub
 from .hello import Hello
-from .limits import FrameLimiter, Verdict, peer_ip
+from .limits import ClientAddresses, FrameLimiter, Verdict
 from .metrics import Metrics
 from .runner import BetCommand, CashoutCommand, GameRunner
 
@@ -62,6 +70,7 @@ log = logging.getLogger("pillarpayout.server")
 class Services:
     """What every connection handler works with; built once by the app."""
 
+    addresses: ClientAddresses
     hub: Hub
     runner: GameRunner
     accounts: Accounts
@@ -75,7 +84,7 @@ class ConnectionHandler:
     def __init__(self, services: Services, connection: ServerConnection) -> None:
         self.services = services
         self.connection = connection
-        self.client = Client(connection, ip=peer_ip(connection))
+        self.client = Client(connection, ip=services.addresses.of(connection))
         self.limiter = FrameLimiter(services.clock.now)
 
     def send_error(self, code: str, message: str, ref: str | None) -> None:
@@ -138,22 +147,30 @@ class ConnectionHandler:
         if isinstance(command, Ping):
             services.hub.send(client, encode_pong(command.ref, ts=time.time()))
         elif isinstance(command, Register):
+            since = accounts.revocations
             user, token, digest = await accounts.register(
-                command.username, command.email, command.password
+                command.username, command.email, command.password, client.ip
             )
-            await self.logged_in(user, token, digest)
+            await self.logged_in(user, token, digest, since)
+            if accounts.starting_balance:  # the grant a new account gets, as any grant
+                balance = accounts.starting_balance
+                services.hub.send(client, encode_balance(balance, balance, "grant"))
         elif isinstance(command, Login):
+            since = accounts.revocations
             user, token, digest = await accounts.login(
                 command.username, command.password, client.ip
             )
-            await self.logged_in(user, token, digest)
+            await self.logged_in(user, token, digest, since)
         elif isinstance(command, Resume):
+            since = accounts.revocations
             user, digest = await accounts.resume(command.token)
-            await self.logged_in(user, command.token, digest)
+            await self.logged_in(user, command.token, digest, since)
         elif client.user_id is None:
             self.send_error("auth_required", "log in first: spectators can only watch", command.ref)
         elif isinstance(command, Logout):
-            await self.logout()
+            await self.logout(everywhere=False)
+        elif isinstance(command, LogoutAll):
+            await self.logout(everywhere=True)
         elif isinstance(command, PlaceBet):
             services.runner.submit(
                 BetCommand(client.user_id, command.amount, command.auto_cashout, command.ref)
@@ -163,23 +180,32 @@ class ConnectionHandler:
         elif isinstance(command, Chat):
             self.chat(command.text, command.ref)
 
-    async def logged_in(self, user: UserRow, token: str, digest: str) -> None:
+    async def logged_in(self, user: UserRow, token: str, digest: str, since: int) -> None:
+        """Log this connection in as ``user``, unless the session was revoked while
+        it was being checked (revocation number ``since`` was the latest then)."""
         services = self.services
         balance = await services.runner.load_account(user.id, user.username, user.balance)
+        if not services.accounts.still_valid(digest, user.id, since=since):
+            raise AuthError("invalid_session", "the session is unknown, expired or revoked")
         services.hub.login(self.client, user.id, user.username, digest)
         services.hub.send(self.client, encode_session(token, user.id, user.username, balance))
 
-    async def logout(self) -> None:
-        """Revoke this session; every other socket of the user is closed."""
-        client, hub = self.client, self.services.hub
+    async def logout(self, *, everywhere: bool) -> None:
+        """Revoke this session (``everywhere``: every session of the user); close the
+        user's other sockets on the revoked sessions with 4002."""
+        client, hub, accounts = self.client, self.services.hub, self.services.accounts
         user_id, digest = client.user_id, client.token_sha256
         assert user_id is not None and digest is not None
-        await self.services.accounts.logout(digest)
+        if everywhere:
+            await accounts.logout_all(user_id)
+        else:
+            await accounts.logout(digest)
         hub.logout(client)
         hub.send(client, encode_logged_out())
         for other in list(hub.by_user.get(user_id, ())):
-            hub.logout(other)
-            await other.connection.close(4002, "logged out elsewhere")
+            if everywhere or other.token_sha256 == digest:
+                hub.logout(other)
+                await other.connection.close(4002, "logged out elsewhere")
 
     def chat(self, text: str, ref: str | None) -> None:
         client = self.client

@@ -1,15 +1,27 @@
 """Limits on what one address, connection or user may hold or send.
 
+- ``ClientAddresses``: whose address a connection is. Normally the peer's;
+  from a trusted proxy (``--trusted-proxy CIDR``), the address that proxy
+  says it serves (``X-Forwarded-For``, read from the right, skipping the
+  trusted hops). Per-address limits apply to every address but the exempt:
+  loopback only with ``--exempt-loopback``, an explicit choice (a proxy on
+  the same host would otherwise make every client one exempt address).
 - ``ConnectionGate``: the WebSocket handshake is refused with 503 once the
   server is shutting down, and with 429 when the client's address already
-  holds ``max_connections_per_ip`` sockets (loopback exempt unless
-  ``limit_loopback``).
+  holds ``max_connections_per_ip`` sockets.
 - ``TokenBucket``: ``rate`` tokens a second up to ``burst``; time comes from
   the clock it is given (``Clock.now``), never from ``time`` directly.
-- ``FrameLimiter``: the per-connection frame budget of the game and of the
-  relays: ``FRAME_RATE`` frames a second (burst ``FRAME_BURST``); beyond it a
-  frame is refused (``rate_limited``), and a connection that keeps going
-  (``ABUSE_LIMIT`` refused frames) is to be closed with 1008.
+- ``guard_frames``: every frame a connection sends, control frames (ping,
+  pong, close) and continuation fragments included, spends from one budget
+  of ``ALL_FRAMES_RATE`` a second (burst ``ALL_FRAMES_BURST``), checked as
+  websockets parses each frame, before it answers a ping: past it the
+  connection is failed with 1008 and the rest of what it sent is discarded
+  unparsed. So a flood costs the server at most the burst's frames.
+- ``FrameLimiter``: the per-connection message budget of the game and of the
+  relays: ``FRAME_RATE`` messages a second (burst ``FRAME_BURST``); beyond it
+  a message is refused (``rate_limited``), and a connection that keeps going
+  (``ABUSE_LIMIT`` refused messages, forgiven at one a second) is to be
+  closed with 1008.
 """
 
 from __future__ import annotations
@@ -18,27 +30,41 @@ import enum
 import ipaddress
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import CloseCode, Frame
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
-from .fanout import Hub
+from ..exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from .fanout import Hub
 
 __all__ = [
     "ABUSE_LIMIT",
     "FRAME_BURST",
     "FRAME_RATE",
+    "ClientAddresses",
     "ConnectionGate",
     "FrameLimiter",
     "TokenBucket",
     "Verdict",
+    "guard_frames",
     "is_loopback",
     "peer_ip",
+    "trusted_networks",
 ]
 
 FRAME_RATE = 20.0
 FRAME_BURST = 40.0
 ABUSE_LIMIT = 100
+REFUSED_FORGIVEN_PER_S = 1.0
+# Every frame, any kind: well above what FRAME_RATE lets a client send as
+# messages (and a ping or pong a few times a minute), so only a flood meets it.
+ALL_FRAMES_RATE = 60.0
+ALL_FRAMES_BURST = 200.0
 
 
 class TokenBucket:
@@ -76,19 +102,40 @@ class Verdict(enum.Enum):
 
 
 class FrameLimiter:
-    """One connection's frame budget (module docstring)."""
+    """One connection's message budget (module docstring)."""
 
-    __slots__ = ("_bucket", "refused")
+    __slots__ = ("_bucket", "_now", "_stamp", "refused")
 
     def __init__(self, now: Callable[[], float]) -> None:
         self._bucket = TokenBucket(FRAME_RATE, FRAME_BURST, now)
-        self.refused = 0
+        self._now = now
+        self._stamp = now()
+        self.refused = 0.0  # refused messages, forgiven as time passes
 
     def check(self) -> Verdict:
+        now = self._now()
+        self.refused = max(0.0, self.refused - (now - self._stamp) * REFUSED_FORGIVEN_PER_S)
+        self._stamp = now
         if self._bucket.take():
             return Verdict.PASS
         self.refused += 1
         return Verdict.CLOSE if self.refused >= ABUSE_LIMIT else Verdict.REFUSE
+
+
+def guard_frames(protocol: ServerProtocol, now: Callable[[], float]) -> None:
+    """Make every frame ``protocol`` parses spend from one budget (module docstring)."""
+    budget = TokenBucket(ALL_FRAMES_RATE, ALL_FRAMES_BURST, now)
+    receive = protocol.recv_frame
+
+    def recv_frame(frame: Frame) -> None:
+        if budget.take():
+            receive(frame)
+        else:
+            # fail() sends 1008 and swaps the parser for one that discards the
+            # rest of the data unparsed; this frame is dropped (a ping: no pong).
+            protocol.fail(CloseCode.POLICY_VIOLATION, "too many frames")
+
+    protocol.recv_frame = recv_frame  # type: ignore[method-assign]
 
 
 def is_loopback(ip: str) -> bool:
@@ -103,29 +150,87 @@ def peer_ip(connection: ServerConnection) -> str:
     return str(peer[0]) if peer else "?"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    """``--trusted-proxy`` values as networks; a bad one is a one-line ``ConfigError``."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"must be an address or a network like 10.0.0.0/8, got {cidr!r}",
+                setting="trusted_proxies",
+            ) from None
+    return tuple(networks)
+
+
+class ClientAddresses:
+    """Whose address a connection is, and whether per-address limits skip it."""
+
+    def __init__(self, trusted: tuple[Network, ...] = (), *, exempt_loopback: bool) -> None:
+        self._trusted = trusted
+        self._exempt_loopback = exempt_loopback
+
+    def _is_trusted(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+    def of(self, connection: ServerConnection, request: Request | None = None) -> str:
+        ip = peer_ip(connection)
+        request = request or connection.request
+        if not self._trusted or request is None or not self._is_trusted(ip):
+            return ip
+        # Rightmost first: each trusted hop appended the address it was talked to from.
+        hops = [
+            hop.strip()
+            for header in request.headers.get_all("X-Forwarded-For")
+            for hop in header.split(",")
+        ]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop if _is_address(hop) else ip
+        return ip
+
+    def exempt(self, ip: str) -> bool:
+        return self._exempt_loopback and is_loopback(ip)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class ConnectionGate:
     """Admission of WebSocket handshakes (module docstring); a ``routes.Gate``."""
 
     def __init__(
         self,
         hub: Hub,
+        addresses: ClientAddresses,
         *,
         max_per_ip: int,
-        limit_loopback: bool,
         refused: Callable[[str], object],
     ) -> None:
         self._hub = hub
+        self._addresses = addresses
         self._max_per_ip = max_per_ip
-        self._limit_loopback = limit_loopback
         self._refused = refused  # told the error code of each refusal (metrics)
         self.closing = False
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.closing:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
-        ip = peer_ip(connection)
-        limited = self._limit_loopback or not is_loopback(ip)
-        if limited and self._hub.per_ip(ip) >= self._max_per_ip:
+        ip = self._addresses.of(connection, request)
+        if not self._addresses.exempt(ip) and self._hub.per_ip(ip) >= self._max_per_ip:
             self._refused("too_many_connections")
             return connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n"

@@ -208,6 +208,21 @@ class GameRunner:
         """The chain being played and the house edge, as ``hello`` and ``fairness`` show them."""
         return self._chains.fairness(self._game.config.house_edge)
 
+    def open_bets(self) -> tuple[int | None, list[tuple[int, int, int]]]:
+        """The current round and its open bets as (user id, amount, balance), for
+        the refunds of a round the shutdown voids. Only once the loop has stopped."""
+        assert self._stopped and not self._in_turn
+        game = self._game
+        snapshot = game.snapshot()
+        if snapshot.phase is Phase.CRASHED:
+            return snapshot.round_id, []
+        bets = [
+            (view.user_id, view.amount, game.balance_of(view.user_id) or 0)
+            for view in snapshot.bets
+            if view.status == "open"
+        ]
+        return snapshot.round_id, bets
+
     def now_ms(self) -> int:
         # Rounded, not truncated: an instant set as ms / 1000 reads back as ms.
         return round(self._clock.now() * 1000)

@@ -194,6 +194,14 @@ class Database:
         sql = schema_sql()
         async with _translated("applying the schema"), self._pool.acquire() as conn:
             await conn.execute(sql)
+            if await conn.fetchval(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'users_email_lower')"
+            ):
+                log.warning(
+                    "two accounts have emails that differ only in case: merge or rename them "
+                    "(SELECT lower(email) FROM users GROUP BY 1 HAVING count(*) > 1); until "
+                    "then emails are unique only as written"
+                )
 
     async def ping(self) -> None:
         async with _translated("a health check"):
@@ -323,6 +331,13 @@ class Database:
                 "UPDATE sessions SET revoked_at = now() "
                 "WHERE token_sha256 = $1 AND revoked_at IS NULL",
                 token_sha256,
+            )
+
+    async def revoke_user_sessions(self, user_id: int) -> None:
+        async with _translated("revoking sessions"):
+            await self._pool.execute(
+                "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
             )
 
     # -- seed chains and round ids -----------------------------------------

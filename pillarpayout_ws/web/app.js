@@ -55,6 +55,7 @@ const state = {
   history: [], // {round_id, crash_point}, oldest first
   goal: null,
   refs: 0,
+  chatSinceHello: 0, // chat frames since the last hello (see loadChat)
 };
 
 const seeds = new RoundSeeds();
@@ -66,9 +67,15 @@ const socket = new GameSocket(
   onStatus,
 );
 
+// Refs are unique per page load (and so per tab): the server remembers a ref with
+// the round it was made for and refuses it in a later round (`ref_reused`).
+const PAGE_ID = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) =>
+  b.toString(16).padStart(2, "0"),
+).join("");
+
 function ref(kind) {
   state.refs += 1;
-  return `${kind}-${state.refs}`;
+  return `${kind}-${PAGE_ID}-${state.refs}`;
 }
 
 // -- frames from the server -------------------------------------------------------
@@ -101,6 +108,8 @@ const handlers = {
     state.goal = f.goal;
     $("chat").replaceChildren();
     f.chat.forEach(addChatLine);
+    state.chatSinceHello = 0;
+    loadChat(f.chat.length); // hello carries what fits in 8 KiB; the rest is on /api/chat
     const token = localStorage.getItem(TOKEN_KEY);
     if (token !== null) socket.send({ type: "resume", token, ref: ref("resume") });
     else if (state.me !== null) loggedOut();
@@ -189,6 +198,7 @@ const handlers = {
   },
 
   chat(f) {
+    state.chatSinceHello += 1;
     addChatLine(f);
   },
 
@@ -589,6 +599,21 @@ function betStatus(text, tone = "") {
 }
 
 let toastTimer = null;
+/** The chat's last lines from /api/chat, when there are more than `shown`. */
+async function loadChat(shown) {
+  try {
+    const response = await fetch("/api/chat", { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const { chat } = await response.json();
+    // Lines that came meanwhile would be shown twice or lost: keep hello's then.
+    if (chat.length <= shown || state.chatSinceHello > 0) return;
+    $("chat").replaceChildren();
+    chat.forEach(addChatLine);
+  } catch {
+    // Offline or refused: the lines from hello stay.
+  }
+}
+
 /** Take the published chain and house edge; say so when they change under the player. */
 function announceFairness(fairness) {
   const before = seeds.fairness;

@@ -236,6 +236,16 @@ async def test_a_reload_resumes_the_session_and_its_bet(browsing: Browsing) -> N
     await page.click("#cashout")
     await page.locator("#bet-status[data-payout]").wait_for()
 
+    # A bet after the reload, in the next round, is a new bet: the page's refs
+    # are its own (before, "bet-1" again replayed the old round's ack and
+    # placed nothing).
+    balance = parse_money(await page.locator("#balance").text_content() or "")
+    await next_betting(page)
+    await page.fill("#amount", "5.00")
+    await page.click("#bet")
+    await expect(page.locator("#balance")).to_have_text(money(balance - 500))
+    await expect(page.locator("#bet-status")).to_contain_text("Bet of 5.00 placed")
+
     await page.click("#logout")
     await expect(page.locator("#auth")).to_be_visible()
     assert await page.evaluate(TOKEN) is None

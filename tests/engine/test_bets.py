@@ -51,6 +51,7 @@ def test_codes_are_the_wire_strings() -> None:
         "invalid_auto_cashout",
         "round_crashed",
         "unknown_account",
+        "ref_reused",
     }
 
 

@@ -270,20 +270,25 @@ def test_repeated_ref_same_round_is_answered_again_without_a_debit() -> None:
     assert game.balance_of(1) == 97_500
 
 
-def test_repeated_ref_from_a_previous_round() -> None:
+def test_a_ref_from_a_previous_round_is_refused_and_names_it() -> None:
+    """Never a silent replay of an old round's ack, never a second bet."""
     seed = seed_with_crash(300, 400)
     table = make_table(seed)
     game = table.game
     game.place_bet(100, 1, 2500, None, "r1")
-    first = table.drain()[0]
+    table.drain()
     game.advance(_crash_at(seed) + 3000)
     assert game.round_id == 2
     table.drain()
     game.place_bet(_crash_at(seed) + 3001, 1, 2500, None, "r1")
     events, records = table.drain()
-    assert events == first
+    (refused,) = of_type(events, CommandRejected)
+    assert (refused.code, refused.ref) == ("ref_reused", "r1")
+    assert "round 1" in refused.message
     assert records == []
     assert game.balance_of(1) == 97_500
+    game.place_bet(_crash_at(seed) + 3002, 1, 2500, None, "r2")  # a new ref: a new bet
+    assert of_type(table.drain()[0], BetAccepted)[0].round_id == 2
 
 
 def test_refs_are_per_user() -> None:
@@ -327,11 +332,11 @@ def _restarted(next_round_id: int, bet_refs: list[BetAccepted], memory: int = 3)
     return game
 
 
-def test_refs_from_before_a_restart_are_answered_again() -> None:
+def test_refs_from_before_a_restart_are_still_known() -> None:
     old = BetAccepted(1, "r1", 9, 700, 250, 99_300)
     game = _restarted(10, [old, BetAccepted(2, "r1", 9, 100, None, 900)])
     game.place_bet(0, 1, 700, None, "r1")
-    assert game.events_to_send() == [old]
+    assert [e.code for e in of_type(game.events_to_send(), CommandRejected)] == ["ref_reused"]
     assert game.records_to_persist() == []
     assert game.balance_of(1) == 50_000
 
@@ -340,10 +345,14 @@ def test_refs_from_before_a_restart_age_like_the_others() -> None:
     # Memory 3: with round 10 open, rounds 8 and 9 are remembered, 7 is not.
     refs = [BetAccepted(1, f"in-{r}", r, 100, None, 1000) for r in (7, 8, 9)]
     game = _restarted(10, refs)
-    for round_id, remembered in ((7, False), (8, True), (9, True)):
+    answers = []
+    for round_id in (7, 8, 9):
         game.place_bet(0, 1, 100, None, f"in-{round_id}")
-        accepted = of_type(game.events_to_send(), BetAccepted)[0]
-        assert (accepted.round_id != 10) is remembered
+        (answer,) = game.events_to_send()
+        answers.append(type(answer).__name__)
+        if isinstance(answer, BetAccepted):  # a new bet in round 10: take it back out
+            assert answer.round_id == 10
+    assert answers == ["BetAccepted", "CommandRejected", "CommandRejected"]
     # Each new round forgets the oldest remembered one: round 8's ref goes with
     # round 11, round 9's with round 12.
     now = game.next_due_ms() or 0
@@ -352,8 +361,9 @@ def test_refs_from_before_a_restart_age_like_the_others() -> None:
     game.events_to_send()
     game.place_bet(now, 1, 100, None, "in-8")
     game.place_bet(now, 1, 100, None, "in-9")
-    answers = of_type(game.events_to_send(), BetAccepted)
-    assert [a.round_id for a in answers] == [11, 9]
+    events = game.events_to_send()
+    assert [type(e).__name__ for e in events] == ["BetAccepted", "CommandRejected"]
+    assert isinstance(events[0], BetAccepted) and events[0].round_id == 11
 
 
 def test_a_ref_reused_in_a_later_round_is_remembered_once() -> None:
@@ -362,12 +372,14 @@ def test_a_ref_reused_in_a_later_round_is_remembered_once() -> None:
     later = BetAccepted(1, "r", 9, 300, None, 700)
     game = _restarted(10, [later, BetAccepted(1, "r", 8, 200, None, 900)])
     game.place_bet(0, 1, 999, None, "r")
-    assert game.events_to_send() == [later]
+    (refused,) = game.events_to_send()
+    assert isinstance(refused, CommandRejected) and "round 9" in refused.message
     game.advance(game.next_due_ms() or 0)  # round 11 opens: round 8 is forgotten
     assert game.round_id == 11
     game.events_to_send()
     game.place_bet(game.now_ms or 0, 1, 999, None, "r")
-    assert game.events_to_send() == [later]
+    (refused,) = game.events_to_send()
+    assert isinstance(refused, CommandRejected) and "round 9" in refused.message
 
 
 def test_second_bet_is_already_bet() -> None:

@@ -222,6 +222,7 @@ REJECT_CODES = {
     "no_active_bet",
     "round_not_running",
     "round_crashed",
+    "ref_reused",
 }
 
 # Out of range, and of a type the engine's typed API refuses anyway (the

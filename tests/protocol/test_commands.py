@@ -19,6 +19,7 @@ from pillarpayout_ws.protocol import (
     FrameError,
     Login,
     Logout,
+    LogoutAll,
     Ping,
     PlaceBet,
     Register,
@@ -67,6 +68,7 @@ def test_documented_codes_are_the_enum() -> None:
         (frame(type="login", username="ada", password="secret"), Login("ada", "secret")),
         (frame(type="resume", token="t0k"), Resume("t0k")),
         (frame(type="logout"), Logout()),
+        (frame(type="logout_all", ref="everywhere"), LogoutAll("everywhere")),
         (frame(type="bet", amount=1250), PlaceBet(1250, None)),
         (frame(type="bet", amount=1, auto_cashout=None, ref="b1"), PlaceBet(1, None, "b1")),
         (frame(type="bet", amount=500, auto_cashout=2.35, ref="b2"), PlaceBet(500, 235, "b2")),
@@ -94,6 +96,7 @@ def test_every_type_has_a_case() -> None:
         "chat",
         "login",
         "logout",
+        "logout_all",
         "ping",
         "register",
         "resume",
@@ -183,6 +186,9 @@ CASES: list[tuple[str | bytes, str]] = [
     ('{"type": "bet", "amount": 1e2}', "invalid_amount"),
     # auto_cashout
     (frame(type="bet", amount=100, auto_cashout=2.355), "invalid_auto_cashout"),
+    # More than two decimals is refused, however close to two it is: never rounded.
+    (frame(type="bet", amount=100, auto_cashout=2.3400000001), "invalid_auto_cashout"),
+    (frame(type="bet", amount=100, auto_cashout=1.0100000000001), "invalid_auto_cashout"),
     (frame(type="bet", amount=100, auto_cashout=1.005), "invalid_auto_cashout"),
     (frame(type="bet", amount=100, auto_cashout=1.00), "invalid_auto_cashout"),
     (frame(type="bet", amount=100, auto_cashout=1), "invalid_auto_cashout"),
@@ -241,6 +247,11 @@ CASES: list[tuple[str | bytes, str]] = [
     (frame(type="chat", text="nul\x00"), "invalid_text"),
     (frame(type="chat", text="evil\u202etxt.exe"), "invalid_text"),  # RTL override, Cf
     (frame(type="chat", text="zero\u200bwidth"), "invalid_text"),  # Cf
+    # Lines that render blank: a Hangul filler, the blank Braille pattern, marks alone.
+    (frame(type="chat", text="\u3164\u3164"), "invalid_text"),
+    (frame(type="chat", text="\u2800"), "invalid_text"),
+    (frame(type="chat", text="\u0301\u0302\u0303"), "invalid_text"),
+    (frame(type="chat", text="\u00a0\u3000\u115f"), "invalid_text"),
     (frame(type="chat", text="line\u2028sep"), "invalid_text"),  # Zl
     (frame(type="chat", text="\ufeffbom"), "invalid_text"),  # Cf
 ]
@@ -376,7 +387,9 @@ def check_outcome(data: str | bytes) -> None:
             "ref": result.ref,
         }
         return
-    assert isinstance(result, Register | Login | Resume | Logout | PlaceBet | CashOut | Chat | Ping)
+    assert isinstance(
+        result, Register | Login | Resume | Logout | LogoutAll | PlaceBet | CashOut | Chat | Ping
+    )
     if isinstance(result, PlaceBet):
         assert type(result.amount) is int and 1 <= result.amount <= 2**53
         assert result.auto_cashout is None or (

@@ -9,7 +9,6 @@ PostgreSQL holds.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -85,32 +84,7 @@ def documented_close_codes() -> set[int]:
 
 
 class Client(Player):
-    """A ``Player`` that can also wait for the first frame matching any predicate."""
-
-    async def next_where(
-        self, predicate: Callable[[dict[str, Any]], bool], within: float = 10.0
-    ) -> dict[str, Any]:
-        """The next frame (after those already returned) for which ``predicate`` holds."""
-        found: list[dict[str, Any]] = []
-
-        def scan() -> bool:
-            while self._seen < len(self.frames):
-                frame = self.frames[self._seen]
-                self._seen += 1
-                if predicate(frame):
-                    found.append(frame)
-                    return True
-            if self.closed.done():
-                raise AssertionError("connection closed before the frame awaited")
-            return False
-
-        async with asyncio.timeout(within), self._arrived:
-            await self._arrived.wait_for(scan)
-        return found[0]
-
-    async def answer(self, ref: str, within: float = 10.0) -> dict[str, Any]:
-        """The next frame carrying ``ref``: the answer to the frame sent with it."""
-        return await self.next_where(lambda f: f.get("ref") == ref, within)
+    """A ``Player`` that can bet in the next window when this one has just closed."""
 
     async def bet(self, amount: int, ref: str) -> dict[str, Any]:
         """Bet ``amount`` with ``ref``, in the next window if this one has just closed.

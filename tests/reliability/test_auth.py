@@ -10,8 +10,9 @@ expiry, the per-account limit and logout on one token):
 - an unknown user and a wrong password get the same answer after the same
   work (one verification of a hash with the same parameters) and the same
   lockout;
-- logout closes every other socket of the user, whatever session it is on,
-  and no one else's;
+- logout revokes its session and closes the other sockets on it; logout_all
+  revokes every session of the user and closes every socket of theirs, and no
+  one else's; a resume racing either is refused;
 - spectators cannot act, and their attempts change nothing;
 - the origin allowlist of a real ``pillarpayout serve`` is exact;
 - SQL injection through every text field stores text, and changes nothing else.
@@ -207,35 +208,46 @@ async def test_unknown_user_and_wrong_password_look_the_same(
     assert codes == ["invalid_credentials"] * 5 + ["rate_limited"]
 
 
-async def test_logout_closes_every_other_socket_of_the_user(rig: Rig) -> None:
+async def test_logout_ends_its_session_and_logout_all_every_one(rig: Rig) -> None:
     alice, session = await rig.register("alice")
     same_session = await rig.login(session["token"])
     own_session = await rig.connect()
     await own_session.send(type="login", username="alice", password=PASSWORD)
-    await own_session.next("session")
+    phone = await own_session.next("session")
     bob, _ = await rig.register("bob")
     spectator = await rig.connect()
 
     await alice.send(type="logout")
     await alice.next("logged_out")
-    for other in (same_session, own_session):
-        await other.closed
-        assert other.ws.close_code == 4002
-    # Everyone else carries on.
-    for player in (bob, spectator, alice):
-        await player.send(type="ping", ref="still")
-        await player.next("pong", ref="still")
-    assert not bob.closed.done() and not spectator.closed.done()
-    # The socket that logged out watches; its token is dead.
-    assert (await error(alice, "x", type="bet", amount=100))["code"] == "auth_required"
+    await same_session.closed
+    assert same_session.ws.close_code == 4002
+    # Another session of the user (another device) stays logged in...
+    await own_session.send(type="bet", amount=100, ref="still-in")
+    assert (await own_session.answer("still-in"))["type"] in ("bet_accepted", "error")
     assert (await error(alice, "y", type="resume", token=session["token"]))[
         "code"
     ] == "invalid_session"
+    # ... until logout_all, which ends every session of the user.
+    third = await rig.login(phone["token"])
+    await own_session.send(type="logout_all")
+    await own_session.next("logged_out")
+    await third.closed
+    assert third.ws.close_code == 4002
+    assert (await error(own_session, "z", type="resume", token=phone["token"]))[
+        "code"
+    ] == "invalid_session"
+    # Everyone else carries on.
+    for player in (bob, spectator, alice, own_session):
+        await player.send(type="ping", ref="still")
+        await player.next("pong", ref="still")
+    assert not bob.closed.done() and not spectator.closed.done()
+    # The sockets that logged out watch.
+    assert (await error(alice, "x", type="bet", amount=100))["code"] == "auth_required"
     revoked = await rig.fetch(
-        "SELECT revoked_at IS NOT NULL AS revoked FROM sessions WHERE token_sha256 = $1",
-        hashlib.sha256(session["token"].encode()).hexdigest(),
+        "SELECT count(*) FILTER (WHERE revoked_at IS NULL) AS live FROM sessions s "
+        "JOIN users u ON u.id = s.user_id WHERE u.username = 'alice'"
     )
-    assert revoked[0]["revoked"]
+    assert revoked[0]["live"] == 0
 
 
 async def test_expired_and_revoked_tokens_are_refused(rig: Rig) -> None:

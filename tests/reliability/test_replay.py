@@ -1,9 +1,11 @@
 """Issue 7, item 7: one bet ``ref`` sent 100 times, across a reconnect and a restart, debits once.
 
 A client that does not know whether its bet got through (its socket dropped,
-the server restarted) sends it again with the same ``ref``. Every copy must
-get the first ``bet_accepted`` again, whichever connection or server process
-it reaches, and PostgreSQL must end up with one bet and one debit.
+the server restarted) sends it again with the same ``ref``. In the bet's
+round every copy gets the first ``bet_accepted`` again, whichever connection
+it reaches; once its round is over (here: voided by the restart), every copy
+gets ``ref_reused`` naming that round, never an old ack taken for a new bet.
+PostgreSQL ends up with one bet and one debit (refunded with the void).
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ async def test_a_bet_ref_sent_100_times_across_a_reconnect_and_a_restart(
 
     await rig.restart()  # the same storage, a new process as far as the game knows
     third = await rig.login(token)
-    answers += await replay(third, "same", PER_CONNECTION)
+    later = await replay(third, "same", PER_CONNECTION)
     await third.close()
     fourth = await rig.login(token)
-    answers += await replay(fourth, "same", PER_CONNECTION)
+    later += await replay(fourth, "same", PER_CONNECTION)
 
-    assert len(answers) == 100
+    assert len(answers) == len(later) == 50
     assert [answer for answer in answers if answer != accepted] == []
     assert accepted["balance"] == 100_000 - STAKE
+    # The restart voided the bet's round: a copy now is tied to that round.
+    assert {(a["type"], a["code"]) for a in later} == {("error", "ref_reused")}
+    assert all(f"round {accepted['round_id']}" in a["message"] for a in later)
 
     # The restarted server still takes new bets (a new ref), in a new round.
     fresh = await fourth.bet(STAKE, "another")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -83,6 +83,31 @@ class Player:
             await self._arrived.wait_for(found)
         return self._match
 
+    async def next_where(
+        self, predicate: Callable[[dict[str, Any]], bool], within: float = 10.0
+    ) -> dict[str, Any]:
+        """The next frame (after those already returned) for which ``predicate`` holds."""
+        found: list[dict[str, Any]] = []
+
+        def scan() -> bool:
+            while self._seen < len(self.frames):
+                frame = self.frames[self._seen]
+                self._seen += 1
+                if predicate(frame):
+                    found.append(frame)
+                    return True
+            if self.closed.done():
+                raise AssertionError("connection closed before the frame awaited")
+            return False
+
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(scan)
+        return found[0]
+
+    async def answer(self, ref: str, within: float = 10.0) -> dict[str, Any]:
+        """The next frame carrying ``ref``: the answer to the frame sent with it."""
+        return await self.next_where(lambda f: f.get("ref") == ref, within)
+
     async def close(self) -> None:
         await self.ws.close()
         await self._reader
@@ -149,6 +174,7 @@ async def start_game(
 
 FAST: dict[str, Any] = {
     "port": 0,
+    "exempt_loopback": True,  # every test client is on loopback
     "betting_ms": 3000,
     "tick_ms": 100,
     "cooldown_ms": 1000,

@@ -49,6 +49,11 @@ async def test_stop_voids_the_running_round_flushes_and_says_goodbye(
     for player in (alice, spectator):
         await player.closed
         assert player.ws.close_code == 1001
+    # Alice heard of her refund before the server went away.
+    refund = await alice.next("balance")
+    assert (refund["reason"], refund["amount"], refund["balance"]) == ("refund", 1000, 100_000)
+    assert refund["round_id"] == app.runner.round_id
+    assert not [f for f in spectator.frames if f["type"] == "balance"]
     rows = await app.storage.db.fetch(
         "SELECT kind, amount FROM ledger WHERE user_id = $1 ORDER BY id", session["user"]["id"]
     )

@@ -51,6 +51,10 @@ PROVEN_ELSEWHERE = {
         "tests/server/test_handler.py::test_a_bug_in_one_frame_reaches_only_that_client"
     ),
     "read_only": "tests/server/test_relay.py::test_a_relay_is_read_only_and_says_where_to_play",
+    "ref_reused": (
+        "tests/server/test_runner.py::test_a_ref_from_an_earlier_round_is_refused_not_replayed"
+    ),
+    "busy": "tests/server/test_auth.py::test_a_registration_flood_cannot_starve_logins",
 }
 
 # Codes no client can provoke. unknown_account: a connection gets a user id only

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import os
+
 import orjson
 import pytest
 from websockets.asyncio.client import connect
@@ -10,16 +14,19 @@ from websockets.typing import Origin
 
 from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.server.clock import ManualClock
+from pillarpayout_ws.server.fanout import HARD_BUFFER_LIMIT
 from pillarpayout_ws.server.limits import (
     ABUSE_LIMIT,
+    ALL_FRAMES_BURST,
     FRAME_BURST,
     FrameLimiter,
     TokenBucket,
     Verdict,
 )
+from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
 
-from .conftest import GameServer
+from .conftest import GameServer, ManualGame
 
 
 async def test_a_flood_is_limited_then_closed(game_server: GameServer) -> None:
@@ -45,7 +52,7 @@ async def test_an_oversize_frame_closes_with_1009(game_server: GameServer) -> No
 
 
 async def test_connections_per_ip_are_capped(storage_for_game: Storage) -> None:
-    app = App(ServerConfig(port=0, max_connections_per_ip=2, limit_loopback=True), storage_for_game)
+    app = App(ServerConfig(port=0, max_connections_per_ip=2), storage_for_game)
     await app.start()
     try:
         url = f"ws://127.0.0.1:{app.port}/ws"
@@ -96,3 +103,150 @@ def test_a_frame_limiter_refuses_then_closes() -> None:
     assert verdicts[: int(FRAME_BURST)] == [Verdict.PASS] * int(FRAME_BURST)
     assert verdicts[int(FRAME_BURST) : -1] == [Verdict.REFUSE] * (ABUSE_LIMIT - 1)
     assert verdicts[-1] is Verdict.CLOSE
+
+
+class RawClient:
+    """A WebSocket client of raw bytes: to send what no well-behaved library would."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, headers: str = "") -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{headers}\r\n".encode()
+        )
+        status = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in status.split(b"\r\n")[0]:
+            writer.close()
+            await writer.wait_closed()
+            raise AssertionError(status.decode(errors="replace"))
+        return cls(reader, writer)
+
+    @staticmethod
+    def frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
+        """A masked client frame (payload under 126 bytes)."""
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return bytes(((0x80 if fin else 0) | opcode, 0x80 | len(payload))) + mask + masked
+
+    async def frames(self) -> list[tuple[int, bytes]]:
+        """Every server frame until the connection ends: (opcode, payload)."""
+        out: list[tuple[int, bytes]] = []
+        try:
+            while True:
+                head = await self.reader.readexactly(2)
+                size = head[1] & 0x7F
+                if size == 126:
+                    size = int.from_bytes(await self.reader.readexactly(2), "big")
+                elif size == 127:
+                    size = int.from_bytes(await self.reader.readexactly(8), "big")
+                out.append((head[0] & 0x0F, await self.reader.readexactly(size)))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return out
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+PING, PONG, CLOSE, CONT, TEXT = 0x9, 0xA, 0x8, 0x0, 0x1
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        RawClient.frame(PING, b"x" * 100) * 5000,  # pongs owed
+        RawClient.frame(PONG, b"y") * 20_000,  # nothing to answer, all to parse
+        # One message in 10,000 one-byte fragments, never finished.
+        RawClient.frame(TEXT, b"{", fin=False) + RawClient.frame(CONT, b" ", fin=False) * 10_000,
+    ],
+    ids=["pings", "pongs", "fragments"],
+)
+async def test_a_frame_flood_is_closed_with_1008_after_a_bounded_number(
+    manual_game: ManualGame, flood: bytes
+) -> None:
+    raw = await RawClient.open(manual_game.app.port)
+    calm = await manual_game.connect()
+    await calm.next("hello")
+    raw.writer.write(flood)
+    frames = await asyncio.wait_for(raw.frames(), 30)
+    close = [payload for opcode, payload in frames if opcode == CLOSE]
+    assert close and int.from_bytes(close[0][:2], "big") == 1008
+    pongs = sum(opcode == PONG for opcode, _ in frames)
+    assert pongs <= ALL_FRAMES_BURST + 10  # the budget, not the flood
+    raw.close()
+    await calm.send(type="ping", ref="fine")  # the others never noticed
+    await calm.next("pong", ref="fine")
+    await calm.close()
+
+
+async def test_a_client_that_does_not_read_what_it_asked_for_is_cut_off(
+    manual_game: ManualGame,
+) -> None:
+    """Past HARD_BUFFER_LIMIT waiting for a client, its next frame ends it (a
+    client that pings and never reads its pongs holds no more than that)."""
+    hub = manual_game.app.hub
+    raw = await RawClient.open(manual_game.app.port)
+    raw.writer.write(RawClient.frame(PING, b"first"))
+    frames = raw.frames()
+    (client,) = hub.clients
+    transport = client.connection.transport
+    transport.get_write_buffer_size = lambda: HARD_BUFFER_LIMIT + 1  # type: ignore[method-assign]
+    raw.writer.write(RawClient.frame(PING, b"second"))
+    got = await asyncio.wait_for(frames, 30)
+    # Cut off (the TCP connection aborted), not closed politely: no close frame.
+    assert (PONG, b"first") in got and not [f for f in got if f[0] == CLOSE]
+    raw.close()
+
+
+async def test_a_refused_message_is_forgiven_with_time() -> None:
+    """A long-lived client that sometimes bursts is never closed for it."""
+    clock = ManualClock()
+    limiter = FrameLimiter(clock.now)
+    for _ in range(50):  # a burst now and then, for hours
+        verdicts = [limiter.check() for _ in range(int(FRAME_BURST) + 10)]
+        assert Verdict.CLOSE not in verdicts
+        clock.advance(60)
+    assert limiter.refused < ABUSE_LIMIT
+
+
+async def test_behind_a_trusted_proxy_each_client_is_its_own_address(
+    storage_for_game: Storage,
+) -> None:
+    app = App(
+        configure(ServerConfig, port=0, max_connections_per_ip=1, trusted_proxies=("127.0.0.1",)),
+        storage_for_game,
+    )
+    await app.start()
+    try:
+
+        def via_proxy(client: str) -> str:
+            return f"X-Forwarded-For: {client}\r\n"
+
+        first = await RawClient.open(app.port, via_proxy("203.0.113.5"))
+        other = await RawClient.open(app.port, via_proxy("198.51.100.7, 203.0.113.9"))
+        with pytest.raises(AssertionError, match="429"):
+            await RawClient.open(app.port, via_proxy("203.0.113.5"))
+        # A hop the client wrote itself, left of the address the proxy saw, is not believed.
+        with pytest.raises(AssertionError, match="429"):
+            await RawClient.open(app.port, via_proxy("10.9.9.9, 203.0.113.9"))
+        for raw in (first, other):
+            raw.close()
+    finally:
+        await app.stop()
+
+
+async def test_without_a_trusted_proxy_the_header_is_ignored(storage_for_game: Storage) -> None:
+    app = App(configure(ServerConfig, port=0, max_connections_per_ip=1), storage_for_game)
+    await app.start()
+    try:
+        first = await RawClient.open(app.port, "X-Forwarded-For: 203.0.113.5\r\n")
+        with pytest.raises(AssertionError, match="429"):
+            await RawClient.open(app.port, "X-Forwarded-For: 198.51.100.1\r\n")
+        first.close()
+    finally:
+        await app.stop()

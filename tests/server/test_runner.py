@@ -309,3 +309,22 @@ async def test_a_new_chain_is_announced_before_its_first_round(storage_for_game:
         await watcher.close()
     finally:
         await app.stop()
+
+
+async def test_a_ref_from_an_earlier_round_is_refused_not_replayed(
+    manual_game: ManualGame,
+) -> None:
+    """A page that reloads restarts its refs; the server ties a ref to its round."""
+    alice, _ = await manual_game.register("alice")
+    first_round = manual_game.app.runner.round_id
+    await alice.send(type="bet", amount=1000, ref="bet-1")
+    await alice.next("bet_accepted", ref="bet-1")
+    await manual_game.to_phase("crashed")
+    await manual_game.to_phase("betting")
+    await alice.send(type="bet", amount=1000, ref="bet-1")
+    refused = await alice.next("error", ref="bet-1")
+    assert refused["code"] == "ref_reused" and f"round {first_round}" in refused["message"]
+    await alice.send(type="bet", amount=1000, ref="bet-2")
+    accepted = await alice.next("bet_accepted", ref="bet-2")
+    assert accepted["round_id"] == manual_game.app.runner.round_id != first_round
+    await alice.close()

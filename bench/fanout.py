@@ -92,6 +92,17 @@ async def _worker(port: int, count: int, index: int, pipe: Connection) -> None:
 # -- one measurement --------------------------------------------------------
 
 
+def wait_listening(port: int, within_s: float = 60.0) -> None:
+    """Return once something accepts connections on ``port`` (or ``within_s`` passed)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+
+
 def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, Any]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="pp-bench-")
@@ -113,13 +124,7 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
             str(clients + 10),
         )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         time.sleep(1.0)
         rss_before = rss_bytes(server.pid)
         pipes, workers = [], []

@@ -54,6 +54,7 @@ def final_table(r: dict[str, Any]) -> None:
     row("connect ms", pcts(r["connect_ms"]))
     row("held for", f"{r['duration_s']} s (after a {r['ramp_s']} s ramp)")
     row("tick delay ms", pcts(r["tick_delay_ms"]))
+    row("  while connecting", pcts(r["tick_delay_while_connecting_ms"]))
     row("ticks received", f"{r['ticks_received']:,}")
     row("ticks expected per client", r["ticks_expected_per_client"])
     row("ticks missed", f"{r['ticks_missed']:,} by {r['clients_missing_ticks']:,} clients")

@@ -83,6 +83,7 @@ class Totals:
     stop_at: float | None = None
     latest: dict[int, dict[str, Any]] = field(default_factory=dict)  # worker -> last sample
     tick_delay: array[float] = field(default_factory=lambda: array("d"))
+    ramp_tick_delay: array[float] = field(default_factory=lambda: array("d"))  # connecting
     bet_ack: array[float] = field(default_factory=lambda: array("d"))
     cashout_ack: array[float] = field(default_factory=lambda: array("d"))
     connect: array[float] = field(default_factory=lambda: array("d"))
@@ -105,6 +106,8 @@ class Totals:
             self.tick_delay.extend(delays)
             self.bet_ack.extend(_floats(sample["bet_ack_ms"]))
             self.cashout_ack.extend(_floats(sample["cashout_ack_ms"]))
+        else:
+            self.ramp_tick_delay.extend(delays)
         self.connect.extend(_floats(sample["connect_ms"]))
         self.errors.update(sample["errors"])
         self.connect_errors[index] = sample["connect_errors"]
@@ -260,6 +263,8 @@ def report(totals: Totals, settings: Settings, procs: int) -> dict[str, Any]:
         "clients_missing_ticks": summed("clients_missing_ticks"),
         "tick_delay_ms": percentiles(totals.tick_delay, 50, 90, 99, 100),
         "tick_delay_samples": len(totals.tick_delay),
+        # The clients already connected, while the others were still connecting.
+        "tick_delay_while_connecting_ms": percentiles(totals.ramp_tick_delay, 50, 99),
         "bet_ack_ms": percentiles(totals.bet_ack, 50, 99),
         "cashout_ack_ms": percentiles(totals.cashout_ack, 50, 99),
         "bets": summed("bets"),

@@ -89,7 +89,10 @@ class App:
         self._stop_timeout_s = stop_timeout_s
         self.metrics = Metrics()
         # 0: one synchronous loop per broadcast (an infinite slice).
-        self.hub = Hub(turn_s=config.broadcast_slice_ms / 1000 or float("inf"))
+        self.hub = Hub(
+            turn_s=config.broadcast_slice_ms / 1000 or float("inf"),
+            tick_turn_s=config.tick_slice_ms / 1000 or float("inf"),
+        )
         self.flusher = Flusher(
             storage.live,
             storage.db,

@@ -62,6 +62,11 @@ class ServerConfig:
         "a broadcast other than a tick writes this long, then lets bets and cashouts in; "
         "0: all at once",
     )
+    tick_slice_ms: float = setting(
+        0.0,
+        "a tick reaches every player at once, then the spectators in slices this long "
+        "with bets and cashouts let in between; 0: all at once",
+    )
     # the game's rules
     game: GameConfig = field(default_factory=GameConfig)
 
@@ -77,6 +82,8 @@ class ServerConfig:
             raise ConfigError("must be positive", setting="max_connections_per_ip")
         if not 0 <= self.broadcast_slice_ms <= 1000:
             raise ConfigError("must be 0 to 1000", setting="broadcast_slice_ms")
+        if not 0 <= self.tick_slice_ms <= 100:
+            raise ConfigError("must be 0 to 100", setting="tick_slice_ms")
         trusted_networks(self.trusted_proxies)  # each one a network, or a one-line error
 
     @property

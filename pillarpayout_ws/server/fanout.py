@@ -15,16 +15,23 @@ closing frame.
 A broadcast to many sockets takes a while (about 6-12 us per socket on
 loopback here, so 50-100 ms for 8,000), and nothing else runs meanwhile: a
 bet arriving just after ``betting`` went out would wait for the whole loop
-(bet ack p99 59 ms with 8,000 bettors). So a broadcast other than a tick
-writes for about ``turn_s`` (0.5 ms) per loop turn, ``chunk`` sockets at a
-time, and lets the loop read and answer in between (p99 13-18 ms). Ticks
-are still written whole, in one loop: they come every 100 ms, and sliced
-they arrived later (tick delay p99 at 10,000 clients 153-854 ms against
-87-100 ms whole). Each client still sees frames in the order they were
-made: a broadcast (a tick too) starts only when the one before it has
-reached every socket, and a frame for one connection first gives that
-connection any broadcast frame it is still due (``_catch_up``), so an ack
-is never held back behind the rest of a loop.
+(bet ack p99 59 ms with 8,000 bettors). So a broadcast writes for a slice
+of time per loop turn, ``chunk`` sockets at a time, and lets the loop read
+and answer in between:
+
+- **Players first.** Every broadcast reaches the logged-in players before
+  any spectator; a tick is written to all the players at once.
+- A tick's spectators get it in slices of ``tick_turn_s`` (longer than the
+  other broadcasts' ``turn_s``: a tick comes every 100 ms, and 0.5 ms slices
+  made it arrive later, p99 153-854 ms against 87-100 ms whole at 10,000
+  clients); ``tick_turn_s`` infinite writes it whole. Other broadcasts go
+  in slices of ``turn_s`` (0.5 ms).
+
+Each client still sees frames in the order they were made: a broadcast
+starts only when the one before it has reached every socket (a tick first
+finishes the one under way), and a frame for one connection first gives
+that connection any broadcast frame it is still due (``_catch_up``), so an
+ack is never held back behind the rest of a loop.
 
 Slow consumers: a tick is a snapshot, so a client whose write buffer is over
 ``tick_buffer_limit`` skips it; when it drains it gets the next tick, the
@@ -135,16 +142,35 @@ class FanoutStats:
 
 
 class _Broadcast:
-    """One broadcast frame (not a tick) on its way to the sockets open when it was made."""
+    """One broadcast frame on its way to the sockets open when it was made."""
 
-    __slots__ = ("_positions", "early", "frame", "next", "targets")
+    __slots__ = (
+        "_positions",
+        "departures",
+        "droppable",
+        "early",
+        "frame",
+        "next",
+        "targets",
+        "turn_s",
+    )
 
-    def __init__(self, frame: bytes, targets: list[asyncio.Transport]) -> None:
+    def __init__(
+        self,
+        frame: bytes,
+        targets: list[asyncio.Transport],
+        droppable: bool,
+        turn_s: float,
+        departures: int,
+    ) -> None:
         self.frame = frame
         self.targets = targets
+        self.droppable = droppable  # a tick: skipped by a client with a full buffer
+        self.turn_s = turn_s
         self.next = 0  # targets[:next] have been written (or skipped)
         self.early: set[asyncio.Transport] = set()  # written ahead by _catch_up
         self._positions: dict[asyncio.Transport, int] | None = None
+        self.departures = departures  # the hub's count when it was made
 
     def owes(self, transport: asyncio.Transport) -> bool:
         """Whether ``transport`` is still due this frame."""
@@ -166,17 +192,23 @@ class Hub:
         hard_buffer_limit: int = HARD_BUFFER_LIMIT,
         chunk: int = BROADCAST_CHUNK,
         turn_s: float = BROADCAST_TURN_S,
+        tick_turn_s: float = float("inf"),
     ) -> None:
         self.clients: set[Client] = set()
         self.by_user: dict[int, set[Client]] = {}
         self._per_ip: dict[str, int] = {}
-        # The transports the fan-out writes to: OPEN connections only.
+        # The transports the fan-out writes to: OPEN connections only, all of
+        # them, and split into players' and spectators' (players go first).
         self._open: dict[asyncio.Transport, Client] = {}
+        self._players: dict[asyncio.Transport, Client] = {}
+        self._watchers: dict[asyncio.Transport, Client] = {}
+        self._departures = 0  # how many left _open: a broadcast's targets are still all open
         self.tick_buffer_limit = tick_buffer_limit
         self.hard_buffer_limit = hard_buffer_limit
         self.stats = FanoutStats()
         self.chunk = chunk
         self.turn_s = turn_s
+        self.tick_turn_s = tick_turn_s
         self._broadcasts: deque[_Broadcast] = deque()  # the first is being written
         self._next_turn: asyncio.Handle | None = None
         self._when_idle: list[Callable[[], object]] = []
@@ -188,13 +220,23 @@ class Hub:
         self._per_ip[client.ip] = self._per_ip.get(client.ip, 0) + 1
         transport = client.transport
         self._open[transport] = client
+        (self._players if client.user_id is not None else self._watchers)[transport] = client
         connection = client.connection
         if isinstance(connection, GameConnection):
-            connection.left_open = lambda: self._open.pop(transport, None)
+            connection.left_open = lambda: self._closed(transport)
             connection._check_open()  # it may have left OPEN already
 
+    def _closed(self, transport: asyncio.Transport) -> Client | None:
+        """No frame may go to ``transport`` any more."""
+        self._players.pop(transport, None)
+        self._watchers.pop(transport, None)
+        client = self._open.pop(transport, None)
+        if client is not None:
+            self._departures += 1
+        return client
+
     def remove(self, client: Client) -> None:
-        self._open.pop(client.transport, None)
+        self._closed(client.transport)
         if client in self.clients:
             self.clients.discard(client)
             left = self._per_ip[client.ip] - 1
@@ -211,6 +253,8 @@ class Hub:
         self.logout(client)
         client.user_id, client.username, client.token_sha256 = user_id, username, token_sha256
         self.by_user.setdefault(user_id, set()).add(client)
+        if self._watchers.pop(client.transport, None) is not None:
+            self._players[client.transport] = client
 
     def logout(self, client: Client) -> None:
         if client.user_id is None:
@@ -221,25 +265,34 @@ class Hub:
             if not peers:
                 del self.by_user[client.user_id]
         client.user_id = client.username = client.token_sha256 = None
+        if self._players.pop(client.transport, None) is not None:
+            self._watchers[client.transport] = client
 
     @property
     def players(self) -> int:
         return sum(len(c) for c in self.by_user.values())
 
     def broadcast(self, payload: bytes, *, droppable: bool = False) -> None:
-        """Frame ``payload`` once and write it to every open client: a tick at
-        once; anything else for ``turn_s`` now, the rest in later loop turns
-        (module docstring)."""
+        """Frame ``payload`` once and write it to every open client, players first:
+        a tick (``droppable``) to the players at once and to the spectators in
+        slices of ``tick_turn_s``; anything else in slices of ``turn_s``; the
+        first slice now, the rest in later loop turns (module docstring)."""
         frame = text_frame(payload)
         if droppable:
             self.finish()
-            self._write(self._open, frame, True)
+            self._write(self._players, frame, True)
+            watchers = list(self._watchers)
+            self._queue(_Broadcast(frame, watchers, True, self.tick_turn_s, self._departures))
         else:
-            self._broadcasts.append(_Broadcast(frame, list(self._open)))
-            if len(self._broadcasts) == 1:
-                self._advance()
+            targets = [*self._players, *self._watchers]
+            self._queue(_Broadcast(frame, targets, False, self.turn_s, self._departures))
         if self.mirror is not None:
             self.mirror(payload, droppable)
+
+    def _queue(self, broadcast: _Broadcast) -> None:
+        self._broadcasts.append(broadcast)
+        if len(self._broadcasts) == 1:
+            self._advance()
 
     def send_user(self, user_id: int, payload: bytes) -> None:
         """Write ``payload`` to every connection of one user (never dropped)."""
@@ -276,7 +329,7 @@ class Hub:
             current = self._broadcasts.popleft()
             targets = current.targets[current.next :]
             current.next = len(current.targets)
-            self._write(targets, current.frame, False, current.early)
+            self._write(targets, current.frame, current.droppable, self._skips(current))
         if self._when_idle:
             self._idle()
 
@@ -286,19 +339,21 @@ class Hub:
         for pending in self._broadcasts:
             if pending.owes(transport):
                 pending.early.add(transport)
-                self._write((transport,), pending.frame, False)
+                self._write((transport,), pending.frame, pending.droppable)
 
     def _advance(self) -> None:
-        """Write the first broadcast for ``turn_s``; come back next turn if more is due."""
+        """Write the first broadcast for its slice; come back next turn if more is due."""
         self._next_turn = None
         pending = self._broadcasts
         current = pending[0]
-        targets, frame, early = current.targets, current.frame, current.early
-        deadline = time.perf_counter() + self.turn_s
+        targets, frame, droppable = current.targets, current.frame, current.droppable
+        skips = self._skips(current)
+        chunk = self.chunk if current.turn_s != float("inf") else len(targets)
+        deadline = time.perf_counter() + current.turn_s
         while True:
             start = current.next
-            current.next = start + self.chunk
-            self._write(targets[start : current.next], frame, False, early)
+            current.next = start + chunk
+            self._write(targets[start : current.next], frame, droppable, skips)
             if current.next >= len(targets):
                 pending.popleft()
                 break
@@ -309,23 +364,30 @@ class Hub:
         elif self._when_idle:
             self._idle()
 
+    def _skips(self, broadcast: _Broadcast) -> set[asyncio.Transport] | None:
+        """The sockets ``broadcast`` must check for (written ahead, or closed since it
+        was made): ``None`` while there are none, the usual case."""
+        if broadcast.early or broadcast.departures != self._departures:
+            return broadcast.early
+        return None
+
     def _write(
         self,
         transports: Iterable[asyncio.Transport],
         frame: bytes,
         droppable: bool,
-        early: set[asyncio.Transport] | None = None,
+        skips: set[asyncio.Transport] | None = None,
     ) -> None:
         # The hot loop, as close to the floor as Python gets: one buffer check
-        # and one write per socket. With ``early`` (a queued broadcast's slices),
-        # also skip the sockets that closed meanwhile or were written ahead.
+        # and one write per socket. With ``skips`` (a queued broadcast that
+        # some socket left or had written ahead), skip those sockets too.
         limit = self.tick_buffer_limit if droppable else self.hard_buffer_limit
         delivered = 0
         over: list[asyncio.Transport] = []
-        still_open = self._open
+        if skips is not None:
+            still_open = self._open
+            transports = [t for t in transports if t not in skips and t in still_open]
         for transport in transports:
-            if early is not None and (transport in early or transport not in still_open):
-                continue
             if transport.get_write_buffer_size() > limit:
                 over.append(transport)
                 continue
@@ -336,7 +398,7 @@ class Hub:
             self.stats.ticks_skipped += len(over)
             return
         for transport in over:
-            client = self._open.pop(transport, None)
+            client = self._closed(transport)
             if client is None:
                 continue
             self.stats.slow_disconnects += 1

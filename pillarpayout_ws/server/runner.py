@@ -4,7 +4,11 @@ One task owns the engine, and nothing else in the server touches it: every
 read and write goes through this module. Connection handlers and the grant
 desk append commands to a queue and wake the loop; each turn the loop
 
-1. applies every queued command with the same ``now`` (the clock's ms),
+1. applies every queued command at the instant the server read its frame
+   (``at_ms``, in arrival order): a cashout gets the multiplier of the moment
+   it was read, never a later one because the loop was busy (writing a
+   tick, waiting for Redis), and everything due before that moment (an
+   auto-cashout, the crash) is played first,
 2. ``advance(now)``: phases, ticks, auto-cashouts, the crash,
 3. commits the turn's write-ahead records to Redis in ONE pipeline (the
    group commit) and waits for Redis to acknowledge it,
@@ -91,6 +95,9 @@ class BetCommand:
     amount: int  # cents
     auto_cashout: int | None  # hundredths
     ref: str | None
+    # Game time (the clock's ms) when the server read the frame: the bet is
+    # played at that instant, however late the loop gets to it.
+    at_ms: int
     # perf_counter() when the frame arrived: /metrics times it to its answer.
     received: float = field(default_factory=time.perf_counter)
 
@@ -99,6 +106,7 @@ class BetCommand:
 class CashoutCommand:
     user_id: int
     ref: str | None
+    at_ms: int  # as for BetCommand: the cashout is paid the multiplier of this instant
     received: float = field(default_factory=time.perf_counter)
 
 
@@ -314,10 +322,14 @@ class GameRunner:
         for command in pending:
             if isinstance(command, BetCommand):
                 game.place_bet(
-                    now, command.user_id, command.amount, command.auto_cashout, command.ref
+                    command.at_ms,
+                    command.user_id,
+                    command.amount,
+                    command.auto_cashout,
+                    command.ref,
                 )
             elif isinstance(command, CashoutCommand):
-                game.cash_out(now, command.user_id, command.ref)
+                game.cash_out(command.at_ms, command.user_id, command.ref)
             else:
                 account = command if isinstance(command, LoadAccount) else command.account
                 try:

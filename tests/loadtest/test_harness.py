@@ -27,6 +27,7 @@ REQUIRED = {
     "clients_connected",
     "ticks_received",
     "tick_delay_ms",
+    "tick_delay_while_connecting_ms",
     "bet_ack_ms",
     "cashout_ack_ms",
     "errors",

@@ -60,6 +60,7 @@ def test_every_game_rule_with_a_flag_reaches_the_engine(
         (["--flush-rounds", "0"], "flush_rounds"),
         (["--port", "70000"], "port"),
         (["--broadcast-slice-ms", "-1"], "broadcast_slice_ms"),
+        (["--tick-slice-ms", "101"], "tick_slice_ms"),
         (["--min-bet", "0"], "min_bet"),
     ],
 )

@@ -41,12 +41,17 @@ class Connection:
         self.transport = Recorder()
 
 
-def hub_with(count: int, chunk: int = 3) -> tuple[Hub, list[Client]]:
-    hub = Hub(chunk=chunk, turn_s=0)  # one chunk per loop turn
+def hub_with(
+    count: int, chunk: int = 3, *, spectators: frozenset[int] = frozenset(), tick_turn_s: float = 0
+) -> tuple[Hub, list[Client]]:
+    """``count`` clients, logged in as users 0, 1, ... except the ``spectators``;
+    every broadcast, a tick's spectators too, writes one chunk per loop turn."""
+    hub = Hub(chunk=chunk, turn_s=0, tick_turn_s=tick_turn_s)
     clients = [Client(cast(Any, Connection()), "127.0.0.1") for _ in range(count)]
     for i, client in enumerate(clients):
         hub.add(client)
-        hub.login(client, i, f"u{i}", "t")
+        if i not in spectators:
+            hub.login(client, i, f"u{i}", "t")
     return hub, clients
 
 
@@ -84,11 +89,51 @@ async def test_a_frame_for_one_client_comes_after_the_broadcasts_it_was_due() ->
     assert hub.stats.deliveries == 16 + 2
 
 
-async def test_a_tick_goes_out_whole_after_the_broadcasts_before_it() -> None:
+async def test_a_tick_goes_to_every_player_at_once_after_the_broadcasts_before_it() -> None:
     hub, clients = hub_with(8)
     hub.broadcast(b"b1")
     hub.broadcast(b"t1", droppable=True)
     assert all(frames(c) == [b"b1", b"t1"] for c in clients)
+
+
+async def test_players_get_a_broadcast_before_any_spectator() -> None:
+    # Clients 0-3 connected first but only watch; 4-7 are logged in.
+    hub, clients = hub_with(8, chunk=2, spectators=frozenset(range(4)))
+    hub.broadcast(b"b1")
+    assert [len(frames(c)) for c in clients] == [0, 0, 0, 0, 1, 1, 0, 0]
+    await turn()
+    assert [len(frames(c)) for c in clients] == [0, 0, 0, 0, 1, 1, 1, 1]
+    hub.finish()
+    assert all(frames(c) == [b"b1"] for c in clients)
+
+
+async def test_a_tick_reaches_the_spectators_in_slices_after_every_player() -> None:
+    hub, clients = hub_with(8, chunk=2, spectators=frozenset(range(4)))
+    hub.broadcast(b"t1", droppable=True)
+    assert [len(frames(c)) for c in clients] == [1, 1, 0, 0, 1, 1, 1, 1]
+    hub.send(clients[3], b"pong")  # a frame for one spectator: the tick first
+    assert frames(clients[3]) == [b"t1", b"pong"]
+    hub.broadcast(b"b2")  # waits for the tick to reach every spectator
+    assert frames(clients[7]) == [b"t1"]
+    hub.broadcast(b"t2", droppable=True)  # the next tick finishes both first
+    assert [frames(c) for c in clients[4:]] == [[b"t1", b"b2", b"t2"]] * 4
+    # ...then starts on the spectators: the first chunk at once.
+    assert [frames(c) for c in clients[:3]] == [[b"t1", b"b2", b"t2"]] * 2 + [[b"t1", b"b2"]]
+    hub.finish()
+    assert all(frames(c)[-2:] == [b"b2", b"t2"] for c in clients)
+    assert hub.stats.deliveries == 8 * 3 + 1
+
+
+async def test_logging_in_and_out_moves_a_client_between_players_and_spectators() -> None:
+    hub, clients = hub_with(4, chunk=1, spectators=frozenset({0, 1}))
+    hub.login(clients[0], 10, "new", "t")
+    hub.logout(clients[3])
+    hub.broadcast(b"t1", droppable=True)
+    # The players 0 and 2, then one spectator chunk (1 watched first): 3 waits.
+    assert [len(frames(c)) for c in clients] == [1, 1, 1, 0]
+    await turn()
+    hub.finish()
+    assert all(frames(c) == [b"t1"] for c in clients)
 
 
 async def test_idle_callbacks_wait_for_every_broadcast_to_be_written() -> None:
@@ -139,18 +184,21 @@ operations = st.lists(
         st.tuples(st.just("send"), st.integers(0, 6)),
         st.tuples(st.just("turn"), st.none()),
         st.tuples(st.just("leave"), st.integers(0, 6)),
+        st.tuples(st.just("login"), st.integers(0, 6)),
+        st.tuples(st.just("logout"), st.integers(0, 6)),
     ),
     max_size=40,
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(operations, st.integers(1, 4))
+@settings(max_examples=300, deadline=None)
+@given(operations, st.integers(1, 4), st.frozensets(st.integers(0, 6)), st.booleans())
 def test_every_client_sees_every_frame_once_in_order(
-    ops: list[tuple[str, Any]], chunk: int
+    ops: list[tuple[str, Any]], chunk: int, spectators: frozenset[int], sliced_ticks: bool
 ) -> None:
     async def play() -> None:
-        hub, clients = hub_with(7, chunk)
+        tick_turn_s = 0 if sliced_ticks else float("inf")
+        hub, clients = hub_with(7, chunk, spectators=spectators, tick_turn_s=tick_turn_s)
         made: list[list[bytes]] = [[] for _ in clients]
         present = set(range(len(clients)))
         for n, (op, arg) in enumerate(ops):
@@ -160,13 +208,17 @@ def test_every_client_sees_every_frame_once_in_order(
                 for i in present:
                     made[i].append(payload)
             elif op == "send" and arg in present:
-                hub.send_user(arg, payload)
+                hub.send(clients[arg], payload)
                 made[arg].append(payload)
             elif op == "turn":
                 await turn()
             elif op == "leave" and arg in present:
                 hub.remove(clients[arg])
                 present.discard(arg)
+            elif op == "login":
+                hub.login(clients[arg], arg, f"u{arg}", "t")
+            elif op == "logout":
+                hub.logout(clients[arg])
         hub.finish()
         for i, client in enumerate(clients):
             got = frames(client)

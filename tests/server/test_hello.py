@@ -49,7 +49,7 @@ async def test_hello_fits_in_8_kib_and_the_rest_is_on_the_api(manual_game: Manua
     users = await make_users(app.storage, 60)
     for user in users:
         await app.runner.load_account(user.id, user.username, user.balance)
-        app.runner.submit(BetCommand(user.id, 100 + user.id, None, None))
+        app.runner.submit(BetCommand(user.id, 100 + user.id, None, None, app.runner.now_ms()))
         app.chat.say(user.id, user.username, "ж" * 280, app.runner.round_id)  # 560 bytes each
     spectator = await manual_game.connect()
     hello = await spectator.next("hello")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -264,7 +265,7 @@ async def test_a_bet_waits_for_the_clock_not_for_real_time(storage: Storage) -> 
     try:
         await runner.turn_done.wait()  # the first round is open
         assert await runner.load_account(1, "alice", 5000) == 5000
-        runner.submit(BetCommand(1, 1000, 200, "b"))
+        runner.submit(BetCommand(1, 1000, 200, "b", runner.now_ms()))
         runner.turn_done.clear()
         await runner.turn_done.wait()
         assert game.balance_of(1) == 4000
@@ -328,3 +329,52 @@ async def test_a_ref_from_an_earlier_round_is_refused_not_replayed(
     accepted = await alice.next("bet_accepted", ref="bet-2")
     assert accepted["round_id"] == manual_game.app.runner.round_id != first_round
     await alice.close()
+
+
+async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
+    manual_game: ManualGame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop is held up (Bob's cashout waits on a slow Redis commit) while
+    the clock runs on: Alice's cashout, read meanwhile at t, is paid
+    multiplier_at(t), not the multiplier of the turn that gets to it."""
+    app = manual_game.app
+    live = app.storage.live
+    alice, _ = await manual_game.register("alice")
+    bob, _ = await manual_game.register("bob")
+    for player, ref in ((alice, "a"), (bob, "b")):
+        await player.send(type="bet", amount=1000, ref=ref)
+        await player.next("bet_accepted", ref=ref)
+    await manual_game.to_phase("running")
+    running_since = app.runner.now_ms()
+    await manual_game.advance(2000)
+    release, committing = asyncio.Event(), asyncio.Event()
+    commit = live.commit
+
+    async def held_commit(records: Sequence[Record]) -> None:
+        committing.set()
+        await release.wait()
+        await commit(records)
+
+    queued = asyncio.Event()
+    submit = app.runner.submit
+
+    def noting_submit(command: Any) -> None:
+        submit(command)
+        if getattr(command, "ref", None) == "ac":
+            queued.set()
+
+    monkeypatch.setattr(live, "commit", held_commit)
+    monkeypatch.setattr(app.runner, "submit", noting_submit)
+    await bob.send(type="cashout", ref="bc")
+    await committing.wait()  # the loop waits on Redis for Bob's cashout
+    monkeypatch.setattr(live, "commit", commit)
+    await alice.send(type="cashout", ref="ac")
+    read_at = app.runner.now_ms()
+    await queued.wait()  # Alice's cashout is read and queued behind Bob's turn
+    manual_game.clock.advance(1.5)  # the loop is slow: time passes before it gets there
+    release.set()
+    paid = await alice.next("cashed_out", ref="ac")
+    assert paid["multiplier"] == multiplier_at(read_at - running_since) / 100
+    assert multiplier_at(read_at + 1500 - running_since) > multiplier_at(read_at - running_since)
+    for player in (alice, bob):
+        await player.close()

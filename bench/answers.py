@@ -1,0 +1,282 @@
+"""Answers while spectators watch: bet and cash-out acks, players' and spectators' ticks.
+
+For each spectator count, in turn and ``--repeat`` times: the bare floor
+server (``bench/floor.py``) with as many clients as ``serve`` will have, then
+``pillarpayout serve`` once per ``--tick-slice-ms`` value, with the same
+spectators plus ``--bettors`` players. Players are provisioned straight into
+PostgreSQL (as in ``bench.bets``) and ``resume``; each round each one bets at
+a random moment of the betting window and cashes out **by hand** when a tick
+shows its random target (1.05x-3.00x). Over the measuring window it records:
+
+- bet ack and cash-out ack (frame sent to answer received) p50/p99;
+- players' tick delay (every player measures) and spectators' (one in ten,
+  as in ``bench.fanout``), and the floor's tick delay at the same count.
+
+The load generator shares the 2 cores. Run with
+``python -m bench.answers [--spectators 6000 10000] [--tick-slice-ms 0 2 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+
+from bench import fanout
+from bench.bets import provision
+from bench.common import free_port, percentile, raise_nofile, spawn, start_serve, wait_healthy
+from loadtest.client import ClientStats, GameClient, open_client
+
+
+def bettor_worker(port: int, tokens: list[str], seed: int, pipe: Connection) -> None:
+    raise_nofile()
+    uvloop.run(_bettors(port, tokens, seed, pipe))
+
+
+async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) -> None:
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+    stats = ClientStats()
+    bet_ack: list[float] = []
+    cashout_ack: list[float] = []
+    tick_delay: list[float] = []
+    late = 0
+    sessions = asyncio.Event()
+    joined = 0
+    # Per client: when its bet / cashout went out, and the multiplier it waits for.
+    bet_sent: dict[GameClient, float] = {}
+    cashout_sent: dict[GameClient, float] = {}
+    target: dict[GameClient, float] = {}
+    recording = False
+
+    def place(client: GameClient, round_id: int) -> None:
+        bet_sent[client] = time.perf_counter()
+        target[client] = round(rng.uniform(1.05, 3.0), 2)
+        client.send({"type": "bet", "amount": 100, "ref": f"{round_id}-{id(client)}"})
+
+    def on_frame(client: GameClient, payload: bytes) -> None:
+        nonlocal joined, late
+        now = time.perf_counter()
+        if payload.startswith(b'{"type":"tick"'):
+            tick = orjson.loads(payload)
+            if recording:
+                tick_delay.append((time.time() - tick["ts"]) * 1000)
+            goal = target.get(client)
+            if goal is not None and tick["m"] >= goal and client not in cashout_sent:
+                cashout_sent[client] = now
+                client.send({"type": "cashout", "ref": f"c-{tick['round_id']}"})
+            return
+        kind = orjson.loads(payload)["type"] if payload.startswith(b'{"type":"') else None
+        if kind == "betting":
+            round_id = orjson.loads(payload)["round_id"]
+            target.pop(client, None)
+            cashout_sent.pop(client, None)
+            loop.call_later(rng.uniform(0.0, 1.5), place, client, round_id)
+        elif kind == "bet_accepted":
+            sent = bet_sent.pop(client, None)
+            if sent is not None and recording:
+                bet_ack.append((now - sent) * 1000)
+        elif kind == "cashed_out":
+            target.pop(client, None)
+            sent = cashout_sent.get(client)
+            if sent is not None and recording:
+                cashout_ack.append((now - sent) * 1000)
+        elif kind == "crashed":
+            target.pop(client, None)
+        elif kind == "error":
+            frame = orjson.loads(payload)
+            if frame["code"] == "round_crashed":
+                late += 1
+            target.pop(client, None)
+        elif kind == "session":
+            joined += 1
+            if joined == len(tokens):
+                sessions.set()
+
+    clients = []
+    for token in tokens:
+        client = await open_client(
+            "127.0.0.1", port, stats, on_frame=on_frame, measure=False, all_frames=True
+        )
+        client.send({"type": "resume", "token": token})
+        clients.append(client)
+    await sessions.wait()
+    pipe.send(("ready", len(clients)))
+    assert await loop.run_in_executor(None, pipe.recv) == "measure"
+    recording = True
+    assert await loop.run_in_executor(None, pipe.recv) == "stop"
+    recording = False
+    pipe.send(
+        {
+            "bet_ack": bet_ack,
+            "cashout_ack": cashout_ack,
+            "tick_delay": tick_delay,
+            "late_cashouts": late,
+            "connected": stats.connected,
+        }
+    )
+    for client in clients:
+        if client.transport is not None:
+            client.transport.abort()
+
+
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), 2) if values else None,
+        "p99": round(percentile(values, 99), 2) if values else None,
+        "max": round(max(values), 2) if values else None,
+    }
+
+
+def run(
+    kind: str, spectators: int, bettors: int, slice_ms: float, window_s: float
+) -> dict[str, Any]:
+    """One measurement: the floor with ``spectators + bettors`` clients, or serve
+    with ``spectators`` plus ``bettors`` players."""
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="pp-bench-answers-"))
+    tokens: list[str] = []
+    if kind == "floor":
+        server = spawn("-m", "bench.floor", "--port", str(port))
+        watchers = spectators + bettors
+    else:
+        tokens = uvloop.run(provision(data_dir, bettors))
+        server = start_serve(
+            data_dir,
+            port,
+            "--betting-ms",
+            "2000",
+            "--cooldown-ms",
+            "1000",
+            "--tick-slice-ms",
+            str(slice_ms),
+            "--max-connections-per-ip",
+            str(spectators + bettors + 10),
+        )
+        watchers = spectators
+    try:
+        if kind == "floor":
+            fanout.wait_listening(port)
+        else:
+            wait_healthy(port, alive=lambda: server.poll() is None)
+        pipes, procs = [], []
+        per = watchers // 2
+        for i in range(2):
+            parent, child = mp.Pipe()
+            proc = mp.Process(target=fanout.worker, args=(port, per, i, child), daemon=True)
+            proc.start()
+            pipes.append(parent)
+            procs.append(proc)
+        if tokens:
+            parent, child = mp.Pipe()
+            proc = mp.Process(target=bettor_worker, args=(port, tokens, 7, child), daemon=True)
+            proc.start()
+            pipes.append(parent)
+            procs.append(proc)
+        for p in pipes:
+            p.recv()
+        time.sleep(2.0)
+        for p in pipes:
+            p.send("measure")
+        time.sleep(window_s)
+        for p in pipes:
+            p.send("stop")
+        results = [p.recv() for p in pipes]
+        for proc in procs:
+            proc.join(10)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    spectator_delays = [d for r in results[:2] for d in r[3]]
+    out: dict[str, Any] = {
+        "kind": kind,
+        "tick_slice_ms": slice_ms if kind == "serve" else None,
+        "spectators": sum(r[2] for r in results[:2]),
+        "spectator_tick_ms": summary(spectator_delays),
+    }
+    if tokens:
+        players = results[2]
+        out |= {
+            "players": players["connected"],
+            "player_tick_ms": summary(players["tick_delay"]),
+            "bet_ack_ms": summary(players["bet_ack"]),
+            "cashout_ack_ms": summary(players["cashout_ack"]),
+            "late_cashouts": players["late_cashouts"],
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spectators", type=int, nargs="+", default=[6000, 10000])
+    parser.add_argument("--bettors", type=int, default=200)
+    parser.add_argument("--tick-slice-ms", type=float, nargs="+", default=[0.0, 2.0])
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per run")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    raise_nofile()
+    cases: list[dict[str, Any]] = []
+    for n in args.spectators:
+        runs: list[dict[str, Any]] = []
+        for _ in range(args.repeat):
+            floor = run("floor", n, args.bettors, 0, args.window)
+            print(floor, flush=True)
+            for slice_ms in args.tick_slice_ms:
+                serve = run("serve", n, args.bettors, slice_ms, args.window)
+                serve["spectator_vs_floor_p99"] = ratio(
+                    serve["spectator_tick_ms"]["p99"], floor["spectator_tick_ms"]["p99"]
+                )
+                print(serve, flush=True)
+                runs.append({"floor": floor, "serve": serve})
+        cases.append({"spectators": n, "runs": runs, "by_slice": by_slice(runs)})
+    out = {"bettors": args.bettors, "window_s": args.window, "cases": cases}
+    print(orjson.dumps(out).decode(), flush=True)
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def by_slice(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per slice size, the median over the repeats of each p99 and of the ratio."""
+    out = []
+    for slice_ms in sorted({r["serve"]["tick_slice_ms"] for r in runs}):
+        mine = [r["serve"] for r in runs if r["serve"]["tick_slice_ms"] == slice_ms]
+
+        def median(pick: Any, runs: list[dict[str, Any]] = mine) -> float | None:
+            values = [v for v in (pick(r) for r in runs) if v is not None]
+            return round(statistics.median(values), 3) if values else None
+
+        out.append(
+            {
+                "tick_slice_ms": slice_ms,
+                "repeats": len(mine),
+                "cashout_ack_p99": median(lambda r: r["cashout_ack_ms"]["p99"]),
+                "bet_ack_p99": median(lambda r: r["bet_ack_ms"]["p99"]),
+                "player_tick_p99": median(lambda r: r["player_tick_ms"]["p99"]),
+                "spectator_tick_p99": median(lambda r: r["spectator_tick_ms"]["p99"]),
+                "spectator_vs_floor_p99": median(lambda r: r["spectator_vs_floor_p99"]),
+            }
+        )
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -22,9 +22,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import random
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from multiprocessing.connection import Connection
@@ -36,7 +34,15 @@ import uvloop
 
 from bench import fanout
 from bench.bets import provision
-from bench.common import free_port, percentile, raise_nofile, spawn, start_serve, wait_healthy
+from bench.common import (
+    free_port,
+    percentile,
+    raise_nofile,
+    spawn,
+    start_serve,
+    stop,
+    wait_healthy,
+)
 from loadtest.client import ClientStats, GameClient, open_client
 
 
@@ -198,11 +204,7 @@ def run(
         for proc in procs:
             proc.join(10)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     spectator_delays = [d for r in results[:2] for d in r[3]]
     out: dict[str, Any] = {
         "kind": kind,

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import hashlib
 import multiprocessing as mp
-import signal
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench.common import free_port, percentile, raise_nofile, start_serve
+from bench.common import free_port, percentile, raise_nofile, start_serve, stop
 from loadtest.client import ClientStats, GameClient, open_client
 from pillarpayout_ws.storage import open_storage
 
@@ -172,8 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(120)
+        stop(server, 120)
     latencies = [x for r in results for x in r["latencies"]]
     errors: dict[str, int] = {}
     for r in results:

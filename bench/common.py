@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import signal
+import subprocess
 from pathlib import Path
 
 from loadtest.serving import free_port, harness_command, spawn, start_serve, wait_healthy
@@ -19,8 +21,19 @@ __all__ = [
     "raise_nofile",
     "spawn",
     "start_serve",
+    "stop",
     "wait_healthy",
 ]
+
+
+def stop(proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
+    """SIGTERM ``proc`` and wait for it; kill it if it has not ended ``within_s``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(within_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def percentile(values: list[float], q: float) -> float:

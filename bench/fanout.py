@@ -21,10 +21,8 @@ import asyncio
 import contextlib
 import multiprocessing as mp
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -34,7 +32,7 @@ from typing import Any
 
 import uvloop
 
-from bench.common import free_port, percentile, raise_nofile, spawn, start_serve
+from bench.common import free_port, percentile, raise_nofile, spawn, start_serve, stop
 from loadtest.client import ClientStats, open_client
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -189,11 +187,7 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
             "rss_per_connection_bytes": round((rss_after - rss_before) / max(1, connected)),
         }
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from typing import Any
 
 import uvloop
 
-from bench.capacity import find_capacity, start_game, stop
-from bench.common import free_port, percentile, raise_nofile, spawn, wait_healthy
+from bench.capacity import find_capacity, start_game
+from bench.common import free_port, percentile, raise_nofile, spawn, stop, wait_healthy
 from loadtest.client import ClientStats, open_client
 
 

@@ -13,7 +13,6 @@ Run with ``python -m bench.storage``.
 from __future__ import annotations
 
 import gc
-import signal
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import uvloop
 
-from bench.common import free_port, start_serve, wait_healthy
+from bench.common import free_port, start_serve, stop, wait_healthy
 from pillarpayout_ws.engine.records import BetPlaced, CashedOut, RoundCrashed, RoundOpened
 from pillarpayout_ws.storage import open_storage
 from pillarpayout_ws.storage.settle import settle_round
@@ -89,8 +88,7 @@ def _startup_s(data_dir: Path) -> float:
     try:
         return wait_healthy(port)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        stop(proc)
 
 
 def main() -> dict[str, Any]:

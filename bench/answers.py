@@ -10,7 +10,8 @@ shows its random target (1.05x-3.00x). Over the measuring window it records:
 
 - bet ack and cash-out ack (frame sent to answer received) p50/p99;
 - players' tick delay (every player measures) and spectators' (one in ten,
-  as in ``bench.fanout``), and the floor's tick delay at the same count.
+  as in ``bench.fanout``), and the floor's tick delay at the same count;
+- the server's CPU per frame delivered.
 
 The load generator shares the 2 cores. Run with
 ``python -m bench.answers [--spectators 6000 10000] [--tick-slice-ms 0 2 5]``.
@@ -59,6 +60,7 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     cashout_ack: list[float] = []
     tick_delay: list[float] = []
     late = 0
+    errors: dict[str, int] = {}
     sessions = asyncio.Event()
     joined = 0
     # Per client: when its bet / cashout went out, and the multiplier it waits for.
@@ -102,9 +104,11 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
         elif kind == "crashed":
             target.pop(client, None)
         elif kind == "error":
-            frame = orjson.loads(payload)
-            if frame["code"] == "round_crashed":
+            code = orjson.loads(payload)["code"]
+            if code == "round_crashed":
                 late += 1
+            elif recording:
+                errors[code] = errors.get(code, 0) + 1
             target.pop(client, None)
         elif kind == "session":
             joined += 1
@@ -121,7 +125,7 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     await sessions.wait()
     pipe.send(("ready", len(clients)))
     assert await loop.run_in_executor(None, pipe.recv) == "measure"
-    recording = True
+    recording, frames_before = True, stats.frames
     assert await loop.run_in_executor(None, pipe.recv) == "stop"
     recording = False
     pipe.send(
@@ -130,7 +134,9 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
             "cashout_ack": cashout_ack,
             "tick_delay": tick_delay,
             "late_cashouts": late,
+            "errors": errors,
             "connected": stats.connected,
+            "frames": stats.frames - frames_before,
         }
     )
     for client in clients:
@@ -195,22 +201,26 @@ def run(
         for p in pipes:
             p.recv()
         time.sleep(2.0)
+        cpu0 = fanout.cpu_seconds(server.pid)
         for p in pipes:
             p.send("measure")
         time.sleep(window_s)
         for p in pipes:
             p.send("stop")
+        cpu = fanout.cpu_seconds(server.pid) - cpu0
         results = [p.recv() for p in pipes]
         for proc in procs:
             proc.join(10)
     finally:
         stop(server)
     spectator_delays = [d for r in results[:2] for d in r[3]]
+    frames = sum(r[0] for r in results[:2]) + (results[2]["frames"] if tokens else 0)
     out: dict[str, Any] = {
         "kind": kind,
         "tick_slice_ms": slice_ms if kind == "serve" else None,
         "spectators": sum(r[2] for r in results[:2]),
         "spectator_tick_ms": summary(spectator_delays),
+        "cpu_us_per_delivery": round(cpu / frames * 1e6, 3) if frames else None,
     }
     if tokens:
         players = results[2]
@@ -220,6 +230,7 @@ def run(
             "bet_ack_ms": summary(players["bet_ack"]),
             "cashout_ack_ms": summary(players["cashout_ack"]),
             "late_cashouts": players["late_cashouts"],
+            "errors": players["errors"],
         }
     return out
 
@@ -243,6 +254,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 serve = run("serve", n, args.bettors, slice_ms, args.window)
                 serve["spectator_vs_floor_p99"] = ratio(
                     serve["spectator_tick_ms"]["p99"], floor["spectator_tick_ms"]["p99"]
+                )
+                serve["cpu_vs_floor"] = ratio(
+                    serve["cpu_us_per_delivery"], floor["cpu_us_per_delivery"]
                 )
                 print(serve, flush=True)
                 runs.append({"floor": floor, "serve": serve})
@@ -275,6 +289,7 @@ def by_slice(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "player_tick_p99": median(lambda r: r["player_tick_ms"]["p99"]),
                 "spectator_tick_p99": median(lambda r: r["spectator_tick_ms"]["p99"]),
                 "spectator_vs_floor_p99": median(lambda r: r["spectator_vs_floor_p99"]),
+                "cpu_vs_floor": median(lambda r: r["cpu_vs_floor"]),
             }
         )
     return out

@@ -138,6 +138,7 @@ class Client:
 class FanoutStats:
     deliveries: int = 0
     ticks_skipped: int = 0
+    ticks_superseded: int = 0
     slow_disconnects: int = 0
 
 
@@ -150,7 +151,10 @@ class _Broadcast:
         "droppable",
         "early",
         "frame",
+        "logins",
         "next",
+        "players_end",
+        "tail",
         "targets",
         "turn_s",
     )
@@ -161,16 +165,23 @@ class _Broadcast:
         targets: list[asyncio.Transport],
         droppable: bool,
         turn_s: float,
-        departures: int,
+        hub: Hub,
+        players_end: int = 0,
+        tail: bytes = b"",
     ) -> None:
-        self.frame = frame
-        self.targets = targets
+        self.frame = frame  # a tick's ends with its tail
+        self.tail = tail  # the part of a tick's frame that must not be skipped
+        self.targets = targets  # targets[:players_end] are the players'
+        self.players_end = players_end
         self.droppable = droppable  # a tick: skipped by a client with a full buffer
         self.turn_s = turn_s
         self.next = 0  # targets[:next] have been written (or skipped)
         self.early: set[asyncio.Transport] = set()  # written ahead by _catch_up
         self._positions: dict[asyncio.Transport, int] | None = None
-        self.departures = departures  # the hub's count when it was made
+        # The hub's counts when it was made: while they hold, every target is
+        # still open and no target became a player.
+        self.departures = hub._departures
+        self.logins = hub._logins
 
     def owes(self, transport: asyncio.Transport) -> bool:
         """Whether ``transport`` is still due this frame."""
@@ -179,7 +190,18 @@ class _Broadcast:
         if self._positions is None:  # built once, and only if a socket needs it
             self._positions = {t: i for i, t in enumerate(self.targets)}
         position = self._positions.get(transport)
-        return position is not None and position >= self.next
+        return position is not None and self.next <= position < len(self.targets)
+
+    def supersede(self) -> int:
+        """A newer tick is out: the sockets still due this one get only its tail
+        (or nothing). How many sockets skip it."""
+        early = self.early
+        skipped = sum(1 for t in self.targets[self.next :] if t not in early)
+        if self.tail:
+            self.frame, self.tail, self.droppable = self.tail, b"", False
+        else:
+            del self.targets[self.next :]
+        return skipped
 
 
 class Hub:
@@ -203,6 +225,7 @@ class Hub:
         self._players: dict[asyncio.Transport, Client] = {}
         self._watchers: dict[asyncio.Transport, Client] = {}
         self._departures = 0  # how many left _open: a broadcast's targets are still all open
+        self._logins = 0  # how many spectators became players
         self.tick_buffer_limit = tick_buffer_limit
         self.hard_buffer_limit = hard_buffer_limit
         self.stats = FanoutStats()
@@ -255,6 +278,7 @@ class Hub:
         self.by_user.setdefault(user_id, set()).add(client)
         if self._watchers.pop(client.transport, None) is not None:
             self._players[client.transport] = client
+            self._logins += 1
 
     def logout(self, client: Client) -> None:
         if client.user_id is None:
@@ -272,22 +296,52 @@ class Hub:
     def players(self) -> int:
         return sum(len(c) for c in self.by_user.values())
 
-    def broadcast(self, payload: bytes, *, droppable: bool = False) -> None:
-        """Frame ``payload`` once and write it to every open client, players first:
-        a tick (``droppable``) to the players at once and to the spectators in
-        slices of ``tick_turn_s``; anything else in slices of ``turn_s``; the
-        first slice now, the rest in later loop turns (module docstring)."""
-        frame = text_frame(payload)
-        if droppable:
-            self.finish()
-            self._write(self._players, frame, True)
-            watchers = list(self._watchers)
-            self._queue(_Broadcast(frame, watchers, True, self.tick_turn_s, self._departures))
-        else:
-            targets = [*self._players, *self._watchers]
-            self._queue(_Broadcast(frame, targets, False, self.turn_s, self._departures))
+    def broadcast(self, payload: bytes) -> None:
+        """Frame ``payload`` once and write it to every open client, players first,
+        in slices of ``turn_s``: the first slice now, the rest in later loop
+        turns (module docstring)."""
+        players = list(self._players)
+        targets = [*players, *self._watchers]
+        self._queue(
+            _Broadcast(text_frame(payload), targets, False, self.turn_s, self, len(players))
+        )
         if self.mirror is not None:
-            self.mirror(payload, droppable)
+            self.mirror(payload, False)
+
+    def tick(self, payload: bytes, then: bytes | None = None) -> None:
+        """Write a tick to every player now, then to the spectators in slices of
+        ``tick_turn_s``. ``then``, a frame that must follow the tick (the bets it
+        changed), goes in the same write; a client that skips the tick still
+        gets it. A spectator still due an older tick gets this one instead."""
+        tail = text_frame(then) if then else b""
+        frame = text_frame(payload) + tail
+        self._catch_up_players()
+        self._write(self._players, frame, True, tail=tail)
+        for pending in self._broadcasts:
+            if pending.droppable:
+                self.stats.ticks_superseded += pending.supersede()
+        self._queue(
+            _Broadcast(frame, list(self._watchers), True, self.tick_turn_s, self, tail=tail)
+        )
+        if self.mirror is not None:
+            self.mirror(payload, True)
+            if then:
+                self.mirror(then, False)
+
+    def _catch_up_players(self) -> None:
+        """Give every player the broadcasts under way (players come first in each,
+        so this is rarely more than a check), before a tick goes to them."""
+        for pending in self._broadcasts:
+            if pending.next < pending.players_end:
+                players = pending.targets[pending.next : pending.players_end]
+                pending.next = pending.players_end
+                self._write(
+                    players, pending.frame, pending.droppable, self._skips(pending), pending.tail
+                )
+            if pending.logins != self._logins:  # spectators who became players since
+                for transport in self._players:
+                    self._catch_up(transport)
+                pending.logins = self._logins
 
     def _queue(self, broadcast: _Broadcast) -> None:
         self._broadcasts.append(broadcast)
@@ -329,7 +383,9 @@ class Hub:
             current = self._broadcasts.popleft()
             targets = current.targets[current.next :]
             current.next = len(current.targets)
-            self._write(targets, current.frame, current.droppable, self._skips(current))
+            self._write(
+                targets, current.frame, current.droppable, self._skips(current), current.tail
+            )
         if self._when_idle:
             self._idle()
 
@@ -339,21 +395,26 @@ class Hub:
         for pending in self._broadcasts:
             if pending.owes(transport):
                 pending.early.add(transport)
-                self._write((transport,), pending.frame, pending.droppable)
+                self._write((transport,), pending.frame, pending.droppable, tail=pending.tail)
 
     def _advance(self) -> None:
         """Write the first broadcast for its slice; come back next turn if more is due."""
         self._next_turn = None
         pending = self._broadcasts
         current = pending[0]
-        targets, frame, droppable = current.targets, current.frame, current.droppable
+        targets, frame, droppable, tail = (
+            current.targets,
+            current.frame,
+            current.droppable,
+            current.tail,
+        )
         skips = self._skips(current)
         chunk = self.chunk if current.turn_s != float("inf") else len(targets)
         deadline = time.perf_counter() + current.turn_s
         while True:
             start = current.next
             current.next = start + chunk
-            self._write(targets[start : current.next], frame, droppable, skips)
+            self._write(targets[start : current.next], frame, droppable, skips, tail)
             if current.next >= len(targets):
                 pending.popleft()
                 break
@@ -377,6 +438,7 @@ class Hub:
         frame: bytes,
         droppable: bool,
         skips: set[asyncio.Transport] | None = None,
+        tail: bytes = b"",
     ) -> None:
         # The hot loop, as close to the floor as Python gets: one buffer check
         # and one write per socket. With ``skips`` (a queued broadcast that
@@ -396,6 +458,8 @@ class Hub:
         self.stats.deliveries += delivered
         if droppable:
             self.stats.ticks_skipped += len(over)
+            if tail and over:
+                self._write(over, tail, False)
             return
         for transport in over:
             client = self._closed(transport)

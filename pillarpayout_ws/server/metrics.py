@@ -29,6 +29,11 @@ class FanoutGauges:
             "ticks skipped for clients with a full write buffer",
             registry=r,
         )
+        self.ticks_superseded = Gauge(
+            "pillarpayout_ticks_superseded",
+            "ticks a spectator got a newer tick instead of, the fan-out being behind",
+            registry=r,
+        )
         self.slow_disconnects = Gauge(
             "pillarpayout_slow_disconnects",
             "clients disconnected for not taking frames that must arrive",
@@ -38,6 +43,7 @@ class FanoutGauges:
     def watch(self, stats: FanoutStats) -> None:
         self.deliveries.set_function(lambda: stats.deliveries)
         self.ticks_skipped.set_function(lambda: stats.ticks_skipped)
+        self.ticks_superseded.set_function(lambda: stats.ticks_superseded)
         self.slow_disconnects.set_function(lambda: stats.slow_disconnects)
 
 

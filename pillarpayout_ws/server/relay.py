@@ -215,7 +215,10 @@ class Relay:
             if self._needs_resync:
                 self._resync()
             return
-        self.hub.broadcast(payload, droppable=payload.startswith(TICK_PREFIX))
+        if payload.startswith(TICK_PREFIX):
+            self.hub.tick(payload)
+        else:
+            self.hub.broadcast(payload)
         self.metrics.frames.inc()
 
     def _resync(self) -> None:

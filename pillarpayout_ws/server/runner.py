@@ -405,9 +405,8 @@ class GameRunner:
         hub, ts = self._hub, time.time()
         for event in events:
             if isinstance(event, Tick):
-                hub.broadcast(encode_event(event, ts=ts), droppable=True)
+                hub.tick(encode_event(event, ts=ts), self._take_bets_delta(event.round_id))
                 self._metrics.ticks.inc()
-                self._flush_bets_delta(event.round_id)
                 self._state(event.round_id, "running", event.m, event.integrity)
             elif isinstance(event, BetAccepted):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
@@ -437,7 +436,9 @@ class GameRunner:
                     self.mirror.round_opened()
                 self._state(event.round_id, "betting", ONE_X, FULL_INTEGRITY)
             elif isinstance(event, (RoundRunning, Crashed)):
-                self._flush_bets_delta(event.round_id)
+                delta = self._take_bets_delta(event.round_id)
+                if delta is not None:
+                    hub.broadcast(delta)
                 hub.broadcast(encode_event(event, ts=ts))
                 if isinstance(event, RoundRunning):
                     self._state(event.round_id, "running", ONE_X, FULL_INTEGRITY)
@@ -494,7 +495,10 @@ class GameRunner:
         if view is not None:  # None: the round is already over, its crash frame says it
             self._bets_delta[user_id] = view
 
-    def _flush_bets_delta(self, round_id: int) -> None:
-        if self._bets_delta:
-            self._hub.broadcast(encode_bets(round_id, list(self._bets_delta.values())))
-            self._bets_delta.clear()
+    def _take_bets_delta(self, round_id: int) -> bytes | None:
+        """The ``bets`` frame of what changed since the last one, if anything did."""
+        if not self._bets_delta:
+            return None
+        frame = encode_bets(round_id, list(self._bets_delta.values()))
+        self._bets_delta.clear()
+        return frame

@@ -201,6 +201,7 @@ def run(
         for p in pipes:
             p.recv()
         time.sleep(2.0)
+        superseded = -fanout.metric(port, "ticks_superseded") if tokens else 0.0
         cpu0 = fanout.cpu_seconds(server.pid)
         for p in pipes:
             p.send("measure")
@@ -208,6 +209,7 @@ def run(
         for p in pipes:
             p.send("stop")
         cpu = fanout.cpu_seconds(server.pid) - cpu0
+        superseded += fanout.metric(port, "ticks_superseded") if tokens else 0.0
         results = [p.recv() for p in pipes]
         for proc in procs:
             proc.join(10)
@@ -222,6 +224,9 @@ def run(
         "spectator_tick_ms": summary(spectator_delays),
         "cpu_us_per_delivery": round(cpu / frames * 1e6, 3) if frames else None,
     }
+    spectator_ticks = sum(r[1] for r in results[:2])  # one in ten is measured, all count
+    if spectator_ticks:
+        out["superseded_share"] = round(superseded / (superseded + spectator_ticks), 4)
     if tokens:
         players = results[2]
         out |= {
@@ -290,6 +295,7 @@ def by_slice(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "spectator_tick_p99": median(lambda r: r["spectator_tick_ms"]["p99"]),
                 "spectator_vs_floor_p99": median(lambda r: r["spectator_vs_floor_p99"]),
                 "cpu_vs_floor": median(lambda r: r["cpu_vs_floor"]),
+                "superseded_share": median(lambda r: r.get("superseded_share")),
             }
         )
     return out

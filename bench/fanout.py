@@ -101,6 +101,16 @@ def wait_listening(port: int, within_s: float = 60.0) -> None:
             time.sleep(0.1)
 
 
+def metric(port: int, name: str) -> float:
+    """One number from a running server's ``/metrics`` (0 if it cannot be read)."""
+    with contextlib.suppress(OSError):
+        url = f"http://127.0.0.1:{port}/metrics"
+        for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+            if line.startswith(f"pillarpayout_{name} "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, Any]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="pp-bench-")
@@ -150,22 +160,7 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
         ticks = sum(r[1] for r in results)
         still = sum(r[2] for r in results)
         delays = [d for r in results for d in r[3]]
-        metrics = ""
-        if kind == "serve":
-            with contextlib.suppress(OSError):
-                metrics = (
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
-                    .read()
-                    .decode()
-                )
-        skipped = next(
-            (
-                float(line.split()[1])
-                for line in metrics.splitlines()
-                if line.startswith("pillarpayout_ticks_skipped ")
-            ),
-            0.0,
-        )
+        skipped = metric(port, "ticks_skipped") if kind == "serve" else 0.0
         cpu = cpu1 - cpu0
         return {
             "kind": kind,

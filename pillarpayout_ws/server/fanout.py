@@ -64,6 +64,7 @@ HARD_BUFFER_LIMIT = 1024 * 1024  # bytes waiting for one client: past it, it is 
 SLOW_ABORT_S = 5.0
 BROADCAST_TURN_S = 0.0005  # how long a broadcast writes before the loop's next turn
 BROADCAST_CHUNK = 64  # sockets written between two looks at the clock
+HOLD_MAX_S = 0.01  # how long broadcasts wait in a row for answers on their way
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -234,6 +235,8 @@ class Hub:
         self.tick_turn_s = tick_turn_s
         self._broadcasts: deque[_Broadcast] = deque()  # the first is being written
         self._next_turn: asyncio.Handle | None = None
+        self._holds = 0  # answers on their way (hold/release)
+        self._held_since: float | None = None  # when broadcasts began to wait for them
         self._when_idle: list[Callable[[], object]] = []
         # Sees every broadcast payload too (the relay publisher), if set.
         self.mirror: Callable[[bytes, bool], None] | None = None
@@ -362,6 +365,22 @@ class Hub:
             self._catch_up(client.transport)
             self._write((client.transport,), text_frame(payload), False)
 
+    def hold(self) -> None:
+        """A player's bet or cash-out is on its way to an answer: broadcasts wait
+        between slices until it is written (``release``), at most ``HOLD_MAX_S``
+        in a row, so the answer is not queued behind spectators' frames."""
+        self._holds += 1
+
+    def release(self, count: int = 1) -> None:
+        self._holds -= count
+        if not self._holds and self._held_since is not None:
+            self._held_since = None
+            if self._next_turn is not None:
+                self._next_turn.cancel()
+                self._next_turn = None
+            if self._broadcasts:
+                self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
+
     def when_idle(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` soon after every broadcast made so far has been written."""
         self._when_idle.append(callback)
@@ -401,6 +420,16 @@ class Hub:
         """Write the first broadcast for its slice; come back next turn if more is due."""
         self._next_turn = None
         pending = self._broadcasts
+        if not pending:
+            return
+        if self._holds:
+            now = time.perf_counter()
+            if self._held_since is None:
+                self._held_since = now
+            wait = self._held_since + HOLD_MAX_S - now
+            if wait > 0:  # an answer first (release() comes back sooner)
+                self._next_turn = asyncio.get_running_loop().call_later(wait, self._advance)
+                return
         current = pending[0]
         targets, frame, droppable, tail = (
             current.targets,

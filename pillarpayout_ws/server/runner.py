@@ -193,6 +193,7 @@ class GameRunner:
         self._metrics = metrics
         self._clock = clock
         self._pending: list[GameCommand] = []
+        self._holding = 0  # bets and cash-outs submitted, their answers not yet written
         self._wake = asyncio.Event()
         self._stopped = False
         self._in_turn = False
@@ -246,6 +247,9 @@ class GameRunner:
             )
             return
         self._pending.append(command)
+        if isinstance(command, BetCommand | CashoutCommand):
+            self._hub.hold()  # released once its answer is written (_turn)
+            self._holding += 1
         self._wake.set()
 
     async def load_account(self, user_id: int, username: str, balance: int) -> int:
@@ -274,6 +278,8 @@ class GameRunner:
         finally:
             if automatic_gc:
                 gc.enable()
+            self._hub.release(self._holding)
+            self._holding = 0
             self._in_turn = False
             self._greet_waiting()
 
@@ -350,6 +356,10 @@ class GameRunner:
                 if isinstance(record, RoundCrashed):
                     self._flusher.round_completed(record.round_id)
         self._dispatch(events)
+        answered = sum(isinstance(c, BetCommand | CashoutCommand) for c in pending)
+        if answered:
+            self._holding -= answered
+            self._hub.release(answered)
         for account in loaded:
             if not account.done.done():
                 account.done.set_result(game.balance_of(account.user_id) or 0)

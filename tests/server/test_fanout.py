@@ -14,9 +14,11 @@ import socket
 from typing import Any, cast
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pillarpayout_ws.server import fanout
 from pillarpayout_ws.server.fanout import Client, Hub, text_frame
 from pillarpayout_ws.server.routes import metrics_response
 
@@ -162,6 +164,33 @@ async def test_a_spectator_who_logs_in_mid_broadcast_gets_it_before_the_next_tic
     assert frames(clients[3]) == [b"b1", b"t1"]
     hub.finish()
     assert all(frames(c) == [b"b1", b"t1"] for c in clients)
+
+
+async def test_broadcasts_wait_while_an_answer_is_on_its_way() -> None:
+    hub, clients = hub_with(4, chunk=1, spectators=frozenset({2, 3}))
+    hub.hold()  # a cash-out was read
+    hub.broadcast(b"b1")
+    hub.tick(b"t1")  # players still get a tick at once, after what they are due
+    assert [frames(c) for c in clients] == [[b"b1", b"t1"]] * 2 + [[], []]
+    await turn()
+    assert frames(clients[2]) == frames(clients[3]) == []  # spectators wait...
+    hub.send_user(0, b"cashed_out")
+    hub.release()  # ...until the answer is written
+    await turn()
+    assert frames(clients[2]) == [b"b1"]
+    hub.finish()
+    assert frames(clients[3]) == [b"b1", b"t1"]
+
+
+async def test_broadcasts_wait_for_answers_only_so_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fanout, "HOLD_MAX_S", 0.0)
+    hub, clients = hub_with(4, chunk=1, spectators=frozenset({2, 3}))
+    hub.hold()  # an answer that never comes (Redis is down, say)
+    hub.broadcast(b"b1")
+    for _ in range(3):
+        await turn()
+    assert all(frames(c) == [b"b1"] for c in clients)
+    hub.release()
 
 
 async def test_logging_in_and_out_moves_a_client_between_players_and_spectators() -> None:

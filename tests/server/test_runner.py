@@ -367,6 +367,7 @@ async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
     monkeypatch.setattr(app.runner, "submit", noting_submit)
     await bob.send(type="cashout", ref="bc")
     await committing.wait()  # the loop waits on Redis for Bob's cashout
+    assert app.hub._holds == 1  # broadcasts wait for Bob's answer meanwhile
     monkeypatch.setattr(live, "commit", commit)
     await alice.send(type="cashout", ref="ac")
     read_at = app.runner.now_ms()
@@ -376,5 +377,7 @@ async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
     paid = await alice.next("cashed_out", ref="ac")
     assert paid["multiplier"] == multiplier_at(read_at - running_since) / 100
     assert multiplier_at(read_at + 1500 - running_since) > multiplier_at(read_at - running_since)
+    await bob.next("cashed_out", ref="bc")
+    assert app.hub._holds == 0  # every answer written, nothing held
     for player in (alice, bob):
         await player.close()

@@ -20,18 +20,27 @@ of time per loop turn, ``chunk`` sockets at a time, and lets the loop read
 and answer in between:
 
 - **Players first.** Every broadcast reaches the logged-in players before
-  any spectator; a tick is written to all the players at once.
-- A tick's spectators get it in slices of ``tick_turn_s`` (longer than the
-  other broadcasts' ``turn_s``: a tick comes every 100 ms, and 0.5 ms slices
-  made it arrive later, p99 153-854 ms against 87-100 ms whole at 10,000
-  clients); ``tick_turn_s`` infinite writes it whole. Other broadcasts go
-  in slices of ``turn_s`` (0.5 ms).
+  any spectator. A tick goes to every player at once (``tick``), after
+  whatever they are still due of the broadcasts under way, which players
+  get first anyway; it never waits for the spectators' part of those.
+- **Answers first.** A bet or cash-out read from a player ``hold``s the
+  broadcasts between slices until its answer is written (``release``), for
+  at most ``HOLD_MAX_S`` in a row: the loop then has nothing to do but the
+  answer's turn and its Redis commit, so the answer does not wait behind
+  spectators' frames.
+- A tick's spectators get it in slices of ``tick_turn_s`` (``tick_turn_s``
+  infinite writes it whole); other broadcasts go in slices of ``turn_s``
+  (0.5 ms). A spectator the fan-out has not reached with one tick when the
+  next is made gets the newer one instead (``ticks_superseded``): a late
+  snapshot is worth less than the current one.
+- The ``bets`` frame a tick's cash-outs changed goes in the same write as
+  the tick, so a tick costs one write per socket, not two.
 
 Each client still sees frames in the order they were made: a broadcast
-starts only when the one before it has reached every socket (a tick first
-finishes the one under way), and a frame for one connection first gives
-that connection any broadcast frame it is still due (``_catch_up``), so an
-ack is never held back behind the rest of a loop.
+starts only when the one before it has reached every socket, and a frame
+for one connection first gives that connection any broadcast frame it is
+still due (``_catch_up``), so an ack is never held back behind the rest of
+a loop.
 
 Slow consumers: a tick is a snapshot, so a client whose write buffer is over
 ``tick_buffer_limit`` skips it; when it drains it gets the next tick, the
@@ -320,16 +329,36 @@ class Hub:
         frame = text_frame(payload) + tail
         self._catch_up_players()
         self._write(self._players, frame, True, tail=tail)
+        watchers = list(self._watchers)
         for pending in self._broadcasts:
             if pending.droppable:
+                if (
+                    pending.next < len(pending.targets)
+                    and pending.targets[pending.next] in watchers
+                ):
+                    # Start where the older tick stopped, so that the same
+                    # spectators are not the ones left out every time.
+                    first = watchers.index(pending.targets[pending.next])
+                    watchers = watchers[first:] + watchers[:first]
                 self.stats.ticks_superseded += pending.supersede()
-        self._queue(
-            _Broadcast(frame, list(self._watchers), True, self.tick_turn_s, self, tail=tail)
-        )
+        self._drop_finished()
+        self._queue(_Broadcast(frame, watchers, True, self.tick_turn_s, self, tail=tail))
         if self.mirror is not None:
             self.mirror(payload, True)
             if then:
                 self.mirror(then, False)
+
+    def _drop_finished(self) -> None:
+        """Take superseded ticks that nobody is still due out of the queue."""
+        pending = self._broadcasts
+        head = pending[0] if pending else None
+        pending = self._broadcasts = deque(b for b in pending if b.next < len(b.targets))
+        if head is not None and (not pending or pending[0] is not head):
+            if self._next_turn is not None:
+                self._next_turn.cancel()
+                self._next_turn = None
+            if pending:  # the next one goes on in the next turn, as the head would have
+                self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
 
     def _catch_up_players(self) -> None:
         """Give every player the broadcasts under way (players come first in each,

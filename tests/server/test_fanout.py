@@ -136,6 +136,14 @@ async def test_a_tick_reaches_the_spectators_in_slices_after_every_player() -> N
     assert hub.stats.deliveries == 7 + 1 + 8 + 8
 
 
+async def test_when_ticks_are_superseded_no_spectator_is_left_out_every_time() -> None:
+    hub, clients = hub_with(6, chunk=2, spectators=frozenset(range(6)))
+    for tick in (b"t1", b"t2", b"t3"):  # each reaches one chunk before the next
+        hub.tick(tick)
+    assert [frames(c) for c in clients] == [[b"t1"]] * 2 + [[b"t2"]] * 2 + [[b"t3"]] * 2
+    assert hub.stats.ticks_superseded == 4 + 4
+
+
 async def test_the_bets_a_tick_changed_go_in_the_same_write_and_never_skipped() -> None:
     hub, clients = hub_with(3)
     slow = cast(Any, clients[1].transport)

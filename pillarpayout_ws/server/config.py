@@ -63,7 +63,7 @@ class ServerConfig:
         "0: all at once",
     )
     tick_slice_ms: float = setting(
-        0.0,
+        1.0,
         "a tick reaches every player at once, then the spectators in slices this long "
         "with bets and cashouts let in between; 0: all at once",
     )

@@ -53,6 +53,7 @@ the TCP connection is aborted if it does not take even that).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -332,14 +333,12 @@ class Hub:
         watchers = list(self._watchers)
         for pending in self._broadcasts:
             if pending.droppable:
-                if (
-                    pending.next < len(pending.targets)
-                    and pending.targets[pending.next] in watchers
-                ):
+                if pending.next < len(pending.targets):
                     # Start where the older tick stopped, so that the same
                     # spectators are not the ones left out every time.
-                    first = watchers.index(pending.targets[pending.next])
-                    watchers = watchers[first:] + watchers[:first]
+                    with contextlib.suppress(ValueError):  # unless that one has left
+                        first = watchers.index(pending.targets[pending.next])
+                        watchers = watchers[first:] + watchers[:first]
                 self.stats.ticks_superseded += pending.supersede()
         self._drop_finished()
         self._queue(_Broadcast(frame, watchers, True, self.tick_turn_s, self, tail=tail))

@@ -161,6 +161,7 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
         still = sum(r[2] for r in results)
         delays = [d for r in results for d in r[3]]
         skipped = metric(port, "ticks_skipped") if kind == "serve" else 0.0
+        superseded = metric(port, "ticks_superseded") if kind == "serve" else 0.0
         cpu = cpu1 - cpu0
         return {
             "kind": kind,
@@ -182,6 +183,7 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
             },
             "ticks_per_client": round(ticks / connected, 1) if connected else 0,
             "ticks_skipped": skipped,
+            "ticks_superseded": superseded,
             "rss_per_connection_bytes": round((rss_after - rss_before) / max(1, connected)),
         }
     finally:

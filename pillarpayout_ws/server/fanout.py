@@ -353,11 +353,7 @@ class Hub:
         head = pending[0] if pending else None
         pending = self._broadcasts = deque(b for b in pending if b.next < len(b.targets))
         if head is not None and (not pending or pending[0] is not head):
-            if self._next_turn is not None:
-                self._next_turn.cancel()
-                self._next_turn = None
-            if pending:  # the next one goes on in the next turn, as the head would have
-                self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
+            self._go_on_next_turn()  # with the next one, as the head would have
 
     def _catch_up_players(self) -> None:
         """Give every player the broadcasts under way (players come first in each,
@@ -366,9 +362,7 @@ class Hub:
             if pending.next < pending.players_end:
                 players = pending.targets[pending.next : pending.players_end]
                 pending.next = pending.players_end
-                self._write(
-                    players, pending.frame, pending.droppable, self._skips(pending), pending.tail
-                )
+                self._deliver(pending, players, self._skips(pending))
             if pending.logins != self._logins:  # spectators who became players since
                 for transport in self._players:
                     self._catch_up(transport)
@@ -403,11 +397,15 @@ class Hub:
         self._holds -= count
         if not self._holds and self._held_since is not None:
             self._held_since = None
-            if self._next_turn is not None:
-                self._next_turn.cancel()
-                self._next_turn = None
-            if self._broadcasts:
-                self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
+            self._go_on_next_turn()  # not when the wait would have ended
+
+    def _go_on_next_turn(self) -> None:
+        """Drop the turn planned for the broadcasts; go on with them in the next one."""
+        if self._next_turn is not None:
+            self._next_turn.cancel()
+            self._next_turn = None
+        if self._broadcasts:
+            self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
 
     def when_idle(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` soon after every broadcast made so far has been written."""
@@ -430,9 +428,7 @@ class Hub:
             current = self._broadcasts.popleft()
             targets = current.targets[current.next :]
             current.next = len(current.targets)
-            self._write(
-                targets, current.frame, current.droppable, self._skips(current), current.tail
-            )
+            self._deliver(current, targets, self._skips(current))
         if self._when_idle:
             self._idle()
 
@@ -442,7 +438,7 @@ class Hub:
         for pending in self._broadcasts:
             if pending.owes(transport):
                 pending.early.add(transport)
-                self._write((transport,), pending.frame, pending.droppable, tail=pending.tail)
+                self._deliver(pending, (transport,))
 
     def _advance(self) -> None:
         """Write the first broadcast for its slice; come back next turn if more is due."""
@@ -459,19 +455,14 @@ class Hub:
                 self._next_turn = asyncio.get_running_loop().call_later(wait, self._advance)
                 return
         current = pending[0]
-        targets, frame, droppable, tail = (
-            current.targets,
-            current.frame,
-            current.droppable,
-            current.tail,
-        )
+        targets = current.targets
         skips = self._skips(current)
         chunk = self.chunk if current.turn_s != float("inf") else len(targets)
         deadline = time.perf_counter() + current.turn_s
         while True:
             start = current.next
             current.next = start + chunk
-            self._write(targets[start : current.next], frame, droppable, skips, tail)
+            self._deliver(current, targets[start : current.next], skips)
             if current.next >= len(targets):
                 pending.popleft()
                 break
@@ -488,6 +479,14 @@ class Hub:
         if broadcast.early or broadcast.departures != self._departures:
             return broadcast.early
         return None
+
+    def _deliver(
+        self,
+        broadcast: _Broadcast,
+        transports: Iterable[asyncio.Transport],
+        skips: set[asyncio.Transport] | None = None,
+    ) -> None:
+        self._write(transports, broadcast.frame, broadcast.droppable, skips, broadcast.tail)
 
     def _write(
         self,

@@ -39,6 +39,7 @@ from bench.common import (
     free_port,
     percentile,
     raise_nofile,
+    ratio,
     spawn,
     start_serve,
     stop,
@@ -269,10 +270,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = {"bettors": args.bettors, "window_s": args.window, "cases": cases}
     print(orjson.dumps(out).decode(), flush=True)
     return out
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
 
 
 def by_slice(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

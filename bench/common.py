@@ -19,6 +19,7 @@ __all__ = [
     "machine",
     "percentile",
     "raise_nofile",
+    "ratio",
     "spawn",
     "start_serve",
     "stop",
@@ -41,6 +42,11 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` to three places, ``None`` when either is missing (or ``b`` is 0)."""
+    return round(a / b, 3) if a is not None and b else None
 
 
 def machine() -> str:

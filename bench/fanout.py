@@ -32,7 +32,7 @@ from typing import Any
 
 import uvloop
 
-from bench.common import free_port, percentile, raise_nofile, spawn, start_serve, stop
+from bench.common import free_port, percentile, raise_nofile, ratio, spawn, start_serve, stop
 from loadtest.client import ClientStats, open_client
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -190,12 +190,6 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
         stop(server)
 
 
-def _ratio(serve: dict[str, Any], floor: dict[str, Any], key: str) -> float | None:
-    if serve[key] and floor[key]:
-        return round(float(serve[key]) / float(floor[key]), 3)
-    return None
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[3000, 10000])
@@ -210,15 +204,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for _ in range(args.repeat):
             floor = run_case("floor", n, args.window, args.procs)
             serve = run_case("serve", n, args.window, args.procs)
-            ratio = _ratio(serve, floor, "cpu_us_per_delivery")
-            ratio_ticks = _ratio(serve, floor, "cpu_us_per_tick")
+            per_frame = ratio(serve["cpu_us_per_delivery"], floor["cpu_us_per_delivery"])
+            ratio_ticks = ratio(serve["cpu_us_per_tick"], floor["cpu_us_per_tick"])
             pairs.append(
-                {"floor": floor, "serve": serve, "ratio": ratio, "ratio_ticks": ratio_ticks}
+                {"floor": floor, "serve": serve, "ratio": per_frame, "ratio_ticks": ratio_ticks}
             )
             print(
                 {
                     "clients": n,
-                    "ratio": ratio,
+                    "ratio": per_frame,
                     "ratio_ticks": ratio_ticks,
                     "floor_us": floor["cpu_us_per_delivery"],
                     "serve_us": serve["cpu_us_per_delivery"],

@@ -131,6 +131,7 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "amount": event.amount,
                 "auto_cashout": _optional_multiplier(event.auto_cashout),
                 "balance": event.balance,
+                "slot": event.slot,
             }
         case CashoutDone():
             frame = {
@@ -141,6 +142,7 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "payout": event.payout,
                 "balance": event.balance,
                 "reason": event.reason,
+                "slot": event.slot,
             }
         case CommandRejected():
             return encode_error(event.code, event.message, event.ref)
@@ -189,12 +191,16 @@ def encode_logged_out() -> bytes:
     return orjson.dumps({"type": "logged_out"})
 
 
-def encode_balance(balance: int, amount: int, reason: str, round_id: int | None = None) -> bytes:
+def encode_balance(
+    balance: int, amount: int, reason: str, round_id: int | None = None, slot: int | None = None
+) -> bytes:
     """A balance change the player did not ask for by a frame: a grant (the
-    starting balance too) or the refund of a voided round's bet."""
+    starting balance too) or the refund of a voided round's bet (its round and slot)."""
     frame: _Object = {"type": "balance", "balance": balance, "amount": amount, "reason": reason}
     if round_id is not None:
         frame["round_id"] = round_id
+    if slot is not None:
+        frame["slot"] = slot
     return orjson.dumps(frame)
 
 
@@ -333,6 +339,7 @@ def _bets(bets: Sequence[BetView]) -> list[_Object]:
             "status": bet.status,
             "multiplier": _optional_multiplier(bet.multiplier),
             "payout": bet.payout,
+            "slot": bet.slot,
         }
         for bet in bets
     ]

@@ -235,11 +235,17 @@ class App:
         self.accounts.close()
         await self.storage.db.release_server_lock()
 
-    def _tell_refunds(self, round_id: int | None, open_bets: list[tuple[int, int, int]]) -> None:
-        """The players whose bets the voided round refunded hear it before the 1001."""
-        for user_id, amount, balance in open_bets:
+    def _tell_refunds(
+        self, round_id: int | None, open_bets: list[tuple[int, int, int, int]]
+    ) -> None:
+        """The players whose bets the voided round refunded hear it before the 1001:
+        a frame a bet, each with the balance after the refunds so far."""
+        refunded: dict[int, int] = {}
+        for user_id, slot, amount, balance in open_bets:
+            refunded[user_id] = refunded.get(user_id, 0) + amount
             self.hub.send_user(
-                user_id, encode_balance(balance + amount, amount, "refund", round_id)
+                user_id,
+                encode_balance(balance + refunded[user_id], amount, "refund", round_id, slot),
             )
 
     def request_stop(self) -> None:

@@ -120,7 +120,13 @@ def decoded(data: bytes) -> Any:
         ),
         (
             BetAccepted(
-                user_id=1, ref="b1", round_id=7, amount=1250, auto_cashout=210, balance=98_750
+                user_id=1,
+                ref="b1",
+                round_id=7,
+                amount=1250,
+                auto_cashout=210,
+                balance=98_750,
+                slot=1,
             ),
             {
                 "type": "bet_accepted",
@@ -129,6 +135,7 @@ def decoded(data: bytes) -> Any:
                 "amount": 1250,
                 "auto_cashout": 2.1,
                 "balance": 98_750,
+                "slot": 1,
             },
         ),
         (
@@ -140,6 +147,7 @@ def decoded(data: bytes) -> Any:
                 "amount": 1,
                 "auto_cashout": None,
                 "balance": 0,
+                "slot": 0,
             },
         ),
         (
@@ -160,6 +168,7 @@ def decoded(data: bytes) -> Any:
                 "payout": 2625,
                 "balance": 101_375,
                 "reason": "auto",
+                "slot": 0,
             },
         ),
         (
@@ -266,7 +275,13 @@ def test_encode_chat() -> None:
 BETS = (
     BetView(user_id=1, username="ada", amount=1250, status="open", multiplier=None, payout=None),
     BetView(
-        user_id=2, username="bob", amount=500, status="cashed_out", multiplier=235, payout=1175
+        user_id=2,
+        username="bob",
+        amount=500,
+        status="cashed_out",
+        multiplier=235,
+        payout=1175,
+        slot=1,
     ),
     BetView(user_id=3, username="cy", amount=100, status="lost", multiplier=None, payout=None),
 )
@@ -278,6 +293,7 @@ BETS_WIRE = [
         "status": "open",
         "multiplier": None,
         "payout": None,
+        "slot": 0,
     },
     {
         "user_id": 2,
@@ -286,6 +302,7 @@ BETS_WIRE = [
         "status": "cashed_out",
         "multiplier": 2.35,
         "payout": 1175,
+        "slot": 1,
     },
     {
         "user_id": 3,
@@ -294,6 +311,7 @@ BETS_WIRE = [
         "status": "lost",
         "multiplier": None,
         "payout": None,
+        "slot": 0,
     },
 ]
 

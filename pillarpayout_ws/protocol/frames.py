@@ -57,6 +57,7 @@ __all__ = [
     "encode_hello",
     "encode_logged_out",
     "encode_pong",
+    "encode_presence",
     "encode_session",
 ]
 
@@ -214,6 +215,12 @@ def encode_chat(username: str, text: str, ts: float) -> bytes:
     return orjson.dumps({"type": "chat", "username": username, "text": text, "ts": ts})
 
 
+def encode_presence(players: int, spectators: int) -> bytes:
+    """Who is here: distinct logged-in users with an open connection, and
+    connections not logged in (on the game and on every relay)."""
+    return orjson.dumps({"type": "presence", "players": players, "spectators": spectators})
+
+
 def encode_bets(round_id: int, bets: Sequence[BetView]) -> bytes:
     """The live bets of ``round_id`` that changed since the last ``bets`` frame.
 
@@ -230,6 +237,7 @@ def encode_hello(
     fairness: Fairness,
     chat: Sequence[tuple[str, str, float]],
     ts: float,
+    presence: tuple[int, int] = (0, 0),
 ) -> bytes:
     """The first frame of every connection: everything needed to draw the game now,
     and to check it (``fairness``), in at most ``HELLO_LIMIT`` bytes.
@@ -237,7 +245,8 @@ def encode_hello(
     It lists the ``HELLO_BETS`` largest bets (``bets_more`` counts the others),
     the recent crash points, and as many of the newest ``chat`` lines
     (``(username, text, ts)``, oldest first) as fit; more history and chat
-    are on ``/api/rounds`` and ``/api/chat``. (Only operators' own long goal or
+    are on ``/api/rounds`` and ``/api/chat``. ``presence`` is (players online,
+    spectators connected), as ``encode_presence`` sends them. (Only operators' own long goal or
     salt texts could crowd out the bets or the history: then they go first.)
     """
     shown, more = _largest(snapshot.bets, HELLO_BETS)
@@ -263,6 +272,7 @@ def encode_hello(
         "chat": [],
         "bets": _bets(shown),
         "bets_more": more,
+        "presence": {"players": presence[0], "spectators": presence[1]},
         "ts": ts,
     }
     data = orjson.dumps(frame)

@@ -37,6 +37,7 @@ from pillarpayout_ws.protocol import (
     encode_hello,
     encode_logged_out,
     encode_pong,
+    encode_presence,
     encode_session,
 )
 
@@ -326,6 +327,10 @@ def test_encode_bets() -> None:
     assert decoded(encode_bets(7, [])) == {"type": "bets", "round_id": 7, "bets": [], "more": 0}
 
 
+def test_encode_presence() -> None:
+    assert decoded(encode_presence(2, 15)) == {"type": "presence", "players": 2, "spectators": 15}
+
+
 def test_encode_hello_while_running() -> None:
     snapshot = GameSnapshot(
         phase=Phase.RUNNING,
@@ -343,7 +348,14 @@ def test_encode_hello_while_running() -> None:
         bets=BETS,
     )
     chat = [("ada", "hi", TS - 2), ("bob", "gl", TS - 1)]
-    hello = encode_hello(snapshot, server="pillarpayout/0.1.0", fairness=FAIRNESS, chat=chat, ts=TS)
+    hello = encode_hello(
+        snapshot,
+        server="pillarpayout/0.1.0",
+        fairness=FAIRNESS,
+        chat=chat,
+        ts=TS,
+        presence=(3, 120),
+    )
     assert decoded(hello) == {
         "type": "hello",
         "server": "pillarpayout/0.1.0",
@@ -372,6 +384,7 @@ def test_encode_hello_while_running() -> None:
         ],
         "bets": BETS_WIRE,
         "bets_more": 0,
+        "presence": {"players": 3, "spectators": 120},
         "ts": TS,
     }
 

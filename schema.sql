@@ -136,6 +136,8 @@ BEGIN
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
+-- A player's own bets, newest first, paged by id (/api/me/bets; schema version 6).
+CREATE INDEX IF NOT EXISTS bets_user_id ON bets (user_id, id DESC);
 
 -- Every balance change. users.balance == SUM(amount) per user (audit checks it).
 --
@@ -202,6 +204,32 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 
+-- Players' totals for /api/users/NAME and /api/leaderboard (schema version 6),
+-- summed from bets in a short transaction of their own right after each
+-- flush commits (postgres.py, summarise_bets): one row per user and UTC day,
+-- ISO week (starts: its Monday, UTC) and all time (starts: 1970-01-01). A
+-- refunded bet counts in rounds and bets only. The watermark is the last
+-- bets.id summed: a summary adds the bets above it and moves it in the same
+-- transaction, so a crash between a flush and its summary is caught up by the
+-- next, and nothing is summed twice.
+CREATE TABLE IF NOT EXISTS player_stats (
+    period       TEXT    NOT NULL CHECK (period IN ('day', 'week', 'all')),
+    starts       DATE    NOT NULL,
+    user_id      BIGINT  NOT NULL REFERENCES users (id),
+    rounds       INTEGER NOT NULL,  -- distinct rounds with a bet
+    bets         INTEGER NOT NULL,
+    wagered      BIGINT  NOT NULL,  -- stakes of the bets not refunded
+    profit       BIGINT  NOT NULL,  -- winnings - stakes of the bets not refunded
+    best_x100    INTEGER,           -- the highest cash-out multiplier; NULL: none
+    biggest_win  BIGINT,            -- the highest winnings - stake of a cash-out; NULL: none
+    PRIMARY KEY (period, starts, user_id)
+);
+CREATE TABLE IF NOT EXISTS player_stats_watermark (
+    only_row     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    last_bet_id  BIGINT  NOT NULL
+);
+INSERT INTO player_stats_watermark (last_bet_id) VALUES (0) ON CONFLICT DO NOTHING;
+
 -- Blocks built by everyone, across rounds (the seed's heights are blocks).
 CREATE TABLE IF NOT EXISTS community_goals (
     id              BIGSERIAL PRIMARY KEY,
@@ -240,4 +268,4 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT DO NOTHING;

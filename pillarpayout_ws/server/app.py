@@ -41,6 +41,7 @@ from ..protocol import encode_balance
 from ..storage import Storage
 from ..storage.flush import Flusher, flush_or_hold, recover
 from ..storage.postgres import Database
+from ..storage.stats import PlayerStats
 from .api import PublicRecord
 from .auth import Accounts
 from .chat import ChatRoom
@@ -93,11 +94,13 @@ class App:
             turn_s=config.broadcast_slice_ms / 1000 or float("inf"),
             tick_turn_s=config.tick_slice_ms / 1000 or float("inf"),
         )
+        self.stats = PlayerStats(storage.db)
         self.flusher = Flusher(
             storage.live,
             storage.db,
             batch_rounds=config.flush_rounds,
             interval_s=config.flush_interval_ms / 1000,
+            on_flushed=self.stats.poke,
         )
         self.chat = ChatRoom(storage.db, self.hub, self.clock)
         self.addresses = config.addresses
@@ -183,6 +186,7 @@ class App:
         self._runner_task = self.tasks.spawn(runner.run(), "game-loop")
         self.tasks.spawn(self.publisher.run(), "publisher")
         self.tasks.spawn(self.flusher.run(), "flusher")
+        self.tasks.spawn(self.stats.run(), "player-stats")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
@@ -213,6 +217,7 @@ class App:
             self.runner.stop()
             await runner_task
         self.flusher.close()
+        self.stats.close()
         if runner_task is not None:
             self.health.close()
             self.publisher.close()
@@ -228,6 +233,8 @@ class App:
                 log.info("flushed %d round(s) to PostgreSQL", len(pending) - len(held))
                 if round_id not in held:
                     self._tell_refunds(round_id, open_bets)
+            with contextlib.suppress(PillarPayoutError):
+                await self.stats.summarise_now()  # else the next start catches up
         self.hub.finish()  # the last frames reach every socket before its 1001
         if self._server is not None:
             self._server.close(close_connections=True)

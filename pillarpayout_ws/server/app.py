@@ -159,7 +159,9 @@ class App:
             max_per_ip=config.max_connections_per_ip,
             refused=lambda code: self.metrics.errors.labels(code).inc(),
         )
-        api = PublicRecord(storage, runner, self.chat, self.clock, self.addresses)
+        api = PublicRecord(
+            storage, runner, self.chat, self.clock, self.addresses, self.accounts, self.stats
+        )
         router = Router(
             websocket=self._gate,
             pages={

@@ -224,6 +224,14 @@ CREATE TABLE IF NOT EXISTS player_stats (
     biggest_win  BIGINT,            -- the highest winnings - stake of a cash-out; NULL: none
     PRIMARY KEY (period, starts, user_id)
 );
+-- A leaderboard reads its top 50 off one of these (a period's rows lie all
+-- over the table: every summary updates some of each period's rows).
+CREATE INDEX IF NOT EXISTS player_stats_profit
+    ON player_stats (period, starts, profit DESC, user_id) WHERE wagered > 0;
+CREATE INDEX IF NOT EXISTS player_stats_wagered
+    ON player_stats (period, starts, wagered DESC, user_id) WHERE wagered > 0;
+CREATE INDEX IF NOT EXISTS player_stats_multiplier
+    ON player_stats (period, starts, best_x100 DESC, user_id) WHERE best_x100 IS NOT NULL;
 CREATE TABLE IF NOT EXISTS player_stats_watermark (
     only_row     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
     last_bet_id  BIGINT  NOT NULL

@@ -126,6 +126,9 @@ _MY_BET_FIELDS = (
     "status, extract(epoch FROM placed_at)::float8 AS placed_at"
 )
 
+# Bets summed in one transaction at most (a little more: whole rounds).
+SUMMARY_CHUNK = 100_000
+
 # ``player_stats.starts`` of the all-time rows.
 ALL_TIME = date(1970, 1, 1)
 
@@ -714,18 +717,25 @@ class Database:
                 )
             )
 
-    async def summarise_bets(self) -> int:
-        """Add the bets flushed since the last summary to ``player_stats``; how many.
+    async def summarise_bets(self, max_bets: int = SUMMARY_CHUNK) -> int:
+        """Add bets flushed since the last summary to ``player_stats``; how many (0:
+        none left). Call it until it answers 0.
 
         One short transaction of its own, after a flush has committed: it
-        takes the watermark row (so summaries run one at a time), sums every
-        bet with ``last_bet_id < id <= max(id)`` into its user's rows of the
-        bet's UTC day, ISO week and all time, and moves the watermark, so
-        running it twice adds nothing twice, and one that never ran (a crash
-        after a flush) is caught up by the next. Bets are written by one flush
-        at a time (one server holds the server lock), in one transaction per
-        batch of whole rounds, so every bet below the watermark was there when
-        it moved, and a round's bets are never split between two summaries.
+        takes the watermark row (so summaries run one at a time), sums the
+        bets with ``last_bet_id < id <= high`` into their users' rows of the
+        bet's UTC day, ISO week and all time, and moves the watermark to
+        ``high``, so running it twice adds nothing twice, and one that never
+        ran (a crash after a flush) is caught up by the next. ``high`` is the
+        newest bet, or, with more than ``max_bets`` waiting (a first summary
+        of an older database), the last bet of the round of the
+        ``max_bets``-th: each transaction stays well inside the command
+        timeout, and a round's bets are never split between two summaries
+        (its rounds are counted once per summary). Bets are written by one
+        flush at a time (one server holds the server lock), a round's bets
+        by one COPY, in one transaction per batch, so their ids are
+        consecutive and every bet below the watermark was there when it
+        moved.
         """
         async with (
             _translated("summarising bets"),
@@ -733,12 +743,24 @@ class Database:
             conn.transaction(),
         ):
             low = await conn.fetchval("SELECT last_bet_id FROM player_stats_watermark FOR UPDATE")
-            high = await conn.fetchval("SELECT COALESCE(max(id), 0) FROM bets")
-            if high <= low:
+            high = await conn.fetchval(
+                """
+                SELECT COALESCE(
+                    (SELECT max(b.id) FROM bets b WHERE b.round_id =
+                        (SELECT round_id FROM bets WHERE id > $1 ORDER BY id OFFSET $2 LIMIT 1)),
+                    (SELECT max(id) FROM bets))
+                """,
+                low,
+                max_bets,
+            )
+            if high is None or high <= low:
                 return 0
+            added: int = await conn.fetchval(
+                "SELECT count(*) FROM bets WHERE id > $1 AND id <= $2", low, high
+            )
             await conn.execute(_SUMMARISE, low, high, ALL_TIME)
             await conn.execute("UPDATE player_stats_watermark SET last_bet_id = $1", high)
-        return int(high - low)
+        return added
 
     async def usernames(self, user_ids: Sequence[int]) -> dict[int, str]:
         async with _translated("reading usernames"):

@@ -48,13 +48,15 @@ class PlayerStats:
         self._wake.set()
 
     async def summarise_now(self) -> int:
-        """Add every flushed bet not summed yet; how many. Raises ``PillarPayoutError``."""
+        """Add every flushed bet not summed yet (in transactions of at most about
+        ``SUMMARY_CHUNK`` bets); how many. Raises ``PillarPayoutError``."""
+        total = 0
         try:
-            added = await self._db.summarise_bets()
-            if added:
+            while added := await self._db.summarise_bets():
                 self.generation += 1
                 self.bets_summarised += added
-            return added
+                total += added
+            return total
         finally:
             async with self._attempted:
                 self._attempted.notify_all()

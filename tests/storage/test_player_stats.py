@@ -179,3 +179,19 @@ async def test_the_loop_catches_up_at_start_and_after_each_poke(storage: Storage
     finally:
         stats.close()
         await task
+
+
+async def test_a_long_catch_up_goes_a_few_whole_rounds_at_a_time(storage: Storage) -> None:
+    a, b, c = await make_users(storage, 3)
+    chain = await make_chain(storage)
+    three = {a.id: (100, 150), b.id: (200, None), c.id: (300, 120)}
+    await flush(storage, *(a_round(i, chain, MONDAY, three) for i in range(1, 5)))
+    # At most 4 bets a transaction: the round of the 5th is taken whole.
+    assert [await storage.db.summarise_bets(max_bets=4) for _ in range(3)] == [6, 6, 0]
+    chunked = await table(storage)
+    await storage.db.execute("TRUNCATE player_stats")
+    await storage.db.execute("UPDATE player_stats_watermark SET last_bet_id = 0")
+    assert await storage.db.summarise_bets() == 12
+    assert await table(storage) == chunked
+    profile = await storage.db.player_profile("player2")
+    assert profile is not None and (profile["rounds"], profile["bets"]) == (4, 4)

@@ -135,7 +135,6 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         "bets_pkey",
         "bets_round_id_user_id_key",
         "bets_user_id",
-        "bets_user_recent",
         "ledger_grant_key",
         "ledger_grant_user",
         "ledger_pkey",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..engine.config import GameConfig
 from ..exceptions import ConfigError
+from ..logs import LogConfig
 from ..settings import setting
 from ..storage import StorageConfig
 from .limits import ClientAddresses, trusted_networks
@@ -69,6 +70,8 @@ class ServerConfig:
     )
     # the game's rules
     game: GameConfig = field(default_factory=GameConfig)
+    # the logs
+    logs: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
         for name in ("flush_rounds", "flush_interval_ms", "chain_length"):

@@ -26,6 +26,11 @@ class ServerConfig:
     host: str = setting("127.0.0.1", "the address to listen on")
     port: int = setting(8765, "the port of /ws, the page, /healthz and /metrics (0: any free)")
     storage: StorageConfig = field(default_factory=StorageConfig)
+    allow_redis_without_aof: bool = setting(
+        False,
+        "start even when Redis does not run with appendonly yes (or will not say): "
+        "acknowledged bets may then be lost with Redis; a warning at every start",
+    )
     # the flush
     flush_rounds: int = setting(10, "flush to PostgreSQL every N completed rounds")
     flush_interval_ms: int = setting(1000, "...or after this long, whichever comes first")

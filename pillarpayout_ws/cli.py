@@ -41,6 +41,12 @@ log = logging.getLogger("pillarpayout")
 
 MAX_GRANT_CENTS = 10**12  # 10 billion units: anything larger is a typo
 T = TypeVar("T")
+EPILOG = (
+    "Every setting is also read from the environment, as PILLARPAYOUT_ and its name "
+    "(the name --print-config shows, upper case: PILLARPAYOUT_BETTING_MS), and from the "
+    "TOML file of --config (or PILLARPAYOUT_CONFIG): a flag wins over the environment, "
+    "which wins over the file, which wins over the default."
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,9 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pillarpayout",
         description=__doc__.splitlines()[0],
-        epilog="Every setting FLAG_NAME is also read from the environment variable "
-        "PILLARPAYOUT_FLAG_NAME and from the TOML file of --config; a flag wins over "
-        "the environment, which wins over the file.",
+        epilog=EPILOG,
     )
     parser.add_argument(
         "--log-level",
@@ -98,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("serve", ServerConfig, "run the game server"),
         ("relay", RelayConfig, "serve read-only spectator streams from Redis"),
     ):
-        command = sub.add_parser(name, help=text)
+        command = sub.add_parser(name, help=text, epilog=EPILOG)
         add_flags(command, cls)
         command.add_argument(
             "--print-config",
@@ -138,10 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     salt.add_argument("--source", required=True, help="where it comes from, published with it")
 
-    audit = sub.add_parser("audit", help="check the money invariants")
+    audit = sub.add_parser("audit", help="check the money invariants", epilog=EPILOG)
     add_flags(audit, ToolConfig)
 
-    grant = sub.add_parser("grant", help="credit a user through the ledger")
+    grant = sub.add_parser("grant", help="credit a user through the ledger", epilog=EPILOG)
     add_flags(grant, ToolConfig)
     grant.add_argument("username")
     grant.add_argument("amount", help="currency units, e.g. 25.00")

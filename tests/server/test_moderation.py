@@ -299,3 +299,30 @@ async def test_from_the_command_line_without_a_server(storage: Storage) -> None:
     assert refused.value.code == "unknown_user"
     rows = await storage.db.fetch("SELECT actor, action FROM moderation_log ORDER BY id")
     assert [tuple(r) for r in rows] == [("cli:op", "mute"), ("cli:op", "ban")]
+
+
+async def test_the_commands_through_a_running_server(manual_game: ManualGame) -> None:
+    """`pillarpayout role/mute/ban/unban` while a server runs: through it, felt at once."""
+    from ..test_cli import run_cli_async, storage_flags
+
+    flags = storage_flags(manual_game.app.storage)
+    bob, session = await manual_game.register("bob")
+    code, out, err = await run_cli_async("role", *flags, "bob", "admin")
+    assert code == 0, err
+    assert out.endswith("bob is now admin (user 1) through the running server\n")
+    assert await bob.next("role") == {"type": "role", "role": "admin"}
+    code, out, err = await run_cli_async("mute", *flags, "bob", "3", "--reason", "calm down")
+    assert code == 0 and "bob is muted for 3 minute(s)" in out, err
+    assert (await error_for(bob, "c", type="chat", text="hi"))["code"] == "muted"
+    code, out, err = await run_cli_async("ban", *flags, "bob", "--reason", "x")
+    assert code == 0 and "through the running server" in out, err
+    await bob.closed
+    assert bob.ws.close_code == 4003
+    code, _, err = await run_cli_async("ban", *flags, "nobody")
+    assert code == 2 and "no user named 'nobody'" in err
+    code, _, err = await run_cli_async("unban", *flags, "bob")
+    assert code == 0, err
+    again = await manual_game.resume(session["token"])
+    actions = [(r["actor"].startswith("cli:"), r["action"]) for r in await log_rows(manual_game)]
+    assert actions == [(True, a) for a in ("role", "mute", "ban", "unban")]
+    await again.close()

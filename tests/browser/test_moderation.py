@@ -3,7 +3,7 @@ real ``pillarpayout serve`` whose roles the command line sets."""
 
 from __future__ import annotations
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from ..test_cli import run_cli_async
 from .conftest import Browsing
@@ -17,7 +17,7 @@ async def say(page: Page, text: str) -> None:
     await page.press("#chat-text", "Enter")
 
 
-def line(page: Page, text: str) -> object:
+def line(page: Page, text: str) -> Locator:
     return page.locator("#chat li", has_text=text)
 
 

@@ -16,6 +16,11 @@ handling one frame is logged with its traceback; the client gets
 ``internal_error`` and the connection, the other connections and the game
 loop carry on.
 
+Moderation frames (``mute``, ``unmute``, ``ban``, ``unban``, ``delete_chat``)
+go to ``Moderation`` (server/moderation.py), which refuses players
+(``forbidden``); a muted user's chat is refused here (``muted``), and a user
+banned while logging in is refused after the last await (``banned``).
+
 Sessions: after every await on the way to logging a connection in, the
 session is checked again (``Accounts.still_valid``), so a ``resume`` racing a
 ``logout`` or ``logout_all`` never ends logged in.

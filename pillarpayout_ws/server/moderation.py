@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,6 +59,8 @@ from .chat import ChatRoom
 from .fanout import Client, Hub
 
 __all__ = ["BANNED_CLOSE", "Moderation", "ModerationDesk", "moderate"]
+
+log = logging.getLogger("pillarpayout.server")
 
 BANNED_CLOSE = 4003
 ANSWER_TIMEOUT_S = 10.0
@@ -221,25 +224,34 @@ class ModerationDesk:
         except PillarPayoutError:
             return
         for request in requests:
-            if time.time() > float(request["deadline"]):
-                continue  # the command line has already said nothing happened
-            answer: dict[str, Any]
             try:
-                outcome = await moderate_user(
-                    self._storage.db,
-                    Actor(str(request["actor"])),
-                    str(request["action"]),
-                    str(request["username"]),
-                    reason=str(request["reason"]),
-                    minutes=request["minutes"],
-                    role=request["role"],
-                )
-            except ModerationRefused as exc:
-                answer = {"code": exc.code, "message": exc.message}
-            except PillarPayoutError as exc:
-                answer = {"error": str(exc)}
-            else:
-                await self._moderation.felt(outcome)
-                answer = {"outcome": asdict(outcome)}
-            with contextlib.suppress(PillarPayoutError):
-                await answer_request(live, str(request["key"]), answer)
+                await self._take_one(request)
+            except Exception:
+                # A malformed request (not from our command line) must not stop the
+                # server: this task's failure would (tasks.Supervisor).
+                log.exception("a moderation request could not be handled: %r", request)
+
+    async def _take_one(self, request: dict[str, Any]) -> None:
+        live = self._storage.live
+        if time.time() > float(request["deadline"]):
+            return  # the command line has already said nothing happened
+        answer: dict[str, Any]
+        try:
+            outcome = await moderate_user(
+                self._storage.db,
+                Actor(str(request["actor"])),
+                str(request["action"]),
+                str(request["username"]),
+                reason=str(request["reason"]),
+                minutes=request["minutes"],
+                role=request["role"],
+            )
+        except ModerationRefused as exc:
+            answer = {"code": exc.code, "message": exc.message}
+        except PillarPayoutError as exc:
+            answer = {"error": str(exc)}
+        else:
+            await self._moderation.felt(outcome)
+            answer = {"outcome": asdict(outcome)}
+        with contextlib.suppress(PillarPayoutError):
+            await answer_request(live, str(request["key"]), answer)

@@ -326,3 +326,41 @@ async def test_the_commands_through_a_running_server(manual_game: ManualGame) ->
     actions = [(r["actor"].startswith("cli:"), r["action"]) for r in await log_rows(manual_game)]
     assert actions == [(True, a) for a in ("role", "mute", "ban", "unban")]
     await again.close()
+
+
+async def test_a_late_or_malformed_request_is_never_applied(manual_game: ManualGame) -> None:
+    import redis.asyncio as aioredis
+
+    from pillarpayout_ws.server.moderation import ModerationDesk
+    from pillarpayout_ws.storage.moderation import REQUESTS, reply_key
+
+    app = manual_game.app
+    bob, _ = await manual_game.register("bob")
+    late = {
+        "key": "late",
+        "actor": "cli:x",
+        "action": "ban",
+        "username": "bob",
+        "reason": "",
+        "minutes": None,
+        "role": None,
+        "deadline": time.time() - 1,
+    }
+    client = aioredis.Redis.from_url(app.storage.live.url)
+    try:
+        for request in (
+            late,
+            {"key": "junk"},
+            {**late, "deadline": time.time() + 10, "minutes": 5},
+        ):
+            await client.rpush(REQUESTS, orjson.dumps(request))
+        await ModerationDesk(app.storage, app.moderation).take()  # or the server's own desk did
+        assert await client.llen(REQUESTS) == 0
+        assert await client.exists(reply_key("late"), reply_key("junk")) == 0
+    finally:
+        await client.aclose()
+    assert await log_rows(manual_game) == []
+    await bob.send(type="ping", ref="alive")
+    await bob.answer("alive")  # still logged in, and the server still runs
+    assert not app._stopping.is_set()
+    await bob.close()

@@ -58,6 +58,7 @@ __all__ = [
     "encode_hello",
     "encode_logged_out",
     "encode_moderated",
+    "encode_muted",
     "encode_pong",
     "encode_presence",
     "encode_role",
@@ -212,6 +213,12 @@ def encode_moderated(
     if chat_id is not None:
         frame["id"] = chat_id
     return orjson.dumps(frame)
+
+
+def encode_muted(until: float | None, reason: str) -> bytes:
+    """To every connection of a user a moderator muted (``until``, Unix seconds)
+    or unmuted (``until`` null)."""
+    return orjson.dumps({"type": "muted", "until": until, "reason": reason})
 
 
 def encode_chat_deleted(chat_id: int) -> bytes:

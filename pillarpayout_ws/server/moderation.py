@@ -6,7 +6,8 @@ The rules (who may act on whom) and the storage are in
 - ``Moderation`` (the server's half) answers moderators' frames (``mute``,
   ``unmute``, ``ban``, ``unban``, ``delete_chat``) and the command line's
   requests, and makes each change felt at once: a banned user's sockets are
-  logged out and closed with ``BANNED_CLOSE`` (4003); a role change is sent
+  logged out and closed with ``BANNED_CLOSE`` (4003); a muted user is told
+  (``muted``, also when unmuted); a role change is sent
   (``role``) to every connection of the user; a deleted line leaves the
   recent chat and ``chat_deleted`` is broadcast.
 - It remembers the role, ban and mute of every user it has seen log in, and
@@ -39,6 +40,7 @@ from ..protocol import (
     Unmute,
     encode_chat_deleted,
     encode_moderated,
+    encode_muted,
     encode_role,
 )
 from ..storage import Storage
@@ -127,7 +129,7 @@ class Moderation:
                 )
         except ModerationRefused as exc:
             raise AuthError(exc.code, exc.message) from None
-        await self.felt(outcome)
+        await self.felt(outcome, command.reason)
         until = outcome.muted_until if outcome.action == "mute" else None
         self._hub.send(
             client,
@@ -140,7 +142,7 @@ class Moderation:
             ),
         )
 
-    async def felt(self, outcome: Outcome) -> None:
+    async def felt(self, outcome: Outcome, reason: str = "") -> None:
         """Make a change stored in PostgreSQL felt: remembered, and on the sockets."""
         self._users[outcome.user_id] = _Standing(outcome.role, outcome.banned, outcome.muted_until)
         hub = self._hub
@@ -152,6 +154,8 @@ class Moderation:
                 *(peer.connection.close(BANNED_CLOSE, "banned") for peer in peers),
                 return_exceptions=True,
             )
+        elif outcome.action in ("mute", "unmute"):
+            hub.send_user(outcome.user_id, encode_muted(outcome.muted_until, reason))
         elif outcome.action == "role":
             hub.send_user(outcome.user_id, encode_role(outcome.role))
         elif outcome.action == "delete_chat" and outcome.chat_id is not None:
@@ -251,7 +255,7 @@ class ModerationDesk:
         except PillarPayoutError as exc:
             answer = {"error": str(exc)}
         else:
-            await self._moderation.felt(outcome)
+            await self._moderation.felt(outcome, str(request["reason"]))
             answer = {"outcome": asdict(outcome)}
         with contextlib.suppress(PillarPayoutError):
             await answer_request(live, str(request["key"]), answer)

@@ -89,6 +89,17 @@ export class Moderation {
         this.role = this.me = null;
         this.redecorate();
         break;
+      case "muted": {
+        const until = frame.until === null ? null : new Date(frame.until * 1000);
+        const why = frame.reason ? ` (${frame.reason})` : "";
+        this.status(
+          until === null
+            ? "You may chat again."
+            : `You are muted until ${until.toLocaleTimeString()}${why}.`,
+          until !== null,
+        );
+        break;
+      }
       case "chat_deleted":
         for (const item of [...this.list.children]) {
           if (item.dataset.id === String(frame.id)) item.remove();

@@ -58,6 +58,7 @@ async def test_moderator_controls_and_the_ignore_list(browsing: Browsing) -> Non
     await mod.fill("#mod-bar .mod-minutes", "5")
     await line(mod, "why?").locator("button.mod-mute").click()
     await expect(mod.locator("#mod-bar .mod-status")).to_contain_text("bob is muted until")
+    await expect(bob.locator("#mod-bar .mod-status")).to_contain_text("You are muted until")
     await say(bob, "hello?")
     await expect(bob.locator("#chat-error")).to_contain_text("5 more minute")
 

@@ -101,11 +101,14 @@ async def test_mute_refuses_chat_with_the_time_left_until_unmute(manual_game: Ma
     done = await mod.answer("mute")
     assert (done["type"], done["action"], done["username"]) == ("moderated", "mute", "bob")
     assert before + 599 < done["until"] < time.time() + 601
+    told = await bob.next("muted")
+    assert (told["until"], told["reason"]) == (done["until"], "spam")
     error = await error_for(bob, "c", type="chat", text="hello?")
     assert error["code"] == "muted" and "10 more minute" in error["message"]
 
     await mod.send(type="unmute", username="bob", ref="unmute")
     assert (await mod.answer("unmute"))["action"] == "unmute"
+    assert await bob.next("muted") == {"type": "muted", "until": None, "reason": ""}
     await bob.send(type="chat", text="thanks")
     assert (await bob.next("chat"))["text"] == "thanks"
     rows = await log_rows(manual_game)

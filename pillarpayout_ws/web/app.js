@@ -12,6 +12,7 @@ import {
   payoutAt,
 } from "./format.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
+import { Moderation } from "./moderation.js";
 import { GameSocket } from "./net.js";
 import { PillarView } from "./pillar.js";
 import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
@@ -61,6 +62,7 @@ const state = {
 const seeds = new RoundSeeds();
 const verifyPanel = new VerifyPanel(seeds);
 const pillar = new PillarView($("pillar"));
+const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
 const socket = new GameSocket(
   `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   onFrame,
@@ -303,6 +305,7 @@ const handlers = {
 function onFrame(frame) {
   const handler = handlers[frame.type];
   if (handler !== undefined) handler(frame); // frame types added later are ignored
+  moderation.onFrame(frame); // roles, deleted lines, the moderator's answers (moderation.js)
 }
 
 function onStatus(status, detail) {
@@ -580,6 +583,7 @@ function addChatLine(line) {
   const list = $("chat");
   const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
   const item = element("li");
+  Object.assign(item.dataset, { id: String(line.id), username: line.username }); // moderation.js
   item.append(
     element("span", "time", clockTime(line.ts)),
     element("span", "from", line.username),

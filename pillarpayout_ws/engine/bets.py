@@ -101,6 +101,8 @@ class Bet:
     auto_cashout: int | None
     accepted: BetAccepted
     slot: int = 0
+    # The UTC day it was placed: its stake and payout count in that day's limits.
+    placed_day: int = 0
     status: BetStatus = "open"
     # The answer to the cashout, kept to answer a repeated cashout the same way.
     cashout: CashoutDone | None = None

@@ -68,7 +68,7 @@ def test_tightening_is_immediate_and_two_slots_count_together() -> None:
     )
     assert bet(game, T0 + 3, 2000, 1) == "ok"  # exactly the limit
     assert game.balance_of(1) == 1_000_000 - 5000
-    assert game.usage_of(1, T0)["daily_loss"] == 5000
+    assert (game.usage_of(1, T0) or {})["daily_loss"] == 5000
 
 
 def test_a_payout_gives_room_and_open_stakes_count_as_loss() -> None:

@@ -226,6 +226,31 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 
+-- Schema version 7: limits players set on themselves (engine/limits.py has
+-- the rules). One row per limit a player has set: the value in force
+-- (amount; NULL: none) and a pending loosening (raising or removing a limit
+-- waits 24 hours): at effective_at it becomes pending (NULL: the limit goes).
+-- Tightening overwrites amount at once and clears the pending change.
+CREATE TABLE IF NOT EXISTS player_limits (
+    user_id       BIGINT      NOT NULL REFERENCES users (id),
+    name          TEXT        NOT NULL CHECK (name IN ('daily_loss', 'weekly_loss',
+                      'monthly_loss', 'daily_wager', 'weekly_wager', 'monthly_wager')),
+    amount        BIGINT      CHECK (amount > 0),  -- cents
+    pending       BIGINT      CHECK (pending > 0),
+    effective_at  TIMESTAMPTZ,  -- NULL: nothing pending
+    updated_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, name),
+    CHECK (effective_at IS NOT NULL OR pending IS NULL)
+);
+-- A cool-off (1 day to 6 weeks) and a self-exclusion (6 months or more): no
+-- bet until they end; a player can only move an end later, never earlier.
+CREATE TABLE IF NOT EXISTS player_exclusions (
+    user_id         BIGINT      PRIMARY KEY REFERENCES users (id),
+    cool_off_until  TIMESTAMPTZ,
+    excluded_until  TIMESTAMPTZ,
+    updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 -- Blocks built by everyone, across rounds (the seed's heights are blocks).
 CREATE TABLE IF NOT EXISTS community_goals (
     id              BIGSERIAL PRIMARY KEY,
@@ -264,4 +289,4 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT DO NOTHING;

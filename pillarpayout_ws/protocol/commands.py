@@ -20,6 +20,11 @@ bet        ``amount`` (cents), ``auto_cashout`` (number|null),  PlaceBet
 cashout    ``slot`` (0|1, default 0)                            CashOut
 chat       ``text``                                             Chat
 ping       (none)                                               Ping
+set_limits ``limits`` (object: name -> cents|null, optional),   SetLimits
+           ``cool_off_days`` (1-42), ``self_exclusion_months``
+           (6-1200), each optional
+limits     (none): the player's limits, as ``set_limits``       GetLimits
+           answers them
 =========  ===================================================  ==========
 
 Rules every frame shares:
@@ -51,6 +56,12 @@ from typing import Final
 import orjson
 
 from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, SLOTS
+from pillarpayout_ws.engine.limits import (
+    COOL_OFF_DAYS,
+    LIMIT_NAMES,
+    MAX_EXCLUSION_MONTHS,
+    MIN_EXCLUSION_MONTHS,
+)
 from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 
 __all__ = [
@@ -68,6 +79,7 @@ __all__ = [
     "CashOut",
     "Chat",
     "Command",
+    "GetLimits",
     "Login",
     "Logout",
     "LogoutAll",
@@ -75,6 +87,7 @@ __all__ = [
     "PlaceBet",
     "Register",
     "Resume",
+    "SetLimits",
     "decode_command",
 ]
 
@@ -180,7 +193,40 @@ class Ping:
     ref: str | None = None
 
 
-Command = Register | Login | Resume | Logout | LogoutAll | PlaceBet | CashOut | Chat | Ping
+@dataclass(frozen=True, slots=True)
+class SetLimits:
+    """Set limits on oneself (``set_limits``): ``limits`` maps the names that
+    change (``daily_loss``, ... ``monthly_wager``) to cents, or ``None`` to
+    remove; ``cool_off_days`` and ``exclusion_months`` start a cool-off or a
+    self-exclusion. The rules (tighter at once, looser after 24 hours) are
+    the engine's (``engine/limits.py``)."""
+
+    limits: Mapping[str, int | None]
+    cool_off_days: int | None = None
+    exclusion_months: int | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetLimits:
+    """Ask for one's limits (``limits``)."""
+
+    ref: str | None = None
+
+
+Command = (
+    Register
+    | Login
+    | Resume
+    | Logout
+    | LogoutAll
+    | PlaceBet
+    | CashOut
+    | Chat
+    | Ping
+    | SetLimits
+    | GetLimits
+)
 
 _Frame = Mapping[str, object]
 
@@ -304,6 +350,52 @@ def _ping(frame: _Frame, ref: str | None) -> Ping:
     return Ping(ref)
 
 
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _set_limits(frame: _Frame, ref: str | None) -> SetLimits:
+    raw = frame.get("limits", {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise FrameError(FrameCode.INVALID_LIMIT, "limits is an object: name -> cents or null", ref)
+    limits: dict[str, int | None] = {}
+    for name, value in raw.items():
+        if name not in LIMIT_NAMES:
+            raise FrameError(
+                FrameCode.INVALID_LIMIT,
+                f"unknown limit {str(name)[:32]!r}; limits are {', '.join(LIMIT_NAMES)}",
+                ref,
+            )
+        if value is not None and not _whole(value, 1, MAX_AMOUNT):
+            raise FrameError(
+                FrameCode.INVALID_LIMIT,
+                f"{name} is a whole number of cents from 1 to {MAX_AMOUNT}, or null",
+                ref,
+            )
+        limits[name] = value
+    cool_off = frame.get("cool_off_days")
+    low, high = COOL_OFF_DAYS
+    if cool_off is not None and not _whole(cool_off, low, high):
+        raise FrameError(
+            FrameCode.INVALID_LIMIT, f"cool_off_days is a whole number from {low} to {high}", ref
+        )
+    months = frame.get("self_exclusion_months")
+    if months is not None and not _whole(months, MIN_EXCLUSION_MONTHS, MAX_EXCLUSION_MONTHS):
+        raise FrameError(
+            FrameCode.INVALID_LIMIT,
+            f"self_exclusion_months is a whole number from {MIN_EXCLUSION_MONTHS} "
+            f"to {MAX_EXCLUSION_MONTHS}",
+            ref,
+        )
+    return SetLimits(limits, cool_off, months, ref)  # type: ignore[arg-type]
+
+
+def _get_limits(frame: _Frame, ref: str | None) -> GetLimits:
+    return GetLimits(ref)
+
+
 _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "register": _register,
     "login": _login,
@@ -314,6 +406,8 @@ _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "cashout": _cashout,
     "chat": _chat,
     "ping": _ping,
+    "set_limits": _set_limits,
+    "limits": _get_limits,
 }
 
 #: The ``type`` values ``decode_command`` understands.

@@ -22,7 +22,7 @@ Nothing here reads the clock: every ``ts`` is the caller's.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import assert_never
 
@@ -43,6 +43,7 @@ from pillarpayout_ws.engine.events import (
     Tick,
 )
 from pillarpayout_ws.engine.goals import Goal
+from pillarpayout_ws.engine.limits import LIMIT_NAMES, Limits
 
 __all__ = [
     "HELLO_LIMIT",
@@ -203,6 +204,34 @@ def encode_balance(
     if slot is not None:
         frame["slot"] = slot
     return orjson.dumps(frame)
+
+
+def encode_limits(
+    limits: Limits, usage: Mapping[str, int], ref: str | None, *, now_ms: int
+) -> bytes:
+    """The answer to ``set_limits`` and ``limits``: every limit with its value in
+    force and any pending change (as of ``now_ms``), the period totals they are
+    checked against, and the end of a cool-off or self-exclusion under way."""
+    current = limits.at(now_ms)
+    values: _Object = {}
+    for name in LIMIT_NAMES:
+        limit = current.limit(name)
+        values[name] = {
+            "amount": limit.current,
+            "pending": limit.effective_at_ms is not None,
+            "pending_amount": limit.pending,
+            "effective_at_ms": limit.effective_at_ms,
+        }
+    return orjson.dumps(
+        {
+            "type": "limits",
+            "ref": ref,
+            "limits": values,
+            "usage": dict(usage),
+            "cool_off_until_ms": current.cool_off_until_ms,
+            "self_excluded_until_ms": current.excluded_until_ms,
+        }
+    )
 
 
 def encode_pong(ref: str | None, *, ts: float) -> bytes:

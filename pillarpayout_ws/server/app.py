@@ -55,6 +55,7 @@ from .hello import SERVER_NAME, Hello
 from .limits import ConnectionGate
 from .listen import listen
 from .metrics import Metrics
+from .player_limits import LimitsDesk
 from .presence import Presence
 from .publish import Publisher
 from .routes import Router, metrics_response
@@ -147,6 +148,7 @@ class App:
             hello=hello,
             metrics=self.metrics,
             clock=self.clock,
+            limits=LimitsDesk(db, runner),
         )
         self.health = HealthWatch(storage, self.flusher, self._game_loop_alive)
         self.publisher = Publisher(storage.live, hello.greet)

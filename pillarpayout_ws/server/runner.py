@@ -65,6 +65,7 @@ from ..engine.fairness import format_multiplier
 from ..engine.game import Game
 from ..engine.goals import Goal
 from ..engine.growth import FULL_INTEGRITY, ONE_X, integrity_at
+from ..engine.limits import Activity, Limits
 from ..engine.phases import Phase
 from ..engine.records import Record, RoundCrashed
 from ..exceptions import RedisUnavailable
@@ -120,6 +121,19 @@ class LoadAccount:
     username: str
     balance: int  # PostgreSQL's: the engine keeps its own if already loaded
     done: asyncio.Future[int]
+    # The player's self-imposed limits and flushed period totals (on login;
+    # None for a grant's load): taken if the engine holds none yet.
+    limits: Limits | None = None
+    activity: Activity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsCommand:
+    """Install a logged-in player's new limits (already stored in PostgreSQL)."""
+
+    user_id: int
+    limits: Limits
+    done: asyncio.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +146,7 @@ class GrantCommand:
     key: str
 
 
-GameCommand = BetCommand | CashoutCommand | LoadAccount | GrantCommand
+GameCommand = BetCommand | CashoutCommand | LoadAccount | GrantCommand | LimitsCommand
 Greeting = Callable[[GameSnapshot], object]
 
 
@@ -259,11 +273,29 @@ class GameRunner:
             self._holding += 1
         self._wake.set()
 
-    async def load_account(self, user_id: int, username: str, balance: int) -> int:
+    async def load_account(
+        self,
+        user_id: int,
+        username: str,
+        balance: int,
+        limits: Limits | None = None,
+        activity: Activity | None = None,
+    ) -> int:
         """Load a wallet into the engine (on login); its balance there once loaded."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.submit(LoadAccount(user_id, username, balance, done))
+        self.submit(LoadAccount(user_id, username, balance, done, limits, activity))
         return await done
+
+    def limits_of(self, user_id: int) -> tuple[Limits | None, dict[str, int] | None]:
+        """A loaded player's limits and period totals now (reads only)."""
+        game = self._game
+        return game.limits_of(user_id), game.usage_of(user_id, self.now_ms())
+
+    async def set_limits(self, user_id: int, limits: Limits) -> None:
+        """Install a player's new limits in the engine, from the next turn on."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submit(LimitsCommand(user_id, limits, done))
+        await done
 
     def greet(self, greeting: Greeting) -> None:
         """Call ``greeting`` with the game's snapshot: now if no turn is under way,
@@ -344,10 +376,23 @@ class GameRunner:
                 )
             elif isinstance(command, CashoutCommand):
                 game.cash_out(command.at_ms, command.user_id, command.ref, command.slot)
+            elif isinstance(command, LimitsCommand):
+                try:
+                    game.set_limits(command.user_id, command.limits)
+                except EngineError as exc:
+                    command.done.set_exception(exc)
+                else:
+                    command.done.set_result(None)
             else:
                 account = command if isinstance(command, LoadAccount) else command.account
                 try:
-                    game.load_account(account.user_id, account.username, account.balance)
+                    game.load_account(
+                        account.user_id,
+                        account.username,
+                        account.balance,
+                        account.limits,
+                        account.activity,
+                    )
                     if isinstance(command, GrantCommand):
                         game.grant(account.user_id, command.amount, command.key)
                 except (ValueError, EngineError) as exc:

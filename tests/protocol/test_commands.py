@@ -17,6 +17,7 @@ from pillarpayout_ws.protocol import (
     Command,
     FrameCode,
     FrameError,
+    GetLimits,
     Login,
     Logout,
     LogoutAll,
@@ -24,6 +25,7 @@ from pillarpayout_ws.protocol import (
     PlaceBet,
     Register,
     Resume,
+    SetLimits,
     decode_command,
     encode_error,
 )
@@ -39,6 +41,7 @@ DOCUMENTED_CODES = {
     "invalid_email",
     "invalid_password",
     "invalid_text",
+    "invalid_limit",
 }
 
 
@@ -57,6 +60,21 @@ def test_documented_codes_are_the_enum() -> None:
 
 
 # --- each command decodes --------------------------------------------------------
+
+
+def test_set_limits_and_limits_decode() -> None:
+    assert decode_command(
+        frame(
+            type="set_limits",
+            ref="l",
+            limits={"daily_loss": 5000, "weekly_wager": None},
+            cool_off_days=42,
+            self_exclusion_months=6,
+        )
+    ) == SetLimits({"daily_loss": 5000, "weekly_wager": None}, 42, 6, "l")
+    assert decode_command(frame(type="set_limits")) == SetLimits({})
+    assert decode_command(frame(type="limits", ref="q")) == GetLimits("q")
+    assert refused(frame(type="set_limits", limits={"daily": 1})).code == "invalid_limit"
 
 
 @pytest.mark.parametrize(
@@ -100,12 +118,14 @@ def test_every_type_has_a_case() -> None:
         "bet",
         "cashout",
         "chat",
+        "limits",
         "login",
         "logout",
         "logout_all",
         "ping",
         "register",
         "resume",
+        "set_limits",
     ]
 
 
@@ -269,6 +289,11 @@ CASES: list[tuple[str | bytes, str]] = [
     (frame(type="chat", text="\u00a0\u3000\u115f"), "invalid_text"),
     (frame(type="chat", text="line\u2028sep"), "invalid_text"),  # Zl
     (frame(type="chat", text="\ufeffbom"), "invalid_text"),  # Cf
+    (frame(type="set_limits", limits=[]), "invalid_limit"),
+    (frame(type="set_limits", limits={"daily_loss": 0}), "invalid_limit"),
+    (frame(type="set_limits", limits={"daily_loss": False}), "invalid_limit"),
+    (frame(type="set_limits", cool_off_days=43), "invalid_limit"),
+    (frame(type="set_limits", self_exclusion_months=5), "invalid_limit"),
 ]
 
 
@@ -403,7 +428,18 @@ def check_outcome(data: str | bytes) -> None:
         }
         return
     assert isinstance(
-        result, Register | Login | Resume | Logout | LogoutAll | PlaceBet | CashOut | Chat | Ping
+        result,
+        Register
+        | Login
+        | Resume
+        | Logout
+        | LogoutAll
+        | PlaceBet
+        | CashOut
+        | Chat
+        | Ping
+        | SetLimits
+        | GetLimits,
     )
     if isinstance(result, PlaceBet):
         assert type(result.amount) is int and 1 <= result.amount <= 2**53

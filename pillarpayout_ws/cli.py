@@ -1,4 +1,4 @@
-"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant.
+"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant, adjust.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
 use, missing wheel, unknown user) ends in one line on stderr and exit code 2;
@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(grant, StorageConfig)
     grant.add_argument("username")
     grant.add_argument("amount", help="currency units, e.g. 25.00")
+
+    adjust = sub.add_parser(
+        "adjust", help="credit or debit (a negative AMOUNT) a user through the ledger"
+    )
+    add_flags(adjust, StorageConfig)
+    adjust.add_argument("username")
+    adjust.add_argument("amount", help="currency units, signed: 5.00 or -5.00")
+    adjust.add_argument("--reason", required=True, help="why: stored with the ledger row")
     return parser
 
 
@@ -182,6 +190,30 @@ async def _grant(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _adjust(args: argparse.Namespace) -> int:
+    from .server.admin import MAX_REASON_LENGTH, adjust
+
+    text = str(args.amount).strip()
+    sign = -1 if text.startswith("-") else 1
+    amount = sign * parse_amount(text.removeprefix("-"))
+    reason = str(args.reason).strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH or "\x00" in reason:
+        raise ConfigError(f"--reason must be 1 to {MAX_REASON_LENGTH} characters")
+    storage = await _storage(args)
+    try:
+        user_id, balance, via = await adjust(
+            storage, args.username, amount, reason, key=f"adjust:cli:{uuid.uuid4()}"
+        )
+    finally:
+        await storage.close()
+    verb = "credited" if amount > 0 else "debited"
+    print(
+        f"{verb} {abs(amount) / 100:.2f} to {args.username} (user {user_id}) {via}; "
+        f"balance {balance / 100:.2f}"
+    )
+    return 0
+
+
 async def _storage(args: argparse.Namespace) -> Storage:
     from .storage import StorageConfig
 
@@ -236,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "salt": _salt,
             "audit": _audit,
             "grant": _grant,
+            "adjust": _adjust,
             "relay": _relay,
         }
         return _run(commands[args.command], args)

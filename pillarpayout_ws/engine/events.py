@@ -162,12 +162,14 @@ class GoalUpdated:
 
 @dataclass(frozen=True, slots=True)
 class FundsGranted:
-    """Funds were credited to a user (starting balance or operator grant)."""
+    """Funds were credited to a user (starting balance or operator grant), or an
+    operator adjusted the balance (``reason`` ``adjust``; ``amount`` may be < 0)."""
 
     user_id: int
     key: str
     amount: int
     balance: int
+    reason: str = "grant"
 
 
 Event = (

@@ -479,6 +479,39 @@ class Game:
         self._events.append(event)
         self._records.append(Granted(user_id, amount, key, account.balance))
 
+    def adjust(self, user_id: int, amount: int, key: str, reason: str) -> None:
+        """An operator's correction of a loaded account: ``amount`` cents, a credit
+        or (negative) a debit, with the operator's ``reason``.
+
+        Emits ``FundsGranted`` (reason ``adjust``) and records ``Granted`` (kind
+        ``adjust``); a ``key`` seen before is a no-op that emits the first
+        answer again. ``ValueError`` for an amount that is not a non-zero int,
+        a debit larger than the balance the engine holds (which includes what
+        is not flushed yet), or a credit past ``MAX_BALANCE``;
+        ``UnknownAccountError`` for an account never loaded.
+        """
+        previous = self._grants.get(key)
+        if previous is not None:
+            self._events.append(previous)
+            return
+        if type(amount) is not int or amount == 0:
+            raise ValueError(f"an adjustment is a non-zero number of cents, got {amount!r}")
+        account = self._accounts.get(user_id)
+        if account is None:
+            raise UnknownAccountError(f"account {user_id} is not loaded")
+        if account.balance + amount < 0:
+            raise ValueError(
+                f"the balance is {account.balance / 100:.2f}: a debit of "
+                f"{-amount / 100:.2f} would take it below zero"
+            )
+        if account.balance + amount > MAX_BALANCE:
+            raise ValueError(f"an adjustment may not lift a balance past {MAX_BALANCE} cents")
+        account.balance += amount
+        event = FundsGranted(user_id, key, amount, account.balance, "adjust")
+        self._grants[key] = event
+        self._events.append(event)
+        self._records.append(Granted(user_id, amount, key, account.balance, "adjust", reason))
+
     # -- driving the rounds --------------------------------------------------
 
     def start(self, now_ms: int) -> None:

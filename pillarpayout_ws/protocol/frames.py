@@ -160,7 +160,7 @@ def encode_event(event: Event, *, ts: float) -> bytes:
             }
         case FundsGranted():
             # The grant's idempotency key is bookkeeping, not the player's business.
-            return encode_balance(event.balance, event.amount, "grant")
+            return encode_balance(event.balance, event.amount, event.reason)
         case _:
             assert_never(event)
     return orjson.dumps(frame)

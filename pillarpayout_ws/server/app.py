@@ -42,6 +42,7 @@ from ..protocol import encode_balance
 from ..storage import Storage
 from ..storage.flush import Flusher, flush_or_hold, recover
 from ..storage.postgres import Database
+from .admin import AdminDesk
 from .api import PublicRecord
 from .auth import Accounts
 from .chat import ChatRoom
@@ -191,6 +192,7 @@ class App:
         self.tasks.spawn(self.flusher.run(), "flusher")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
+        self.tasks.every(GRANT_POLL_S, AdminDesk(storage, runner).take, "admin")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
         self.tasks.every(CHAINS_POLL_S, lambda: _add_new_chains(db, chains), "chains")
         log.info("listening on http://%s:%d/ (WebSocket at /ws)", config.host, self.port)

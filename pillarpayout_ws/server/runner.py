@@ -146,7 +146,19 @@ class GrantCommand:
     key: str
 
 
-GameCommand = BetCommand | CashoutCommand | LoadAccount | GrantCommand | LimitsCommand
+@dataclass(frozen=True, slots=True)
+class AdjustCommand:
+    """Load the account if needed and adjust it (``Game.adjust``); answered like a grant."""
+
+    account: LoadAccount
+    amount: int  # cents, signed
+    key: str
+    reason: str
+
+
+GameCommand = (
+    BetCommand | CashoutCommand | LoadAccount | GrantCommand | LimitsCommand | AdjustCommand
+)
 Greeting = Callable[[GameSnapshot], object]
 
 
@@ -395,6 +407,8 @@ class GameRunner:
                     )
                     if isinstance(command, GrantCommand):
                         game.grant(account.user_id, command.amount, command.key)
+                    elif isinstance(command, AdjustCommand):
+                        game.adjust(account.user_id, command.amount, command.key, command.reason)
                 except (ValueError, EngineError) as exc:
                     if not account.done.done():
                         account.done.set_exception(exc)

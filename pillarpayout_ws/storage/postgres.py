@@ -29,7 +29,13 @@ import asyncpg
 from ..engine.fairness import SeedChain
 from ..engine.limits import Limit, Limits
 from ..engine.records import Granted
-from ..exceptions import ConfigError, DatabaseUnavailable, StorageError, UnknownUser
+from ..exceptions import (
+    ConfigError,
+    DatabaseUnavailable,
+    InsufficientBalance,
+    StorageError,
+    UnknownUser,
+)
 from .live import _mask
 from .settle import SettledRound
 
@@ -293,6 +299,42 @@ class Database:
             balance: int = await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id)
         return user_id, balance
 
+    async def adjust(self, username: str, amount: int, key: str, reason: str) -> tuple[int, int]:
+        """Adjust ``username``'s balance directly in PostgreSQL (no server running):
+        a ledger row of kind ``adjust`` with ``reason`` and the balance delta, in
+        one transaction; (user id, balance). ``InsufficientBalance`` for a debit
+        below zero (nothing changes)."""
+        async with _translated("an adjustment"), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT id, balance FROM users WHERE lower(username) = lower($1) FOR UPDATE",
+                username,
+            )
+            if row is None:
+                raise UnknownUser(f"no user named {username!r}")
+            user_id, balance = row["id"], row["balance"]
+            if balance + amount < 0:
+                raise InsufficientBalance(
+                    f"the balance is {balance / 100:.2f}: a debit of {-amount / 100:.2f} "
+                    "would take it below zero"
+                )
+            inserted = await conn.fetchval(
+                "INSERT INTO ledger (user_id, kind, amount, idem_key, reason) "
+                "VALUES ($1, 'adjust', $2, $3, $4) "
+                "ON CONFLICT (idem_key) WHERE kind = 'adjust' DO NOTHING RETURNING id",
+                user_id,
+                amount,
+                key,
+                reason,
+            )
+            if inserted is not None:
+                balance = await conn.fetchval(
+                    "UPDATE users SET balance = balance + $2, updated_at = now() "
+                    "WHERE id = $1 RETURNING balance",
+                    user_id,
+                    amount,
+                )
+        return user_id, balance
+
     @staticmethod
     async def _credit(conn: asyncpg.Connection, user_id: int, amount: int, key: str) -> None:
         inserted = await conn.fetchval(
@@ -542,7 +584,9 @@ class Database:
         for user_id, _, amount, _, _, _ in entries:
             deltas[user_id] += amount
         ledger_rows = len(entries)
-        if grants:
+        plain = [g for g in grants if g.kind == "grant"]
+        adjusts = [g for g in grants if g.kind == "adjust"]
+        if plain:
             # Grants are idempotent by their own key: only the new ones count.
             rows = await conn.fetch(
                 """
@@ -552,9 +596,27 @@ class Database:
                 ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING
                 RETURNING user_id, amount
                 """,
-                [g.user_id for g in grants],
-                [g.amount for g in grants],
-                [g.key for g in grants],
+                [g.user_id for g in plain],
+                [g.amount for g in plain],
+                [g.key for g in plain],
+            )
+            ledger_rows += len(rows)
+            for row in rows:
+                deltas[row["user_id"]] += row["amount"]
+        if adjusts:
+            # So are an operator's adjustments, each with its reason.
+            rows = await conn.fetch(
+                """
+                INSERT INTO ledger (user_id, kind, amount, idem_key, reason)
+                SELECT u, 'adjust', a, k, r
+                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS g(u, a, k, r)
+                ON CONFLICT (idem_key) WHERE kind = 'adjust' DO NOTHING
+                RETURNING user_id, amount
+                """,
+                [g.user_id for g in adjusts],
+                [g.amount for g in adjusts],
+                [g.key for g in adjusts],
+                [g.reason or "" for g in adjusts],
             )
             ledger_rows += len(rows)
             for row in rows:

@@ -1,4 +1,5 @@
-"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant, adjust.
+"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant, adjust,
+void-round.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
 use, missing wheel, unknown user) ends in one line on stderr and exit code 2;
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     adjust.add_argument("username")
     adjust.add_argument("amount", help="currency units, signed: 5.00 or -5.00")
     adjust.add_argument("--reason", required=True, help="why: stored with the ledger row")
+
+    void = sub.add_parser(
+        "void-round",
+        help="void the running server's round: cash-outs paid, other bets refunded",
+    )
+    add_flags(void, StorageConfig)
     return parser
 
 
@@ -214,6 +221,18 @@ async def _adjust(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _void_round(args: argparse.Namespace) -> int:
+    from .server.admin import void_round
+
+    storage = await _storage(args)
+    try:
+        round_id, refunded = await void_round(storage, key=f"void:cli:{uuid.uuid4()}")
+    finally:
+        await storage.close()
+    print(f"round {round_id} voided: {refunded} bet(s) refunded; the next round is open")
+    return 0
+
+
 async def _storage(args: argparse.Namespace) -> Storage:
     from .storage import StorageConfig
 
@@ -269,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "audit": _audit,
             "grant": _grant,
             "adjust": _adjust,
+            "void-round": _void_round,
             "relay": _relay,
         }
         return _run(commands[args.command], args)

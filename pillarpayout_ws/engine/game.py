@@ -78,6 +78,7 @@ from pillarpayout_ws.engine.errors import (
 )
 from pillarpayout_ws.engine.events import (
     BetAccepted,
+    BetRefunded,
     BettingOpened,
     BetView,
     CashoutDone,
@@ -88,6 +89,7 @@ from pillarpayout_ws.engine.events import (
     GameSnapshot,
     GoalUpdated,
     RoundRunning,
+    RoundVoided,
     Tick,
 )
 from pillarpayout_ws.engine.fairness import RoundSeed, SeedSource, crash_point, seed_hash
@@ -703,6 +705,44 @@ class Game:
         if record is not None:
             self._records.append(record)
 
+    # -- operator commands ---------------------------------------------------
+
+    def void_round(self, now_ms: int) -> tuple[int, int]:
+        """Void the round under way (``pillarpayout void-round``); its id and how
+        many bets were refunded.
+
+        After advancing to ``now_ms`` (which plays every cash-out and the
+        crash due by then), a round still betting or running is voided:
+        cash-outs already made stand, every open bet is refunded
+        (``BetRefunded`` each), ``RoundVoided`` is emitted, and the next round
+        opens at once. No record is written for the void itself: the voided
+        round's write-ahead simply never gets a ``RoundCrashed``, which is
+        exactly what storage settles as void (``settle_round``: acknowledged
+        cash-outs honoured, every other bet refunded), whether the flusher or
+        a later recovery flushes it; so the engine's balances and PostgreSQL's
+        agree. Its crash point and seed stay unrevealed, and it adds nothing to
+        the history or the goals. ``TransitionError`` when no round is betting
+        or running (nothing changes).
+        """
+        self.advance(now_ms)
+        r = self._round
+        phase = next_phase(self._phase, Trigger.VOID)
+        assert r is not None and self._now is not None
+        refunded = r.book.refund_open()
+        for bet in refunded:
+            account = self._accounts[bet.user_id]
+            account.balance += bet.amount
+            if account.activity is not None:
+                account.activity.refunded(bet.placed_day, bet.amount)
+            r.views[bet.key] = replace(r.views[bet.key], status="refunded")
+            self._events.append(
+                BetRefunded(bet.user_id, r.round_id, bet.slot, bet.amount, account.balance)
+            )
+        r.views_cache = None
+        self._events.append(RoundVoided(r.round_id, len(refunded)))
+        self._open_round(self._now, self._now, phase)
+        return r.round_id, len(refunded)
+
     # -- player commands -----------------------------------------------------
 
     def place_bet(
@@ -826,6 +866,8 @@ class Game:
             return
         if bet.status == "lost":
             raise Rejection(RejectCode.ROUND_CRASHED, "the pillar fell before your cashout")
+        if bet.status == "refunded":
+            raise Rejection(RejectCode.NO_ACTIVE_BET, "the round was voided and your bet refunded")
         if r is None or bet.round_id != r.round_id or self._phase not in ACCEPTS_CASHOUTS:
             raise Rejection(RejectCode.ROUND_NOT_RUNNING, "the round has not started yet")
         now = self._now if self._now is not None else r.running_ms

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal
 
 from pillarpayout_ws.engine.errors import RejectCode, Rejection
@@ -70,8 +69,40 @@ PERIODS: Final[tuple[Period, ...]] = ("daily", "weekly", "monthly")
 LIMIT_NAMES: Final = tuple(f"{p}_{k}" for k in ("loss", "wager") for p in PERIODS)
 """``daily_loss``, ``weekly_loss``, ``monthly_loss``, ``daily_wager``, ..."""
 
-_EPOCH: Final = date(1970, 1, 1)
 _PERIOD: Final[Mapping[str, Period]] = {p: p for p in PERIODS}
+
+
+# Calendar arithmetic on day numbers (days since 1970-01-01, proleptic
+# Gregorian, UTC): Howard Hinnant's civil-date algorithms. The engine imports
+# no clock and no datetime: these are pure integer functions.
+
+
+def _civil(day: int) -> tuple[int, int, int]:
+    """(year, month, day of month) of a day number."""
+    z = day + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (1 if m <= 2 else 0), m, d
+
+
+def _day_number(year: int, month: int, day: int) -> int:
+    """The day number of a calendar date (the inverse of ``_civil``)."""
+    y = year - (1 if month <= 2 else 0)
+    era = y // 400
+    yoe = y - era * 400
+    mp = month - 3 if month > 2 else month + 9
+    doy = (153 * mp + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 def day_of(ms: int) -> int:
@@ -79,41 +110,33 @@ def day_of(ms: int) -> int:
     return ms // DAY_MS
 
 
-def _date(day: int) -> date:
-    return _EPOCH + timedelta(days=day)
-
-
-def _day(d: date) -> int:
-    return (d - _EPOCH).days
-
-
 def period_bounds(period: Period, day: int) -> tuple[int, int]:
     """The first day of ``period`` containing ``day``, and the first day of the next."""
     if period == "daily":
         return day, day + 1
     if period == "weekly":
-        start = day - _date(day).weekday()  # Monday
+        start = day - (day + 3) % 7  # 1970-01-01 was a Thursday; weeks start on Monday
         return start, start + 7
-    d = _date(day)
-    first = d.replace(day=1)
-    following = date(d.year + 1, 1, 1) if d.month == 12 else date(d.year, d.month + 1, 1)
-    return _day(first), _day(following)
+    year, month, _ = _civil(day)
+    return _day_number(year, month, 1), _day_number(*_next_month(year, month), 1)
 
 
 def add_months(ms: int, months: int) -> int:
     """``ms`` plus whole calendar months (the 31st becomes the month's last day)."""
-    at = datetime.fromtimestamp(ms / 1000, UTC)
-    index = at.month - 1 + months
-    year, month = at.year + index // 12, index % 12 + 1
-    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    last = (following - timedelta(days=1)).day
-    moved = at.replace(year=year, month=month, day=min(at.day, last))
-    return round(moved.timestamp() * 1000)
+    day, rest = divmod(ms, DAY_MS)
+    year, month, d = _civil(day)
+    index = month - 1 + months
+    year, month = year + index // 12, index % 12 + 1
+    last = _day_number(*_next_month(year, month), 1) - _day_number(year, month, 1)
+    return _day_number(year, month, min(d, last)) * DAY_MS + rest
 
 
 def format_instant(ms: int) -> str:
     """``2026-12-01 00:00 UTC``: how errors name an instant."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    day, rest = divmod(ms, DAY_MS)
+    year, month, d = _civil(day)
+    minutes = rest // 60_000
+    return f"{year:04d}-{month:02d}-{d:02d} {minutes // 60:02d}:{minutes % 60:02d} UTC"
 
 
 def format_cents(cents: int) -> str:
@@ -242,6 +265,12 @@ class Activity:
         if len(self._days) > self.KEEP_DAYS + 8:
             for old in [d for d in self._days if d < day - self.KEEP_DAYS]:
                 del self._days[old]
+
+    def refunded(self, day: int, stake: int) -> None:
+        """A voided round gave the stake back: it counts nothing."""
+        entry = self._days.setdefault(day, [0, 0])
+        entry[0] -= stake
+        entry[1] -= stake
 
     def paid(self, day: int, payout: int) -> None:
         self._days.setdefault(day, [0, 0])[1] -= payout

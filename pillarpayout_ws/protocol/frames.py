@@ -30,6 +30,7 @@ import orjson
 
 from pillarpayout_ws.engine.events import (
     BetAccepted,
+    BetRefunded,
     BettingOpened,
     BetView,
     CashoutDone,
@@ -40,6 +41,7 @@ from pillarpayout_ws.engine.events import (
     GameSnapshot,
     GoalUpdated,
     RoundRunning,
+    RoundVoided,
     Tick,
 )
 from pillarpayout_ws.engine.goals import Goal
@@ -158,6 +160,14 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "reward": event.reward,
                 "status": event.status,
             }
+        case RoundVoided():
+            frame = {
+                "type": "round_voided",
+                "round_id": event.round_id,
+                "refunded": event.refunded,
+            }
+        case BetRefunded():
+            return encode_balance(event.balance, event.amount, "refund", event.round_id, event.slot)
         case FundsGranted():
             # The grant's idempotency key is bookkeeping, not the player's business.
             return encode_balance(event.balance, event.amount, event.reason)

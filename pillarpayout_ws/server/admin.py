@@ -1,4 +1,4 @@
-"""Operator commands that must not race a running server: ``adjust`` (and its desk).
+"""Operator commands that must not race a running server: ``adjust``, ``void-round``.
 
 The same two halves as ``grants.py``, on their own Redis keys
 (``pp:admin_requests``, ``pp:admin_reply:{k}``): the CLI tries the server's
@@ -15,7 +15,16 @@ advisory lock;
 AMOUNT) a balance through the ledger (kind ``adjust``, with the reason). A
 debit below zero is refused: in PostgreSQL against the stored balance, and by
 the engine against the balance it holds (which includes unflushed bets and
-payouts).
+payouts). An adjust flushed before the round whose payout it debits would
+take PostgreSQL's balance below zero: that flush is refused and the
+adjustment stays in Redis until the round is flushed with it (never lost).
+
+``void-round`` needs the running server: the engine voids the round under way
+(``Game.void_round``: cash-outs stand, the other bets are refunded, players
+get ``balance`` refund frames and everyone ``round_voided``) and opens the
+next; the flusher settles the voided round through ``settle_round``'s void
+path, as recovery would. With no server running there is no round to void
+(recovery voids an unfinished one at the next start).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import contextlib
 import time
 from typing import Any
 
+from ..engine.errors import EngineError
 from ..exceptions import InsufficientBalance, PillarPayoutError, StorageError, UnknownUser
 from ..storage import Storage
 from .runner import AdjustCommand, GameRunner, LoadAccount
@@ -76,6 +86,18 @@ async def adjust(
     return int(answer["user_id"]), int(answer["balance"]), "through the running server"
 
 
+async def void_round(storage: Storage, *, key: str) -> tuple[int, int]:
+    """Void the running server's round; returns (its id, how many bets were refunded)."""
+    if await storage.db.try_server_lock():
+        await storage.db.release_server_lock()
+        raise StorageError(
+            "no server is running, so no round is under way (the next start voids a "
+            "round left unfinished)"
+        )
+    answer = await _through_server(storage, {"command": "void_round", "key": key})
+    return int(answer["round_id"]), int(answer["refunded"])
+
+
 class AdminDesk:
     """The server's half: takes queued operator commands and answers them."""
 
@@ -97,12 +119,21 @@ class AdminDesk:
             try:
                 if request.get("command") == "adjust":
                     answer = await self._adjust(request, key)
+                elif request.get("command") == "void_round":
+                    answer = await self._void_round()
                 else:
                     answer = {"error": f"unknown command {request.get('command')!r}"}
             except PillarPayoutError as exc:
                 answer = {"error": str(exc)}
             with contextlib.suppress(PillarPayoutError):
                 await live.answer_admin(key, answer)
+
+    async def _void_round(self) -> dict[str, Any]:
+        try:
+            round_id, refunded = await self._runner.void_round()
+        except EngineError as exc:
+            return {"error": f"no round to void ({exc})"}
+        return {"round_id": round_id, "refunded": refunded}
 
     async def _adjust(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         user = await self._storage.db.user_by_name(str(request["username"]))

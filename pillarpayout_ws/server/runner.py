@@ -49,6 +49,7 @@ from ..engine.config import GameConfig
 from ..engine.errors import EngineError
 from ..engine.events import (
     BetAccepted,
+    BetRefunded,
     BettingOpened,
     BetView,
     CashoutDone,
@@ -59,6 +60,7 @@ from ..engine.events import (
     GameSnapshot,
     GoalUpdated,
     RoundRunning,
+    RoundVoided,
     Tick,
 )
 from ..engine.fairness import format_multiplier
@@ -156,8 +158,22 @@ class AdjustCommand:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class VoidCommand:
+    """Void the round under way (``Game.void_round``); answered with its id once
+    the turn is durable and sent, or with the engine's refusal."""
+
+    done: asyncio.Future[tuple[int, int]]
+
+
 GameCommand = (
-    BetCommand | CashoutCommand | LoadAccount | GrantCommand | LimitsCommand | AdjustCommand
+    BetCommand
+    | CashoutCommand
+    | LoadAccount
+    | GrantCommand
+    | LimitsCommand
+    | AdjustCommand
+    | VoidCommand
 )
 Greeting = Callable[[GameSnapshot], object]
 
@@ -303,6 +319,13 @@ class GameRunner:
         game = self._game
         return game.limits_of(user_id), game.usage_of(user_id, self.now_ms())
 
+    async def void_round(self) -> tuple[int, int]:
+        """Void the round under way (``Game.void_round``); its id and the bets
+        refunded, once the refunds and the next round's opening are sent."""
+        done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self.submit(VoidCommand(done))
+        return await done
+
     async def set_limits(self, user_id: int, limits: Limits) -> None:
         """Install a player's new limits in the engine, from the next turn on."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -376,6 +399,7 @@ class GameRunner:
         pending, self._pending = self._pending, []
         self._in_turn = True
         loaded: list[LoadAccount] = []
+        voided: list[tuple[tuple[int, int], asyncio.Future[tuple[int, int]]]] = []
         for command in pending:
             if isinstance(command, BetCommand):
                 game.place_bet(
@@ -388,6 +412,11 @@ class GameRunner:
                 )
             elif isinstance(command, CashoutCommand):
                 game.cash_out(command.at_ms, command.user_id, command.ref, command.slot)
+            elif isinstance(command, VoidCommand):
+                try:
+                    voided.append((game.void_round(now), command.done))
+                except EngineError as exc:
+                    command.done.set_exception(exc)
             elif isinstance(command, LimitsCommand):
                 try:
                     game.set_limits(command.user_id, command.limits)
@@ -422,6 +451,9 @@ class GameRunner:
             for record in records:
                 if isinstance(record, RoundCrashed):
                     self._flusher.round_completed(record.round_id)
+        for (round_id, _), _ in voided:
+            # Its write-ahead ends without a crash: the flush settles it void.
+            self._flusher.round_completed(round_id)
         self._dispatch(events)
         answered = sum(isinstance(c, BetCommand | CashoutCommand) for c in pending)
         if answered:
@@ -430,6 +462,9 @@ class GameRunner:
         for account in loaded:
             if not account.done.done():
                 account.done.set_result(game.balance_of(account.user_id) or 0)
+        for result, done in voided:
+            if not done.done():
+                done.set_result(result)
         self._time_answers(pending)
         self.round_id = game.round_id
         self.sent_ms = now
@@ -504,8 +539,11 @@ class GameRunner:
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()
-            elif isinstance(event, FundsGranted):
+            elif isinstance(event, FundsGranted | BetRefunded):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
+            elif isinstance(event, RoundVoided):
+                self._bets_delta.clear()  # the round is gone: its bets' news with it
+                hub.broadcast(encode_event(event, ts=ts))
             elif isinstance(event, BettingOpened):
                 if event.chain_id != self._announced_chain:
                     hub.broadcast(encode_fairness(self.fairness()))

@@ -188,3 +188,22 @@ def test_an_account_loaded_without_limits_gets_them_at_login() -> None:
     game.start(T0)
     assert game.balance_of(1) == 10_000
     assert bet(game, T0 + 1, 101).startswith("limit_reached")
+
+
+def test_the_calendar_arithmetic_agrees_with_datetime() -> None:
+    from datetime import date, timedelta
+
+    from pillarpayout_ws.engine.limits import format_instant
+
+    epoch = date(1970, 1, 1)
+    for day in range(-800, 80_000, 7):
+        d = epoch + timedelta(days=day)
+        start, end = period_bounds("monthly", day)
+        assert epoch + timedelta(days=start) == d.replace(day=1)
+        assert (epoch + timedelta(days=end)).day == 1 and end > day >= start
+        week_start, _ = period_bounds("weekly", day)
+        assert epoch + timedelta(days=week_start) == d - timedelta(days=d.weekday())
+        at = day * DAY_MS + 37_000_000  # 10:16:40
+        assert format_instant(at) == f"{d.isoformat()} 10:16 UTC"
+    assert add_months(ms("2024-01-31 00:00:00"), 1) == ms("2024-02-29 00:00:00")
+    assert add_months(ms("2026-11-30 12:00:00"), 14) == ms("2028-01-30 12:00:00")

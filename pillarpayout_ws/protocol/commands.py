@@ -51,7 +51,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
+from typing import Final, cast
 
 import orjson
 
@@ -389,7 +389,7 @@ def _set_limits(frame: _Frame, ref: str | None) -> SetLimits:
             f"to {MAX_EXCLUSION_MONTHS}",
             ref,
         )
-    return SetLimits(limits, cool_off, months, ref)  # type: ignore[arg-type]
+    return SetLimits(limits, cast("int | None", cool_off), cast("int | None", months), ref)
 
 
 def _get_limits(frame: _Frame, ref: str | None) -> GetLimits:

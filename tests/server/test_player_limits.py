@@ -159,3 +159,35 @@ async def test_limits_and_totals_survive_a_restart(storage_for_game: Storage) ->
         await app.stop()
     report = await audit(storage_for_game.db, storage_for_game.live)
     assert report.clean, report.render()
+
+
+async def test_an_unflushed_round_counts_for_a_second_login(storage_for_game: Storage) -> None:
+    """PostgreSQL has not seen the bets yet; the engine, which holds the account, has."""
+    clock = ManualClock(T0)
+    app = await start_game(
+        storage_for_game,
+        clock=clock,
+        stop_timeout_s=0,
+        flush_rounds=1000,
+        flush_interval_ms=3_600_000,
+    )
+    try:
+        game = ManualGame(app, clock)
+        alice, session = await game.register("alice")
+        await alice.send(type="set_limits", ref="s", limits={"daily_wager": 5000})
+        await alice.next("limits", ref="s")
+        await alice.send(type="bet", amount=3000, ref="b1")
+        await alice.next("bet_accepted", ref="b1")
+        await game.to_phase("crashed")
+        await game.to_phase("betting")
+        db = app.storage.db
+        assert await db.fetch("SELECT 1 FROM bets") == []  # not flushed
+        await alice.close()
+        again = await game.resume(session["token"])
+        await again.send(type="bet", amount=2001, ref="b2")
+        assert (await again.next("error", ref="b2"))["code"] == "limit_reached"
+        await again.send(type="limits", ref="q")
+        assert (await again.next("limits", ref="q"))["usage"]["daily_wager"] == 3000
+        await again.close()
+    finally:
+        await app.stop()

@@ -255,8 +255,8 @@ class Activity:
 
     KEEP_DAYS: Final = 40  # a month and the week that began in the month before
 
-    def __init__(self, days: Mapping[int, tuple[int, int]] = ()) -> None:  # type: ignore[assignment]
-        self._days: dict[int, list[int]] = {d: [w, loss] for d, (w, loss) in dict(days).items()}
+    def __init__(self, days: Mapping[int, tuple[int, int]] | None = None) -> None:
+        self._days: dict[int, list[int]] = {d: [w, loss] for d, (w, loss) in (days or {}).items()}
 
     def staked(self, day: int, stake: int) -> None:
         entry = self._days.setdefault(day, [0, 0])

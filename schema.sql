@@ -174,15 +174,20 @@ DROP INDEX IF EXISTS bets_user_recent;
 -- Each row is checked by exactly one foreign key, which keeps a 10,000-bet
 -- flush within its budget (PostgreSQL checks a key with a lookup per row): a
 -- bet's rows name their bet by its (round_id, user_id, slot), so the row's
--- user is its bet's user, whose own key pins it to users; a grant's row
--- (round_id NULL) is checked by grant_user_id.
+-- user is its bet's user, whose own key pins it to users; a grant's or an
+-- adjust's row (round_id NULL) is checked by grant_user_id.
 CREATE TABLE IF NOT EXISTS ledger (
     id             BIGSERIAL PRIMARY KEY,
     user_id        BIGINT      NOT NULL,  -- exists: one of the two keys below checks it
-    kind           TEXT        NOT NULL CHECK (kind IN ('grant', 'bet', 'payout', 'refund')),
-    amount         BIGINT      NOT NULL CHECK (amount <> 0),  -- signed: a bet is negative
-    round_id       BIGINT,  -- with user_id and slot, the bet this row belongs to; NULL for a grant
-    slot           SMALLINT    NOT NULL DEFAULT 0,  -- 0 for a grant
+    -- adjust (schema version 9): an operator's correction, `pillarpayout adjust`.
+    kind           TEXT        NOT NULL CONSTRAINT ledger_kind_check
+                   CHECK (kind IN ('grant', 'bet', 'payout', 'refund', 'adjust')),
+    -- Signed: a bet is negative, an adjust either.
+    amount         BIGINT      NOT NULL CHECK (amount <> 0),
+    -- With user_id and slot, the bet this row belongs to; NULL for a grant or adjust.
+    round_id       BIGINT,
+    slot           SMALLINT    NOT NULL DEFAULT 0,  -- 0 for a grant or adjust
+    reason         TEXT,  -- the operator's reason: an adjust's, and only an adjust's
     grant_user_id  BIGINT GENERATED ALWAYS AS (CASE WHEN round_id IS NULL THEN user_id END)
                    STORED CONSTRAINT ledger_grant_user_fkey REFERENCES users (id),
     -- Replaying a flush or a grant inserts nothing twice: grants are unique by
@@ -192,8 +197,9 @@ CREATE TABLE IF NOT EXISTS ledger (
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT ledger_bet_fkey FOREIGN KEY (round_id, user_id, slot)
         REFERENCES bets (round_id, user_id, slot),
-    CHECK ((kind = 'bet') = (amount < 0)),
-    CHECK ((kind = 'grant') = (round_id IS NULL))
+    CONSTRAINT ledger_sign_check CHECK (kind = 'adjust' OR (kind = 'bet') = (amount < 0)),
+    CONSTRAINT ledger_round_check CHECK ((kind IN ('grant', 'adjust')) = (round_id IS NULL)),
+    CONSTRAINT ledger_reason_check CHECK ((kind = 'adjust') = (reason IS NOT NULL))
 );
 -- Databases of schema versions 1 and 2 named a bet by ledger.bet_id (version
 -- 1 with a key on each of user_id and bet_id, version 2 with one on (bet_id,
@@ -244,6 +250,48 @@ END $$;
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_round_user_kind ON ledger (round_id, user_id, slot, kind)
     WHERE round_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_grant_key ON ledger (idem_key) WHERE kind = 'grant';
+-- Schema version 9: operator adjustments (kind adjust, signed, with a reason,
+-- no round). Older databases get the column, and their checks on kind (which
+-- knew four kinds, and a negative amount only for a bet) are replaced by the
+-- four named above. Checked first: an up-to-date database takes no lock.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+             WHERE conrelid = 'ledger'::regclass AND contype = 'c'
+               AND pg_get_constraintdef(oid) LIKE '%kind%'
+               AND pg_get_constraintdef(oid) NOT LIKE '%adjust%'
+    LOOP
+        EXECUTE format('ALTER TABLE ledger DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'ledger'
+                     AND column_name = 'reason') THEN
+        ALTER TABLE ledger ADD COLUMN reason TEXT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'ledger'::regclass
+                   AND conname = 'ledger_kind_check') THEN
+        ALTER TABLE ledger ADD CONSTRAINT ledger_kind_check
+            CHECK (kind IN ('grant', 'bet', 'payout', 'refund', 'adjust'));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'ledger'::regclass
+                   AND conname = 'ledger_sign_check') THEN
+        ALTER TABLE ledger ADD CONSTRAINT ledger_sign_check
+            CHECK (kind = 'adjust' OR (kind = 'bet') = (amount < 0));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'ledger'::regclass
+                   AND conname = 'ledger_round_check') THEN
+        ALTER TABLE ledger ADD CONSTRAINT ledger_round_check
+            CHECK ((kind IN ('grant', 'adjust')) = (round_id IS NULL));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'ledger'::regclass
+                   AND conname = 'ledger_reason_check') THEN
+        ALTER TABLE ledger ADD CONSTRAINT ledger_reason_check
+            CHECK ((kind = 'adjust') = (reason IS NOT NULL));
+    END IF;
+END $$;
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_adjust_key ON ledger (idem_key) WHERE kind = 'adjust';
 CREATE INDEX IF NOT EXISTS ledger_grant_user ON ledger (user_id) WHERE kind = 'grant';
 
 CREATE TABLE IF NOT EXISTS sessions (
@@ -288,6 +336,31 @@ CREATE TABLE IF NOT EXISTS player_stats_watermark (
     last_bet_id  BIGINT  NOT NULL
 );
 INSERT INTO player_stats_watermark (last_bet_id) VALUES (0) ON CONFLICT DO NOTHING;
+
+-- Schema version 9: limits players set on themselves (engine/limits.py has
+-- the rules). One row per limit a player has set: the value in force
+-- (amount; NULL: none) and a pending loosening (raising or removing a limit
+-- waits 24 hours): at effective_at it becomes pending (NULL: the limit goes).
+-- Tightening overwrites amount at once and clears the pending change.
+CREATE TABLE IF NOT EXISTS player_limits (
+    user_id       BIGINT      NOT NULL REFERENCES users (id),
+    name          TEXT        NOT NULL CHECK (name IN ('daily_loss', 'weekly_loss',
+                      'monthly_loss', 'daily_wager', 'weekly_wager', 'monthly_wager')),
+    amount        BIGINT      CHECK (amount > 0),  -- cents
+    pending       BIGINT      CHECK (pending > 0),
+    effective_at  TIMESTAMPTZ,  -- NULL: nothing pending
+    updated_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, name),
+    CHECK (effective_at IS NOT NULL OR pending IS NULL)
+);
+-- A cool-off (1 day to 6 weeks) and a self-exclusion (6 months or more): no
+-- bet until they end; a player can only move an end later, never earlier.
+CREATE TABLE IF NOT EXISTS player_exclusions (
+    user_id         BIGINT      PRIMARY KEY REFERENCES users (id),
+    cool_off_until  TIMESTAMPTZ,
+    excluded_until  TIMESTAMPTZ,
+    updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 
 -- Blocks built by everyone, across rounds (the seed's heights are blocks).
 CREATE TABLE IF NOT EXISTS community_goals (
@@ -379,5 +452,5 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
 ON CONFLICT (name) DO NOTHING;
 
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8)
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9)
     ON CONFLICT DO NOTHING;

@@ -1,5 +1,5 @@
 """The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant,
-role, ban, unban, mute, unmute.
+adjust, void-round, role, ban, unban, mute, unmute.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
 use, missing wheel, unknown user, a bad environment variable or config file)
@@ -170,6 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
         if command is mute:
             command.add_argument("minutes", type=int, help="1 to 43200 (30 days)")
         command.add_argument("--reason", default="", help="logged with the action")
+    adjust = sub.add_parser(
+        "adjust",
+        help="credit or debit (a negative AMOUNT) a user through the ledger",
+        epilog=EPILOG,
+    )
+    add_flags(adjust, ToolConfig)
+    adjust.add_argument("username")
+    adjust.add_argument("amount", help="currency units, signed: 5.00 or -5.00")
+    adjust.add_argument("--reason", required=True, help="why: stored with the ledger row")
+
+    void = sub.add_parser(
+        "void-round",
+        help="void the running server's round: cash-outs paid, other bets refunded",
+        epilog=EPILOG,
+    )
+    add_flags(void, ToolConfig)
     return parser
 
 
@@ -253,6 +269,42 @@ async def _grant(args: argparse.Namespace) -> int:
         f"granted {amount / 100:.2f} to {args.username} (user {user_id}) {via}; "
         f"balance {balance / 100:.2f}"
     )
+    return 0
+
+
+async def _adjust(args: argparse.Namespace) -> int:
+    from .server.admin import MAX_REASON_LENGTH, adjust
+
+    text = str(args.amount).strip()
+    sign = -1 if text.startswith("-") else 1
+    amount = sign * parse_amount(text.removeprefix("-"))
+    reason = str(args.reason).strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH or "\x00" in reason:
+        raise ConfigError(f"--reason must be 1 to {MAX_REASON_LENGTH} characters")
+    storage = await _storage(args)
+    try:
+        user_id, balance, via = await adjust(
+            storage, args.username, amount, reason, key=f"adjust:cli:{uuid.uuid4()}"
+        )
+    finally:
+        await storage.close()
+    verb = "credited" if amount > 0 else "debited"
+    print(
+        f"{verb} {abs(amount) / 100:.2f} to {args.username} (user {user_id}) {via}; "
+        f"balance {balance / 100:.2f}"
+    )
+    return 0
+
+
+async def _void_round(args: argparse.Namespace) -> int:
+    from .server.admin import void_round
+
+    storage = await _storage(args)
+    try:
+        round_id, refunded = await void_round(storage, key=f"void:cli:{uuid.uuid4()}")
+    finally:
+        await storage.close()
+    print(f"round {round_id} voided: {refunded} bet(s) refunded; the next round is open")
     return 0
 
 
@@ -388,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "salt": _salt,
             "audit": _audit,
             "grant": _grant,
+            "adjust": _adjust,
+            "void-round": _void_round,
             "relay": _relay,
             "role": _moderate,
             "ban": _moderate,

@@ -9,7 +9,8 @@
      ├── StorageError             asyncpg/redis errors, translated at the storage boundary
      │    ├── DatabaseUnavailable   PostgreSQL cannot be reached right now
      │    ├── RedisUnavailable      Redis cannot be reached right now
-     │    └── UnknownUser           a user named by an operator does not exist
+     │    ├── UnknownUser           a user named by an operator does not exist
+     │    └── InsufficientBalance   an operator's debit would take a balance below zero
      ├── EngineError              engine/errors.py: a broken rule inside the engine
      │    ├── TransitionError       an illegal phase change (a bug, not a player error)
      │    ├── SeedChainExhausted    the seed chain has no rounds left
@@ -61,3 +62,7 @@ class RedisUnavailable(StorageError):
 
 class UnknownUser(StorageError):
     """No account has that username."""
+
+
+class InsufficientBalance(StorageError):
+    """An operator's adjustment (a debit) would take a balance below zero; nothing changed."""

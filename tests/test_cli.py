@@ -118,6 +118,16 @@ def test_grant_audit_and_chain_without_a_server(tmp_path: Path) -> None:
     )
 
 
+def test_adjust_takes_a_signed_amount_and_needs_a_reason(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    blank = run_cli("adjust", "--data-dir", str(data), "nobody", "-5.00", "--reason", " ")
+    assert blank.returncode == 2 and "--reason must be 1 to 500 characters" in blank.stderr
+    result = run_cli("adjust", "--data-dir", str(data), "nobody", "-5.00", "--reason", "typo")
+    assert result.returncode == 2 and "no user named 'nobody'" in result.stderr
+    zero = run_cli("adjust", "--data-dir", str(data), "nobody", "0", "--reason", "typo")
+    assert zero.returncode == 2 and "must be a positive number" in zero.stderr
+
+
 def test_the_seeding_event_from_the_command_line(tmp_path: Path) -> None:
     """chain publishes a commitment with no salt; serve refuses it until salt has run;
     salt works once."""

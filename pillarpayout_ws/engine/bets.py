@@ -90,8 +90,8 @@ def check_auto_cashout(target: int | None, config: GameConfig) -> None:
 class Bet:
     """One accepted bet; it ends exactly once: ``cashed_out`` or ``lost``.
 
-    (A third ending, refunded, belongs to storage's recovery of a round that
-    never crashed; the engine never voids a round.)
+    (A third ending, refunded: a round voided by an operator (``Game.void_round``)
+    or by storage's recovery of a round that never crashed.)
     """
 
     user_id: int
@@ -101,6 +101,8 @@ class Bet:
     auto_cashout: int | None
     accepted: BetAccepted
     slot: int = 0
+    # The UTC day it was placed: its stake and payout count in that day's limits.
+    placed_day: int = 0
     status: BetStatus = "open"
     # The answer to the cashout, kept to answer a repeated cashout the same way.
     cashout: CashoutDone | None = None
@@ -196,6 +198,16 @@ class RoundBook:
         self._realised += payout - bet.amount
         if bet.auto_cashout is not None and self._targets and self._targets[0][2] is bet:
             heapq.heappop(self._targets)
+
+    def refund_open(self) -> list[Bet]:
+        """The round is voided: every open bet is refunded. Returns them, in placement order."""
+        refunded = list(self._open.values())
+        for bet in refunded:
+            bet.status = "refunded"
+        self._open.clear()
+        self._open_stakes = 0
+        self._targets.clear()
+        return refunded
 
     def lose_open(self) -> list[Bet]:
         """At the crash: every open bet is lost. Returns them, in placement order."""

@@ -74,6 +74,11 @@ class RejectCode(StrEnum):
     ROUND_CRASHED = "round_crashed"
     # A bet whose ref named a bet of an earlier round.
     REF_REUSED = "ref_reused"
+    # Self-imposed limits (engine/limits.py): a bet past a loss or wager
+    # limit, or while a self-exclusion or cool-off runs.
+    LIMIT_REACHED = "limit_reached"
+    SELF_EXCLUDED = "self_excluded"
+    COOLING_OFF = "cooling_off"
 
 
 class Rejection(Exception):

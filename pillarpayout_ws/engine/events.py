@@ -54,7 +54,7 @@ __all__ = [
     "Tick",
 ]
 
-BetStatus = Literal["open", "cashed_out", "lost"]
+BetStatus = Literal["open", "cashed_out", "lost", "refunded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +162,33 @@ class GoalUpdated:
 
 @dataclass(frozen=True, slots=True)
 class FundsGranted:
-    """Funds were credited to a user (starting balance or operator grant)."""
+    """Funds were credited to a user (starting balance or operator grant), or an
+    operator adjusted the balance (``reason`` ``adjust``; ``amount`` may be < 0)."""
 
     user_id: int
     key: str
+    amount: int
+    balance: int
+    reason: str = "grant"
+
+
+@dataclass(frozen=True, slots=True)
+class RoundVoided:
+    """An operator voided the round before it crashed: cash-outs already made
+    stand, every other bet was refunded (``BetRefunded``); no crash point or
+    seed is revealed. The next round opens at once."""
+
+    round_id: int
+    refunded: int  # how many bets were refunded
+
+
+@dataclass(frozen=True, slots=True)
+class BetRefunded:
+    """A bet of a voided round came back: ``balance`` is the bettor's after it."""
+
+    user_id: int
+    round_id: int
+    slot: int
     amount: int
     balance: int
 
@@ -180,6 +203,8 @@ Event = (
     | CommandRejected
     | GoalUpdated
     | FundsGranted
+    | RoundVoided
+    | BetRefunded
 )
 
 

@@ -78,6 +78,7 @@ from pillarpayout_ws.engine.errors import (
 )
 from pillarpayout_ws.engine.events import (
     BetAccepted,
+    BetRefunded,
     BettingOpened,
     BetView,
     CashoutDone,
@@ -88,6 +89,7 @@ from pillarpayout_ws.engine.events import (
     GameSnapshot,
     GoalUpdated,
     RoundRunning,
+    RoundVoided,
     Tick,
 )
 from pillarpayout_ws.engine.fairness import RoundSeed, SeedSource, crash_point, seed_hash
@@ -99,6 +101,7 @@ from pillarpayout_ws.engine.growth import (
     integrity_at,
     multiplier_at,
 )
+from pillarpayout_ws.engine.limits import Activity, Limits, check_bet, check_blocked, day_of
 from pillarpayout_ws.engine.phases import (
     ACCEPTS_BETS,
     ACCEPTS_CASHOUTS,
@@ -137,6 +140,11 @@ class _Account:
     user_id: int
     username: str
     balance: int
+    # Self-imposed limits and the running period totals they are checked
+    # against; None for an account loaded without them (a grant to a user
+    # not logged in, engine tests): no limits apply until a login loads them.
+    limits: Limits | None = None
+    activity: Activity | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -382,17 +390,71 @@ class Game:
 
     # -- accounts ------------------------------------------------------------
 
-    def load_account(self, user_id: int, username: str, balance: int) -> None:
+    def load_account(
+        self,
+        user_id: int,
+        username: str,
+        balance: int,
+        limits: Limits | None = None,
+        activity: Activity | None = None,
+    ) -> None:
         """Make a user's wallet known to the engine (on login).
 
         Idempotent: if the account is already loaded, the engine's balance (which
         may include bets and payouts not yet flushed) is kept and nothing changes.
+        ``limits`` and ``activity`` (the player's self-imposed limits and their
+        flushed bets' period totals, from PostgreSQL) are taken when the account
+        has none yet: an account loaded by a grant gets them at its first login.
+        Once the engine holds them it keeps counting every bet it accepts, so
+        its totals include what is not flushed yet; every bet of an account is
+        placed while it is loaded (accounts are never unloaded), and a restart
+        flushes every round before anyone logs in, so PostgreSQL's totals at
+        the first load are complete.
         """
-        if user_id in self._accounts:
+        account = self._accounts.get(user_id)
+        if account is not None:
+            if account.limits is None and limits is not None:
+                account.limits = limits
+                account.activity = activity or Activity()
             return
         if type(balance) is not int or not 0 <= balance <= MAX_BALANCE:
             raise ValueError(f"balance must be cents in [0, {MAX_BALANCE}], got {balance!r}")
-        self._accounts[user_id] = _Account(user_id, username, balance)
+        account = _Account(user_id, username, balance)
+        if limits is not None:
+            account.limits = limits
+            account.activity = activity or Activity()
+        self._accounts[user_id] = account
+
+    def limits_of(self, user_id: int) -> Limits | None:
+        """A loaded account's self-imposed limits (as last set), or ``None``."""
+        account = self._accounts.get(user_id)
+        return None if account is None else account.limits
+
+    def usage_of(self, user_id: int, now_ms: int) -> dict[str, int] | None:
+        """A loaded account's running totals at ``now_ms``: ``daily_loss``,
+        ``daily_wager``, ... in cents (see ``engine/limits.py``)."""
+        account = self._accounts.get(user_id)
+        if account is None or account.activity is None:
+            return None
+        day = day_of(now_ms)
+        usage: dict[str, int] = {}
+        for period in ("daily", "weekly", "monthly"):
+            wagered, loss = account.activity.totals(period, day)
+            usage[f"{period}_loss"] = loss
+            usage[f"{period}_wager"] = wagered
+        return usage
+
+    def set_limits(self, user_id: int, limits: Limits) -> None:
+        """Install a loaded account's new limits (already stored by the caller).
+
+        ``UnknownAccountError`` for an account never loaded.
+        """
+        account = self._accounts.get(user_id)
+        if account is None:
+            raise UnknownAccountError(f"account {user_id} is not loaded")
+        account.limits = limits
+        if account.activity is None:
+            account.activity = Activity()
 
     def grant(self, user_id: int, amount: int, key: str) -> None:
         """Credit ``amount`` cents to a loaded account (starting funds, operator grant).
@@ -418,6 +480,39 @@ class Game:
         self._grants[key] = event
         self._events.append(event)
         self._records.append(Granted(user_id, amount, key, account.balance))
+
+    def adjust(self, user_id: int, amount: int, key: str, reason: str) -> None:
+        """An operator's correction of a loaded account: ``amount`` cents, a credit
+        or (negative) a debit, with the operator's ``reason``.
+
+        Emits ``FundsGranted`` (reason ``adjust``) and records ``Granted`` (kind
+        ``adjust``); a ``key`` seen before is a no-op that emits the first
+        answer again. ``ValueError`` for an amount that is not a non-zero int,
+        a debit larger than the balance the engine holds (which includes what
+        is not flushed yet), or a credit past ``MAX_BALANCE``;
+        ``UnknownAccountError`` for an account never loaded.
+        """
+        previous = self._grants.get(key)
+        if previous is not None:
+            self._events.append(previous)
+            return
+        if type(amount) is not int or amount == 0:
+            raise ValueError(f"an adjustment is a non-zero number of cents, got {amount!r}")
+        account = self._accounts.get(user_id)
+        if account is None:
+            raise UnknownAccountError(f"account {user_id} is not loaded")
+        if account.balance + amount < 0:
+            raise ValueError(
+                f"the balance is {account.balance / 100:.2f}: a debit of "
+                f"{-amount / 100:.2f} would take it below zero"
+            )
+        if account.balance + amount > MAX_BALANCE:
+            raise ValueError(f"an adjustment may not lift a balance past {MAX_BALANCE} cents")
+        account.balance += amount
+        event = FundsGranted(user_id, key, amount, account.balance, "adjust")
+        self._grants[key] = event
+        self._events.append(event)
+        self._records.append(Granted(user_id, amount, key, account.balance, "adjust", reason))
 
     # -- driving the rounds --------------------------------------------------
 
@@ -567,6 +662,8 @@ class Game:
         account = self._accounts[bet.user_id]
         r.book.settle(bet, payout)
         account.balance += payout
+        if account.activity is not None:
+            account.activity.paid(bet.placed_day, payout)
         event = CashoutDone(
             bet.user_id, ref, r.round_id, multiplier, payout, account.balance, reason, bet.slot
         )
@@ -608,6 +705,44 @@ class Game:
         if record is not None:
             self._records.append(record)
 
+    # -- operator commands ---------------------------------------------------
+
+    def void_round(self, now_ms: int) -> tuple[int, int]:
+        """Void the round under way (``pillarpayout void-round``); its id and how
+        many bets were refunded.
+
+        After advancing to ``now_ms`` (which plays every cash-out and the
+        crash due by then), a round still betting or running is voided:
+        cash-outs already made stand, every open bet is refunded
+        (``BetRefunded`` each), ``RoundVoided`` is emitted, and the next round
+        opens at once. No record is written for the void itself: the voided
+        round's write-ahead simply never gets a ``RoundCrashed``, which is
+        exactly what storage settles as void (``settle_round``: acknowledged
+        cash-outs honoured, every other bet refunded), whether the flusher or
+        a later recovery flushes it; so the engine's balances and PostgreSQL's
+        agree. Its crash point and seed stay unrevealed, and it adds nothing to
+        the history or the goals. ``TransitionError`` when no round is betting
+        or running (nothing changes).
+        """
+        self.advance(now_ms)
+        r = self._round
+        phase = next_phase(self._phase, Trigger.VOID)
+        assert r is not None and self._now is not None
+        refunded = r.book.refund_open()
+        for bet in refunded:
+            account = self._accounts[bet.user_id]
+            account.balance += bet.amount
+            if account.activity is not None:
+                account.activity.refunded(bet.placed_day, bet.amount)
+            r.views[bet.key] = replace(r.views[bet.key], status="refunded")
+            self._events.append(
+                BetRefunded(bet.user_id, r.round_id, bet.slot, bet.amount, account.balance)
+            )
+        r.views_cache = None
+        self._events.append(RoundVoided(r.round_id, len(refunded)))
+        self._open_round(self._now, self._now, phase)
+        return r.round_id, len(refunded)
+
     # -- player commands -----------------------------------------------------
 
     def place_bet(
@@ -626,9 +761,11 @@ class Game:
         is emitted again for a ``ref`` already accepted in this round, or
         ``CommandRejected`` is emitted and nothing changes. Codes:
         ``unknown_account``, ``ref_reused`` (the ref named a bet of an earlier
-        round), ``invalid_slot``, ``invalid_amount``, ``invalid_auto_cashout``,
+        round), ``self_excluded``, ``cooling_off``, ``invalid_slot``,
+        ``invalid_amount``, ``invalid_auto_cashout``,
         ``betting_closed``, ``already_bet`` (this slot is taken),
-        ``insufficient_funds`` (checked in that order). A ``ref`` is the user's
+        ``insufficient_funds``, ``limit_reached`` (checked in that order; the
+        self-imposed limits: ``engine/limits.py``). A ``ref`` is the user's
         across slots: a replay gets its bet's first answer, whatever slot the
         replay names.
         """
@@ -656,6 +793,9 @@ class Game:
                     f"ref {ref!r} named your bet in round {previous.round_id}; "
                     "a new bet needs a new ref",
                 )
+        now = self._now if self._now is not None else 0
+        if account.limits is not None:
+            check_blocked(account.limits, now)
         check_slot(slot)
         check_amount(amount, self._config)
         check_auto_cashout(auto_cashout, self._config)
@@ -669,10 +809,15 @@ class Game:
             )
         if account.balance < stake:
             raise Rejection(RejectCode.INSUFFICIENT_FUNDS, "your balance is too low for this bet")
+        if account.limits is not None and account.activity is not None:
+            check_bet(account.limits, account.activity, now, stake)
         # Every check passed: from here on nothing can fail.
         account.balance -= stake
+        day = day_of(now)
+        if account.activity is not None:
+            account.activity.staked(day, stake)
         accepted = BetAccepted(user_id, ref, r.round_id, stake, target, account.balance, slot)
-        r.book.add(Bet(user_id, ref, r.round_id, stake, target, accepted, slot))
+        r.book.add(Bet(user_id, ref, r.round_id, stake, target, accepted, slot, day))
         r.views[key] = BetView(user_id, account.username, stake, "open", None, None, slot)
         r.views_cache = None
         if ref is not None:
@@ -721,6 +866,8 @@ class Game:
             return
         if bet.status == "lost":
             raise Rejection(RejectCode.ROUND_CRASHED, "the pillar fell before your cashout")
+        if bet.status == "refunded":
+            raise Rejection(RejectCode.NO_ACTIVE_BET, "the round was voided and your bet refunded")
         if r is None or bet.round_id != r.round_id or self._phase not in ACCEPTS_CASHOUTS:
             raise Rejection(RejectCode.ROUND_NOT_RUNNING, "the round has not started yet")
         now = self._now if self._now is not None else r.running_ms

@@ -6,6 +6,8 @@
                        ^                                               |
                        +----------------- cooldown_ends ---------------+
 
+    betting or running --void--> betting (the next round, opened at once)
+
 * ``idle``: before ``Game.start``; no round exists yet.
 * ``betting``: a round is open and takes bets for ``betting_ms``.
 * ``running``: the pillar grows; players cash out; auto-cashouts fire.
@@ -54,6 +56,8 @@ class Trigger(StrEnum):
     BETTING_ENDS = "betting_ends"
     COLLAPSE = "collapse"
     COOLDOWN_ENDS = "cooldown_ends"
+    # An operator voided the round (``pillarpayout void-round``): the next opens at once.
+    VOID = "void"
 
 
 TRANSITIONS: Final[dict[tuple[Phase, Trigger], Phase]] = {
@@ -61,6 +65,8 @@ TRANSITIONS: Final[dict[tuple[Phase, Trigger], Phase]] = {
     (Phase.BETTING, Trigger.BETTING_ENDS): Phase.RUNNING,
     (Phase.RUNNING, Trigger.COLLAPSE): Phase.CRASHED,
     (Phase.CRASHED, Trigger.COOLDOWN_ENDS): Phase.BETTING,
+    (Phase.BETTING, Trigger.VOID): Phase.BETTING,
+    (Phase.RUNNING, Trigger.VOID): Phase.BETTING,
 }
 """(phase, trigger) -> next phase. Anything not listed is illegal."""
 

@@ -84,12 +84,18 @@ class GoalAdvanced:
 
 @dataclass(frozen=True, slots=True)
 class Granted:
-    """Operator or starting funds credited to a user; ``key`` makes it idempotent."""
+    """Operator or starting funds credited to a user; ``key`` makes it idempotent.
+
+    ``kind`` ``adjust``: an operator's correction (``pillarpayout adjust``), a
+    credit or a debit (``amount`` < 0), with the operator's ``reason``.
+    """
 
     user_id: int
     amount: int
     key: str
     balance_after: int
+    kind: Literal["grant", "adjust"] = "grant"
+    reason: str | None = None
 
 
 RoundRecord = RoundOpened | BetPlaced | CashedOut | RoundCrashed | GoalAdvanced

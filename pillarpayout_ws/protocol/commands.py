@@ -25,6 +25,11 @@ unmute     ``username``, ``reason`` (optional)                  Unmute
 ban        ``username``, ``reason`` (optional)                  Ban
 unban      ``username``, ``reason`` (optional)                  Unban
 delete_chat ``id``, ``reason`` (optional)                       DeleteChat
+set_limits ``limits`` (object: name -> cents|null, optional),   SetLimits
+           ``cool_off_days`` (1-42), ``self_exclusion_months``
+           (6-1200), each optional
+limits     (none): the player's limits, as ``set_limits``       GetLimits
+           answers them
 =========  ===================================================  ==========
 
 The moderation commands (the last five) are for moderators and admins; who
@@ -54,11 +59,17 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
+from typing import Final, cast
 
 import orjson
 
 from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, SLOTS
+from pillarpayout_ws.engine.limits import (
+    COOL_OFF_DAYS,
+    LIMIT_NAMES,
+    MAX_EXCLUSION_MONTHS,
+    MIN_EXCLUSION_MONTHS,
+)
 from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 
 __all__ = [
@@ -80,6 +91,7 @@ __all__ = [
     "Chat",
     "Command",
     "DeleteChat",
+    "GetLimits",
     "Login",
     "Logout",
     "LogoutAll",
@@ -89,6 +101,7 @@ __all__ = [
     "PlaceBet",
     "Register",
     "Resume",
+    "SetLimits",
     "Unban",
     "Unmute",
     "decode_command",
@@ -212,6 +225,20 @@ class Mute:
 
 
 @dataclass(frozen=True, slots=True)
+class SetLimits:
+    """Set limits on oneself (``set_limits``): ``limits`` maps the names that
+    change (``daily_loss``, ... ``monthly_wager``) to cents, or ``None`` to
+    remove; ``cool_off_days`` and ``exclusion_months`` start a cool-off or a
+    self-exclusion. The rules (tighter at once, looser after 24 hours) are
+    the engine's (``engine/limits.py``)."""
+
+    limits: Mapping[str, int | None]
+    cool_off_days: int | None = None
+    exclusion_months: int | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Unmute:
     """End ``username``'s mute (``unmute``); moderators only."""
 
@@ -250,6 +277,14 @@ class DeleteChat:
 
 ModerationCommand = Mute | Unmute | Ban | Unban | DeleteChat
 
+
+@dataclass(frozen=True, slots=True)
+class GetLimits:
+    """Ask for one's limits (``limits``)."""
+
+    ref: str | None = None
+
+
 Command = (
     Register
     | Login
@@ -265,6 +300,8 @@ Command = (
     | Ban
     | Unban
     | DeleteChat
+    | SetLimits
+    | GetLimits
 )
 
 _Frame = Mapping[str, object]
@@ -440,6 +477,52 @@ def _delete_chat(frame: _Frame, ref: str | None) -> DeleteChat:
     return DeleteChat(chat_id, _reason(frame, ref), ref)
 
 
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _set_limits(frame: _Frame, ref: str | None) -> SetLimits:
+    raw = frame.get("limits", {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise FrameError(FrameCode.INVALID_LIMIT, "limits is an object: name -> cents or null", ref)
+    limits: dict[str, int | None] = {}
+    for name, value in raw.items():
+        if name not in LIMIT_NAMES:
+            raise FrameError(
+                FrameCode.INVALID_LIMIT,
+                f"unknown limit {str(name)[:32]!r}; limits are {', '.join(LIMIT_NAMES)}",
+                ref,
+            )
+        if value is not None and not _whole(value, 1, MAX_AMOUNT):
+            raise FrameError(
+                FrameCode.INVALID_LIMIT,
+                f"{name} is a whole number of cents from 1 to {MAX_AMOUNT}, or null",
+                ref,
+            )
+        limits[name] = value
+    cool_off = frame.get("cool_off_days")
+    low, high = COOL_OFF_DAYS
+    if cool_off is not None and not _whole(cool_off, low, high):
+        raise FrameError(
+            FrameCode.INVALID_LIMIT, f"cool_off_days is a whole number from {low} to {high}", ref
+        )
+    months = frame.get("self_exclusion_months")
+    if months is not None and not _whole(months, MIN_EXCLUSION_MONTHS, MAX_EXCLUSION_MONTHS):
+        raise FrameError(
+            FrameCode.INVALID_LIMIT,
+            f"self_exclusion_months is a whole number from {MIN_EXCLUSION_MONTHS} "
+            f"to {MAX_EXCLUSION_MONTHS}",
+            ref,
+        )
+    return SetLimits(limits, cast("int | None", cool_off), cast("int | None", months), ref)
+
+
+def _get_limits(frame: _Frame, ref: str | None) -> GetLimits:
+    return GetLimits(ref)
+
+
 _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "register": _register,
     "login": _login,
@@ -455,6 +538,8 @@ _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "ban": _ban,
     "unban": _unban,
     "delete_chat": _delete_chat,
+    "set_limits": _set_limits,
+    "limits": _get_limits,
 }
 
 #: The ``type`` values ``decode_command`` understands.

@@ -44,6 +44,10 @@ class FrameCode(StrEnum):
     INVALID_TEXT = "invalid_text"
     # ``mute.minutes`` not an integer from 1 to ``MAX_MUTE_MINUTES``.
     INVALID_MINUTES = "invalid_minutes"
+    # ``set_limits``: an unknown limit name, an amount that is not null or a
+    # whole number of cents in 1..2**53, a cool-off outside 1..42 days or a
+    # self-exclusion outside 6..1200 months.
+    INVALID_LIMIT = "invalid_limit"
 
 
 class FrameError(PillarPayoutError):

@@ -22,7 +22,7 @@ Nothing here reads the clock: every ``ts`` is the caller's.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import assert_never
 
@@ -30,6 +30,7 @@ import orjson
 
 from pillarpayout_ws.engine.events import (
     BetAccepted,
+    BetRefunded,
     BettingOpened,
     BetView,
     CashoutDone,
@@ -40,9 +41,11 @@ from pillarpayout_ws.engine.events import (
     GameSnapshot,
     GoalUpdated,
     RoundRunning,
+    RoundVoided,
     Tick,
 )
 from pillarpayout_ws.engine.goals import Goal
+from pillarpayout_ws.engine.limits import LIMIT_NAMES, Limits
 
 __all__ = [
     "HELLO_LIMIT",
@@ -161,9 +164,17 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "reward": event.reward,
                 "status": event.status,
             }
+        case RoundVoided():
+            frame = {
+                "type": "round_voided",
+                "round_id": event.round_id,
+                "refunded": event.refunded,
+            }
+        case BetRefunded():
+            return encode_balance(event.balance, event.amount, "refund", event.round_id, event.slot)
         case FundsGranted():
             # The grant's idempotency key is bookkeeping, not the player's business.
-            return encode_balance(event.balance, event.amount, "grant")
+            return encode_balance(event.balance, event.amount, event.reason)
         case _:
             assert_never(event)
     return orjson.dumps(frame)
@@ -243,6 +254,34 @@ def encode_balance(
     if slot is not None:
         frame["slot"] = slot
     return orjson.dumps(frame)
+
+
+def encode_limits(
+    limits: Limits, usage: Mapping[str, int], ref: str | None, *, now_ms: int
+) -> bytes:
+    """The answer to ``set_limits`` and ``limits``: every limit with its value in
+    force and any pending change (as of ``now_ms``), the period totals they are
+    checked against, and the end of a cool-off or self-exclusion under way."""
+    current = limits.at(now_ms)
+    values: _Object = {}
+    for name in LIMIT_NAMES:
+        limit = current.limit(name)
+        values[name] = {
+            "amount": limit.current,
+            "pending": limit.effective_at_ms is not None,
+            "pending_amount": limit.pending,
+            "effective_at_ms": limit.effective_at_ms,
+        }
+    return orjson.dumps(
+        {
+            "type": "limits",
+            "ref": ref,
+            "limits": values,
+            "usage": dict(usage),
+            "cool_off_until_ms": current.cool_off_until_ms,
+            "self_excluded_until_ms": current.excluded_until_ms,
+        }
+    )
 
 
 def encode_pong(ref: str | None, *, ts: float) -> bytes:

@@ -44,6 +44,7 @@ from ..storage.flush import Flusher, flush_or_hold, recover
 from ..storage.live import LiveStore, _mask
 from ..storage.postgres import Database
 from ..storage.stats import PlayerStats
+from .admin import AdminDesk
 from .api import PublicRecord
 from .auth import Accounts
 from .chat import ChatRoom
@@ -58,6 +59,7 @@ from .limits import ConnectionGate
 from .listen import listen
 from .metrics import Metrics
 from .moderation import Moderation, ModerationDesk
+from .player_limits import LimitsDesk
 from .presence import Presence
 from .publish import Publisher
 from .routes import Router, metrics_response
@@ -154,6 +156,7 @@ class App:
             metrics=self.metrics,
             clock=self.clock,
             moderation=self.moderation,
+            limits=LimitsDesk(db, runner),
         )
         self.health = HealthWatch(storage, self.flusher, self._game_loop_alive)
         self.publisher = Publisher(storage.live, hello.greet)
@@ -199,6 +202,7 @@ class App:
         self.tasks.spawn(self.stats.run(), "player-stats")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
+        self.tasks.every(GRANT_POLL_S, AdminDesk(storage, runner).take, "admin")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
         desk = ModerationDesk(storage, self.moderation)
         self.tasks.every(GRANT_POLL_S, desk.take, "moderation")

@@ -42,6 +42,7 @@ from ..protocol import (
     Chat,
     Command,
     FrameError,
+    GetLimits,
     Login,
     Logout,
     LogoutAll,
@@ -50,6 +51,7 @@ from ..protocol import (
     PlaceBet,
     Register,
     Resume,
+    SetLimits,
     decode_command,
     encode_balance,
     encode_error,
@@ -66,6 +68,7 @@ from .hello import Hello
 from .limits import ClientAddresses, FrameLimiter, Verdict
 from .metrics import Metrics
 from .moderation import Moderation
+from .player_limits import LimitsDesk
 from .runner import BetCommand, CashoutCommand, GameRunner
 
 __all__ = ["ConnectionHandler", "Services"]
@@ -86,6 +89,7 @@ class Services:
     metrics: Metrics
     clock: Clock
     moderation: Moderation
+    limits: LimitsDesk
 
 
 class ConnectionHandler:
@@ -198,12 +202,20 @@ class ConnectionHandler:
             self.chat(command.text, command.ref)
         elif isinstance(command, ModerationCommand):
             await services.moderation.command(client, command)
+        elif isinstance(command, SetLimits):
+            answer = await services.limits.set_limits(client.user_id, command)
+            services.hub.send(client, answer)
+        elif isinstance(command, GetLimits):
+            services.hub.send(client, services.limits.frame(client.user_id, command.ref))
 
     async def logged_in(self, user: UserRow, token: str, digest: str, since: int) -> None:
         """Log this connection in as ``user``, unless the session was revoked while
         it was being checked (revocation number ``since`` was the latest then)."""
         services = self.services
-        balance = await services.runner.load_account(user.id, user.username, user.balance)
+        limits, activity = await services.limits.load(user.id)
+        balance = await services.runner.load_account(
+            user.id, user.username, user.balance, limits, activity
+        )
         if not services.accounts.still_valid(digest, user.id, since=since):
             raise AuthError("invalid_session", "the session is unknown, expired or revoked")
         moderation = services.moderation

@@ -49,6 +49,7 @@ from ..engine.config import GameConfig
 from ..engine.errors import EngineError
 from ..engine.events import (
     BetAccepted,
+    BetRefunded,
     BettingOpened,
     BetView,
     CashoutDone,
@@ -59,12 +60,14 @@ from ..engine.events import (
     GameSnapshot,
     GoalUpdated,
     RoundRunning,
+    RoundVoided,
     Tick,
 )
 from ..engine.fairness import format_multiplier
 from ..engine.game import Game
 from ..engine.goals import Goal
 from ..engine.growth import FULL_INTEGRITY, ONE_X, integrity_at
+from ..engine.limits import Activity, Limits
 from ..engine.phases import Phase
 from ..engine.records import Record, RoundCrashed
 from ..exceptions import RedisUnavailable
@@ -120,6 +123,19 @@ class LoadAccount:
     username: str
     balance: int  # PostgreSQL's: the engine keeps its own if already loaded
     done: asyncio.Future[int]
+    # The player's self-imposed limits and flushed period totals (on login;
+    # None for a grant's load): taken if the engine holds none yet.
+    limits: Limits | None = None
+    activity: Activity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsCommand:
+    """Install a logged-in player's new limits (already stored in PostgreSQL)."""
+
+    user_id: int
+    limits: Limits
+    done: asyncio.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +148,33 @@ class GrantCommand:
     key: str
 
 
-GameCommand = BetCommand | CashoutCommand | LoadAccount | GrantCommand
+@dataclass(frozen=True, slots=True)
+class AdjustCommand:
+    """Load the account if needed and adjust it (``Game.adjust``); answered like a grant."""
+
+    account: LoadAccount
+    amount: int  # cents, signed
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoidCommand:
+    """Void the round under way (``Game.void_round``); answered with its id once
+    the turn is durable and sent, or with the engine's refusal."""
+
+    done: asyncio.Future[tuple[int, int]]
+
+
+GameCommand = (
+    BetCommand
+    | CashoutCommand
+    | LoadAccount
+    | GrantCommand
+    | LimitsCommand
+    | AdjustCommand
+    | VoidCommand
+)
 Greeting = Callable[[GameSnapshot], object]
 
 
@@ -259,11 +301,36 @@ class GameRunner:
             self._holding += 1
         self._wake.set()
 
-    async def load_account(self, user_id: int, username: str, balance: int) -> int:
+    async def load_account(
+        self,
+        user_id: int,
+        username: str,
+        balance: int,
+        limits: Limits | None = None,
+        activity: Activity | None = None,
+    ) -> int:
         """Load a wallet into the engine (on login); its balance there once loaded."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.submit(LoadAccount(user_id, username, balance, done))
+        self.submit(LoadAccount(user_id, username, balance, done, limits, activity))
         return await done
+
+    def limits_of(self, user_id: int) -> tuple[Limits | None, dict[str, int] | None]:
+        """A loaded player's limits and period totals now (reads only)."""
+        game = self._game
+        return game.limits_of(user_id), game.usage_of(user_id, self.now_ms())
+
+    async def void_round(self) -> tuple[int, int]:
+        """Void the round under way (``Game.void_round``); its id and the bets
+        refunded, once the refunds and the next round's opening are sent."""
+        done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self.submit(VoidCommand(done))
+        return await done
+
+    async def set_limits(self, user_id: int, limits: Limits) -> None:
+        """Install a player's new limits in the engine, from the next turn on."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submit(LimitsCommand(user_id, limits, done))
+        await done
 
     def greet(self, greeting: Greeting) -> None:
         """Call ``greeting`` with the game's snapshot: now if no turn is under way,
@@ -332,6 +399,7 @@ class GameRunner:
         pending, self._pending = self._pending, []
         self._in_turn = True
         loaded: list[LoadAccount] = []
+        voided: list[tuple[tuple[int, int], asyncio.Future[tuple[int, int]]]] = []
         for command in pending:
             if isinstance(command, BetCommand):
                 game.place_bet(
@@ -344,12 +412,32 @@ class GameRunner:
                 )
             elif isinstance(command, CashoutCommand):
                 game.cash_out(command.at_ms, command.user_id, command.ref, command.slot)
+            elif isinstance(command, VoidCommand):
+                try:
+                    voided.append((game.void_round(now), command.done))
+                except EngineError as exc:
+                    command.done.set_exception(exc)
+            elif isinstance(command, LimitsCommand):
+                try:
+                    game.set_limits(command.user_id, command.limits)
+                except EngineError as exc:
+                    command.done.set_exception(exc)
+                else:
+                    command.done.set_result(None)
             else:
                 account = command if isinstance(command, LoadAccount) else command.account
                 try:
-                    game.load_account(account.user_id, account.username, account.balance)
+                    game.load_account(
+                        account.user_id,
+                        account.username,
+                        account.balance,
+                        account.limits,
+                        account.activity,
+                    )
                     if isinstance(command, GrantCommand):
                         game.grant(account.user_id, command.amount, command.key)
+                    elif isinstance(command, AdjustCommand):
+                        game.adjust(account.user_id, command.amount, command.key, command.reason)
                 except (ValueError, EngineError) as exc:
                     if not account.done.done():
                         account.done.set_exception(exc)
@@ -363,6 +451,9 @@ class GameRunner:
             for record in records:
                 if isinstance(record, RoundCrashed):
                     self._flusher.round_completed(record.round_id)
+        for (round_id, _), _ in voided:
+            # Its write-ahead ends without a crash: the flush settles it void.
+            self._flusher.round_completed(round_id)
         self._dispatch(events)
         answered = sum(isinstance(c, BetCommand | CashoutCommand) for c in pending)
         if answered:
@@ -371,6 +462,9 @@ class GameRunner:
         for account in loaded:
             if not account.done.done():
                 account.done.set_result(game.balance_of(account.user_id) or 0)
+        for result, done in voided:
+            if not done.done():
+                done.set_result(result)
         self._time_answers(pending)
         self.round_id = game.round_id
         self.sent_ms = now
@@ -445,8 +539,11 @@ class GameRunner:
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()
-            elif isinstance(event, FundsGranted):
+            elif isinstance(event, FundsGranted | BetRefunded):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
+            elif isinstance(event, RoundVoided):
+                self._bets_delta.clear()  # the round is gone: its bets' news with it
+                hub.broadcast(encode_event(event, ts=ts))
             elif isinstance(event, BettingOpened):
                 if event.chain_id != self._announced_chain:
                     hub.broadcast(encode_fairness(self.fairness()))

@@ -9,8 +9,10 @@ names the users, bets and rounds at fault rather than just failing:
    the bet row;
 3. no payout multiplier above its round's crash point, and every payout is
    ``floor(amount * multiplier)``;
-4. money is conserved: sum(balances) + house result == sum(grants), with the
-   house result computed from the bets table, not from the ledger;
+4. money is conserved: sum(balances) + house result == sum(grants) +
+   sum(adjustments) (an operator's ``adjust``, signed), with the house result
+   computed from the bets table, not from the ledger; every adjustment has a
+   reason (the schema checks it too);
 5. the write-ahead still in Redis is well formed (settles without error).
 """
 
@@ -54,7 +56,7 @@ ORDER BY id LIMIT 100
 
 _ORPHAN_LEDGER = """
 SELECT l.id, l.user_id, l.kind, l.amount FROM ledger l
-WHERE l.kind <> 'grant' AND (l.round_id IS NULL OR NOT EXISTS (
+WHERE l.kind NOT IN ('grant', 'adjust') AND (l.round_id IS NULL OR NOT EXISTS (
     SELECT 1 FROM bets b
     WHERE b.round_id = l.round_id AND b.user_id = l.user_id AND b.slot = l.slot))
 ORDER BY l.id LIMIT 100
@@ -73,6 +75,7 @@ ORDER BY b.id LIMIT 100
 _TOTALS = """
 SELECT (SELECT COALESCE(SUM(balance), 0)::bigint FROM users) AS balances,
        (SELECT COALESCE(SUM(amount), 0)::bigint FROM ledger WHERE kind = 'grant') AS grants,
+       (SELECT COALESCE(SUM(amount), 0)::bigint FROM ledger WHERE kind = 'adjust') AS adjusts,
        (SELECT (COALESCE(SUM(bet_amount) FILTER (WHERE status <> 'refunded'), 0)
                - COALESCE(SUM(winnings), 0))::bigint FROM bets) AS house,
        (SELECT COUNT(*) FROM users) AS users,
@@ -132,15 +135,16 @@ async def audit(db: Database, live: LiveStore | None) -> AuditReport:
             f"{row['m'] / 100:.2f}x on {_cents(row['bet_amount'])}; crash point {crash}"
         )
     totals = (await db.fetch(_TOTALS))[0]
-    if totals["balances"] + totals["house"] != totals["grants"]:
+    if totals["balances"] + totals["house"] != totals["grants"] + totals["adjusts"]:
         report.problems.append(
             f"money not conserved: balances {_cents(totals['balances'])} + house result "
-            f"{_cents(totals['house'])} != grants {_cents(totals['grants'])}"
+            f"{_cents(totals['house'])} != grants {_cents(totals['grants'])} + adjustments "
+            f"{_cents(totals['adjusts'])}"
         )
     report.facts.append(
         f"PostgreSQL: {totals['users']} users, {totals['rounds']} rounds, {totals['bets']} bets; "
         f"balances {_cents(totals['balances'])}, house result {_cents(totals['house'])}, "
-        f"grants {_cents(totals['grants'])}"
+        f"grants {_cents(totals['grants'])}, adjustments {_cents(totals['adjusts'])}"
     )
     if live is not None:
         pending = await live.pending_round_ids()

@@ -7,6 +7,9 @@ Keys (``pp:`` is the prefix of everything this project writes)::
     pp:grants          hash   idem key -> Granted record not yet flushed
     pp:grant_requests  list   grants queued by `pillarpayout grant` for a running server
     pp:grant_reply:{k} list   the server's answer to grant request k
+    pp:admin_requests  list   operator commands (`adjust`, `void-round`) queued for a
+                              running server (``server/admin.py``)
+    pp:admin_reply:{k} list   the server's answer to operator command k
     pp:hello           string the latest ``hello`` snapshot, for relays greeting newcomers
     game_state         hash   round_id, multiplier, integrity, state, active_players: the
                               game as of its last tick or phase change
@@ -98,6 +101,13 @@ async def forget_relay(client: aioredis.Redis, relay_id: str) -> None:
 
 def grant_reply_key(key: str) -> str:
     return f"pp:grant_reply:{key}"
+
+
+ADMIN_REQUESTS = "pp:admin_requests"
+
+
+def admin_reply_key(key: str) -> str:
+    return f"pp:admin_reply:{key}"
 
 
 def encode_record(record: Record) -> bytes:
@@ -350,6 +360,40 @@ class LiveStore:
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis read failed: {exc}") from None
         return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
+
+    # -- operator commands handed to a running server (server/admin.py) ------
+
+    async def request_admin(
+        self, request: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any] | None:
+        """Queue an operator command for the running server and wait for its answer
+        (None: no answer in time)."""
+        reply = admin_reply_key(str(request["key"]))
+        try:
+            await self._redis.rpush(ADMIN_REQUESTS, orjson.dumps(request))
+            answer = await self._redis.blpop([reply], timeout=timeout_s)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis failed: {exc}") from None
+        if answer is None:
+            return None
+        return cast(dict[str, Any], orjson.loads(answer[1]))
+
+    async def take_admin_requests(self, limit: int = 100) -> list[dict[str, Any]]:
+        try:
+            items = cast("list[bytes] | None", await self._redis.lpop(ADMIN_REQUESTS, limit))
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
+
+    async def answer_admin(self, key: str, answer: dict[str, Any]) -> None:
+        reply = admin_reply_key(key)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(reply, orjson.dumps(answer))
+        pipe.expire(reply, 60)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis write failed: {exc}") from None
 
     async def answer_grant(self, key: str, answer: dict[str, Any]) -> None:
         reply = grant_reply_key(key)

@@ -21,14 +21,21 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 
 from ..engine.fairness import SeedChain
+from ..engine.limits import Limit, Limits
 from ..engine.records import Granted
-from ..exceptions import ConfigError, DatabaseUnavailable, StorageError, UnknownUser
+from ..exceptions import (
+    ConfigError,
+    DatabaseUnavailable,
+    InsufficientBalance,
+    StorageError,
+    UnknownUser,
+)
 from .live import _mask
 from .settle import SettledRound
 
@@ -139,6 +146,18 @@ _BET_COLUMNS = (
     "slot",
 )
 _LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "idem_key", "slot")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _instant(ms: int | None) -> datetime | None:
+    """Unix milliseconds as an exact ``datetime`` (no float on the way)."""
+    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
+
+
+def _ms(instant: datetime | None) -> int | None:
+    return None if instant is None else (instant - _EPOCH) // timedelta(milliseconds=1)
 
 
 _ROUND_FIELDS = (
@@ -352,6 +371,42 @@ class Database:
                 raise UnknownUser(f"no user named {username!r}")
             await self._credit(conn, user_id, amount, key)
             balance: int = await conn.fetchval("SELECT balance FROM users WHERE id = $1", user_id)
+        return user_id, balance
+
+    async def adjust(self, username: str, amount: int, key: str, reason: str) -> tuple[int, int]:
+        """Adjust ``username``'s balance directly in PostgreSQL (no server running):
+        a ledger row of kind ``adjust`` with ``reason`` and the balance delta, in
+        one transaction; (user id, balance). ``InsufficientBalance`` for a debit
+        below zero (nothing changes)."""
+        async with _translated("an adjustment"), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT id, balance FROM users WHERE lower(username) = lower($1) FOR UPDATE",
+                username,
+            )
+            if row is None:
+                raise UnknownUser(f"no user named {username!r}")
+            user_id, balance = row["id"], row["balance"]
+            if balance + amount < 0:
+                raise InsufficientBalance(
+                    f"the balance is {balance / 100:.2f}: a debit of {-amount / 100:.2f} "
+                    "would take it below zero"
+                )
+            inserted = await conn.fetchval(
+                "INSERT INTO ledger (user_id, kind, amount, idem_key, reason) "
+                "VALUES ($1, 'adjust', $2, $3, $4) "
+                "ON CONFLICT (idem_key) WHERE kind = 'adjust' DO NOTHING RETURNING id",
+                user_id,
+                amount,
+                key,
+                reason,
+            )
+            if inserted is not None:
+                balance = await conn.fetchval(
+                    "UPDATE users SET balance = balance + $2, updated_at = now() "
+                    "WHERE id = $1 RETURNING balance",
+                    user_id,
+                    amount,
+                )
         return user_id, balance
 
     @staticmethod
@@ -636,7 +691,9 @@ class Database:
         for user_id, _, amount, _, _, _ in entries:
             deltas[user_id] += amount
         ledger_rows = len(entries)
-        if grants:
+        plain = [g for g in grants if g.kind == "grant"]
+        adjusts = [g for g in grants if g.kind == "adjust"]
+        if plain:
             # Grants are idempotent by their own key: only the new ones count.
             rows = await conn.fetch(
                 """
@@ -646,9 +703,27 @@ class Database:
                 ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING
                 RETURNING user_id, amount
                 """,
-                [g.user_id for g in grants],
-                [g.amount for g in grants],
-                [g.key for g in grants],
+                [g.user_id for g in plain],
+                [g.amount for g in plain],
+                [g.key for g in plain],
+            )
+            ledger_rows += len(rows)
+            for row in rows:
+                deltas[row["user_id"]] += row["amount"]
+        if adjusts:
+            # So are an operator's adjustments, each with its reason.
+            rows = await conn.fetch(
+                """
+                INSERT INTO ledger (user_id, kind, amount, idem_key, reason)
+                SELECT u, 'adjust', a, k, r
+                FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS g(u, a, k, r)
+                ON CONFLICT (idem_key) WHERE kind = 'adjust' DO NOTHING
+                RETURNING user_id, amount
+                """,
+                [g.user_id for g in adjusts],
+                [g.amount for g in adjusts],
+                [g.key for g in adjusts],
+                [g.reason or "" for g in adjusts],
             )
             ledger_rows += len(rows)
             for row in rows:
@@ -843,6 +918,66 @@ class Database:
             (r["id"], r["user_id"], r["username"], r["message"], r["timestamp"].timestamp())
             for r in reversed(rows)
         ]
+
+    # -- self-imposed limits (engine/limits.py) ----------------------------
+
+    async def limits(self, user_id: int) -> Limits:
+        """The limits ``user_id`` has set on themselves, as stored (pending changes
+        not yet applied: ``Limits.at`` does that)."""
+        async with _translated("reading limits"):
+            rows = await self._pool.fetch(
+                "SELECT name, amount, pending, effective_at FROM player_limits WHERE user_id = $1",
+                user_id,
+            )
+            block = await self._pool.fetchrow(
+                "SELECT cool_off_until, excluded_until FROM player_exclusions WHERE user_id = $1",
+                user_id,
+            )
+        values = {r["name"]: Limit(r["amount"], r["pending"], _ms(r["effective_at"])) for r in rows}
+        if block is None:
+            return Limits(values)
+        return Limits(values, _ms(block["cool_off_until"]), _ms(block["excluded_until"]))
+
+    async def save_limits(self, user_id: int, limits: Limits) -> None:
+        """Store ``user_id``'s limits (all of them: the rows not in ``limits`` go)."""
+        rows = [
+            (user_id, name, limit.current, limit.pending, _instant(limit.effective_at_ms))
+            for name, limit in limits.values.items()
+        ]
+        async with (
+            _translated("saving limits"),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            await conn.execute("DELETE FROM player_limits WHERE user_id = $1", user_id)
+            await conn.executemany(
+                "INSERT INTO player_limits (user_id, name, amount, pending, effective_at) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                rows,
+            )
+            await conn.execute(
+                "INSERT INTO player_exclusions (user_id, cool_off_until, excluded_until) "
+                "VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET "
+                "cool_off_until = $2, excluded_until = $3, updated_at = now()",
+                user_id,
+                _instant(limits.cool_off_until_ms),
+                _instant(limits.excluded_until_ms),
+            )
+
+    async def activity(self, user_id: int, since_ms: int) -> dict[int, tuple[int, int]]:
+        """``user_id``'s flushed bets placed since ``since_ms``, per UTC day (days
+        since 1970-01-01): (stakes, stakes minus payouts). Refunded bets count
+        nothing (their stake came back)."""
+        async with _translated("reading bets for limits"):
+            rows = await self._pool.fetch(
+                "SELECT (placed_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day, "
+                "sum(bet_amount)::bigint AS wagered, sum(bet_amount - winnings)::bigint AS loss "
+                "FROM bets WHERE user_id = $1 AND status <> 'refunded' AND placed_at >= $2 "
+                "GROUP BY 1",
+                user_id,
+                _instant(since_ms),
+            )
+        return {r["day"]: (r["wagered"], r["loss"]) for r in rows}
 
     # -- read access for audit and tests -----------------------------------
 

@@ -13,6 +13,7 @@ import {
 } from "./format.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
 import { Moderation } from "./moderation.js";
+import { LimitsPanel } from "./limits.js";
 import { GameSocket } from "./net.js";
 import { PillarView } from "./pillar.js";
 import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
@@ -79,6 +80,8 @@ function ref(kind) {
   state.refs += 1;
   return `${kind}-${PAGE_ID}-${state.refs}`;
 }
+
+const limitsPanel = new LimitsPanel((frame) => socket.send(frame), ref);
 
 // -- frames from the server -------------------------------------------------------
 
@@ -303,6 +306,7 @@ const handlers = {
 };
 
 function onFrame(frame) {
+  limitsPanel.onFrame(frame); // web/limits.js: the player's own limits
   const handler = handlers[frame.type];
   if (handler !== undefined) handler(frame); // frame types added later are ignored
   moderation.onFrame(frame); // roles, deleted lines, the moderator's answers (moderation.js)

@@ -30,10 +30,18 @@ def test_the_cycle() -> None:
 
 def test_everything_not_in_the_table_raises() -> None:
     illegal = [pair for pair in itertools.product(Phase, Trigger) if pair not in TRANSITIONS]
-    assert len(illegal) == len(Phase) * len(Trigger) - 4
+    assert len(illegal) == len(Phase) * len(Trigger) - 6
     for phase, trigger in illegal:
         with pytest.raises(TransitionError, match=trigger.value):
             next_phase(phase, trigger)
+
+
+def test_a_void_opens_the_next_round_from_betting_or_running_only() -> None:
+    assert next_phase(Phase.BETTING, Trigger.VOID) is Phase.BETTING
+    assert next_phase(Phase.RUNNING, Trigger.VOID) is Phase.BETTING
+    for phase in (Phase.IDLE, Phase.CRASHED):
+        with pytest.raises(TransitionError, match="void"):
+            next_phase(phase, Trigger.VOID)
 
 
 def test_transition_error_is_an_engine_error() -> None:

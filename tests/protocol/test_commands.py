@@ -17,6 +17,7 @@ from pillarpayout_ws.protocol import (
     Command,
     FrameCode,
     FrameError,
+    GetLimits,
     Login,
     Logout,
     LogoutAll,
@@ -26,6 +27,7 @@ from pillarpayout_ws.protocol import (
     PlaceBet,
     Register,
     Resume,
+    SetLimits,
     decode_command,
     encode_error,
 )
@@ -42,6 +44,7 @@ DOCUMENTED_CODES = {
     "invalid_password",
     "invalid_text",
     "invalid_minutes",
+    "invalid_limit",
 }
 
 
@@ -60,6 +63,21 @@ def test_documented_codes_are_the_enum() -> None:
 
 
 # --- each command decodes --------------------------------------------------------
+
+
+def test_set_limits_and_limits_decode() -> None:
+    assert decode_command(
+        frame(
+            type="set_limits",
+            ref="l",
+            limits={"daily_loss": 5000, "weekly_wager": None},
+            cool_off_days=42,
+            self_exclusion_months=6,
+        )
+    ) == SetLimits({"daily_loss": 5000, "weekly_wager": None}, 42, 6, "l")
+    assert decode_command(frame(type="set_limits")) == SetLimits({})
+    assert decode_command(frame(type="limits", ref="q")) == GetLimits("q")
+    assert refused(frame(type="set_limits", limits={"daily": 1})).code == "invalid_limit"
 
 
 @pytest.mark.parametrize(
@@ -105,6 +123,7 @@ def test_every_type_has_a_case() -> None:
         "cashout",
         "chat",
         "delete_chat",
+        "limits",
         "login",
         "logout",
         "logout_all",
@@ -112,6 +131,7 @@ def test_every_type_has_a_case() -> None:
         "ping",
         "register",
         "resume",
+        "set_limits",
         "unban",
         "unmute",
     ]
@@ -279,6 +299,11 @@ CASES: list[tuple[str | bytes, str]] = [
     (frame(type="chat", text="\ufeffbom"), "invalid_text"),  # Cf
     (frame(type="mute", username="bob", minutes=0), "invalid_minutes"),
     (frame(type="mute", username="bob", minutes="5"), "invalid_minutes"),
+    (frame(type="set_limits", limits=[]), "invalid_limit"),
+    (frame(type="set_limits", limits={"daily_loss": 0}), "invalid_limit"),
+    (frame(type="set_limits", limits={"daily_loss": False}), "invalid_limit"),
+    (frame(type="set_limits", cool_off_days=43), "invalid_limit"),
+    (frame(type="set_limits", self_exclusion_months=5), "invalid_limit"),
 ]
 
 
@@ -423,7 +448,9 @@ def check_outcome(data: str | bytes) -> None:
         | CashOut
         | Chat
         | Ping
-        | ModerationCommand,
+        | ModerationCommand
+        | SetLimits
+        | GetLimits,
     )
     if isinstance(result, Mute):
         assert type(result.minutes) is int and 1 <= result.minutes <= 43_200

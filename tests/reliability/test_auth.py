@@ -441,10 +441,14 @@ async def test_sql_injection_through_every_text_field_changes_nothing(
         assert bet["ref"] == payload[:64]
         (line,) = await rig.fetch("SELECT message FROM chat_messages WHERE user_id = $1", user_id)
         assert line["message"] == payload
+    # The players' totals may or may not have been summed before the stop: now they are.
+    while await rig.app.storage.db.summarise_bets():
+        pass
     after = await table_counts(rig)
     n = len(INJECTIONS)
     # Per new user: a user row, 2 sessions (register, login), a grant + a bet +
-    # its refund in the ledger, a bet, a chat line; plus the round.
+    # its refund in the ledger, a bet, a chat line, its totals for the day,
+    # the week and all time; plus the round.
     expected = {
         **before,
         "users": before["users"] + n,
@@ -452,6 +456,7 @@ async def test_sql_injection_through_every_text_field_changes_nothing(
         "ledger": before["ledger"] + 3 * n,
         "bets": before["bets"] + n,
         "chat_messages": before["chat_messages"] + n,
+        "player_stats": before["player_stats"] + 3 * n,
         "rounds": before["rounds"] + 1,
     }
     assert after == expected

@@ -71,6 +71,11 @@ PROVEN_ELSEWHERE = {
     "unknown_chat": (
         "tests/server/test_moderation.py::test_delete_chat_broadcasts_and_keeps_the_line_marked"
     ),
+    "limit_reached": (
+        "tests/server/test_player_limits.py::test_set_tighten_loosen_and_the_limit_reached_error"
+    ),
+    "cooling_off": "tests/server/test_player_limits.py::test_cooling_off_and_self_excluded",
+    "self_excluded": "tests/server/test_player_limits.py::test_cooling_off_and_self_excluded",
 }
 
 # Codes no client can provoke. unknown_account: a connection gets a user id only
@@ -149,6 +154,10 @@ def register(**fields: object) -> dict[str, object]:
     }
 
 
+def set_limits(**fields: object) -> dict[str, object]:
+    return {"type": "set_limits", **fields}
+
+
 def chat(text: str) -> dict[str, object]:
     return {"type": "chat", "text": text}
 
@@ -172,6 +181,19 @@ REFUSED: dict[str, list[dict[str, object]]] = {
         )
     ],
     "invalid_password": [register(password=pw) for pw in ("", "seven77", "p" * 257)],
+    "invalid_limit": [
+        set_limits(limits=[]),
+        set_limits(limits={"hourly_loss": 100}),
+        set_limits(limits={"daily_loss": 0}),
+        set_limits(limits={"daily_loss": 10.5}),
+        set_limits(limits={"daily_loss": "5000"}),
+        set_limits(limits={"weekly_wager": True}),
+        set_limits(limits={"monthly_loss": 2**53 + 1}),
+        set_limits(cool_off_days=0),
+        set_limits(cool_off_days=43),
+        set_limits(self_exclusion_months=5),
+        set_limits(self_exclusion_months=1.5),
+    ],
     "invalid_text": [
         chat(text)
         for text in (

@@ -18,6 +18,8 @@ async def test_spectators_cannot_act(manual_game: ManualGame) -> None:
         {"type": "cashout"},
         {"type": "chat", "text": "hi"},
         {"type": "logout"},
+        {"type": "set_limits", "limits": {"daily_loss": 100}},
+        {"type": "limits"},
     ]
     for i, frame in enumerate(frames):
         await spectator.send(**frame, ref=f"s{i}")

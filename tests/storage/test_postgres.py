@@ -18,7 +18,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 
@@ -142,6 +142,7 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         "bets_pkey",
         "bets_round_id_user_id_slot_key",
         "bets_user_id",
+        "ledger_adjust_key",
         "ledger_grant_key",
         "ledger_grant_user",
         "ledger_pkey",
@@ -151,6 +152,41 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         [settle_round(round_records(2, chain, balances, {users[1].id: 100}, {}, 150))]
     )
     assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_schema_version_7_lets_an_older_ledger_take_adjustments(storage: Storage) -> None:
+    (user,) = await make_users(storage, 1, balance=1000)
+    # The ledger as version 6 had it: four kinds, a negative amount only for a bet.
+    for statement in (
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_kind_check",
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_sign_check",
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_round_check",
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_reason_check",
+        "ALTER TABLE ledger DROP COLUMN reason",
+        "ALTER TABLE ledger ADD CHECK (kind IN ('grant', 'bet', 'payout', 'refund'))",
+        "ALTER TABLE ledger ADD CHECK ((kind = 'bet') = (amount < 0))",
+        "ALTER TABLE ledger ADD CHECK ((kind = 'grant') = (round_id IS NULL))",
+    ):
+        await storage.db.execute(statement)
+    await storage.db.apply_schema()
+    await storage.db.apply_schema()
+    checks = await storage.db.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'ledger'::regclass "
+        "AND contype = 'c' ORDER BY 1"
+    )
+    assert [c["conname"] for c in checks] == [
+        "ledger_amount_check",
+        "ledger_kind_check",
+        "ledger_reason_check",
+        "ledger_round_check",
+        "ledger_sign_check",
+    ]
+    assert await storage.db.adjust(user.username, -400, "k", "a correction") == (user.id, 600)
+    with pytest.raises(StorageError):  # an adjust without a reason
+        await storage.db.execute(
+            "INSERT INTO ledger (user_id, kind, amount, idem_key) VALUES ($1, 'adjust', 1, 'x')",
+            user.id,
+        )
 
 
 async def back_to_version_5(storage: Storage) -> None:

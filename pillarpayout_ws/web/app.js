@@ -513,6 +513,8 @@ function renderAutoBet(slot) {
   part("ab-start", slot).disabled = state.me === null || !socket.open;
   if (run === null) return;
   status.dataset.state = running ? "running" : "stopped";
+  // The round of the run's acknowledged bet, while it is in play.
+  status.dataset.betRound = run.bet !== null && run.bet.accepted ? String(run.bet.roundId) : "";
   status.dataset.played = String(run.played);
   status.dataset.profit = String(run.profit);
   if (running) {

@@ -156,6 +156,9 @@ const handlers = {
     verifyPanel.seedArrived(f.round_id - 1);
     renderAll();
     for (const slot of SLOTS) placeAutoBet(slot);
+    // The round before is flushed to PostgreSQL by now, most likely (within a
+    // second of its crash): its bets are in /api/me/bets.
+    stats.refresh();
   },
 
   running(f) {
@@ -209,7 +212,6 @@ const handlers = {
     }
     verifyPanel.seedArrived(f.round_id);
     renderAll();
-    if (state.me !== null) stats.refresh();
   },
 
   bets(f) {

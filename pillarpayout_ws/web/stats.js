@@ -161,7 +161,7 @@ export class StatsPanel {
     $("my-bets").hidden = rows.length === 0;
     $("my-bets-note").textContent =
       rows.length === 0 ? (before === null ? "No bets yet." : "No older bets.") : "";
-    $("my-bets-newest").disabled = before === null;
+    $("my-bets-newest").disabled = false; // also a refresh
     $("my-bets-older").disabled = next === null;
   }
 

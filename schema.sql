@@ -119,9 +119,12 @@ CREATE TABLE IF NOT EXISTS bets (
     -- When the game accepted the bet (bets flushed before schema version 4:
     -- when they were flushed).
     placed_at                TIMESTAMPTZ NOT NULL DEFAULT now(),
-    -- One bet per user per round; also the per-round index, and what a ledger
-    -- row names its bet by.
-    UNIQUE (round_id, user_id),
+    -- Which of the user's two bets of the round (schema version 6; the bets
+    -- of older databases are slot 0).
+    slot                     SMALLINT NOT NULL DEFAULT 0 CHECK (slot IN (0, 1)),
+    -- One bet per user per slot per round; also the per-round index, and what
+    -- a ledger row names its bet by.
+    UNIQUE (round_id, user_id, slot),
     CHECK ((status = 'cashed_out') = (cash_out_multiplier_x100 IS NOT NULL)),
     CHECK (status = 'cashed_out' OR winnings = 0)
 );
@@ -141,23 +144,25 @@ CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
 --
 -- Each row is checked by exactly one foreign key, which keeps a 10,000-bet
 -- flush within its budget (PostgreSQL checks a key with a lookup per row): a
--- bet's rows name their bet by its (round_id, user_id), so the row's user is
--- its bet's user, whose own key pins it to users; a grant's row (round_id
--- NULL) is checked by grant_user_id.
+-- bet's rows name their bet by its (round_id, user_id, slot), so the row's
+-- user is its bet's user, whose own key pins it to users; a grant's row
+-- (round_id NULL) is checked by grant_user_id.
 CREATE TABLE IF NOT EXISTS ledger (
     id             BIGSERIAL PRIMARY KEY,
     user_id        BIGINT      NOT NULL,  -- exists: one of the two keys below checks it
     kind           TEXT        NOT NULL CHECK (kind IN ('grant', 'bet', 'payout', 'refund')),
     amount         BIGINT      NOT NULL CHECK (amount <> 0),  -- signed: a bet is negative
-    round_id       BIGINT,  -- with user_id, the bet this row belongs to; NULL for a grant
+    round_id       BIGINT,  -- with user_id and slot, the bet this row belongs to; NULL for a grant
+    slot           SMALLINT    NOT NULL DEFAULT 0,  -- 0 for a grant
     grant_user_id  BIGINT GENERATED ALWAYS AS (CASE WHEN round_id IS NULL THEN user_id END)
                    STORED CONSTRAINT ledger_grant_user_fkey REFERENCES users (id),
     -- Replaying a flush or a grant inserts nothing twice: grants are unique by
-    -- this key, a bet's rows by (round_id, user_id, kind), i.e. by the same
-    -- (round, user, kind) the key spells out (indexes below).
+    -- this key, a bet's rows by (round_id, user_id, slot, kind), i.e. by the
+    -- same (kind, round, user, slot) the key spells out (indexes below).
     idem_key       TEXT        NOT NULL,
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-    CONSTRAINT ledger_bet_fkey FOREIGN KEY (round_id, user_id) REFERENCES bets (round_id, user_id),
+    CONSTRAINT ledger_bet_fkey FOREIGN KEY (round_id, user_id, slot)
+        REFERENCES bets (round_id, user_id, slot),
     CHECK ((kind = 'bet') = (amount < 0)),
     CHECK ((kind = 'grant') = (round_id IS NULL))
 );
@@ -185,10 +190,29 @@ BEGIN
         ALTER TABLE ledger ADD CHECK ((kind = 'grant') = (round_id IS NULL));
     END IF;
 END $$;
+-- Schema version 6: two bets a round. A user's bet is (round, user, slot);
+-- every bet and ledger row an older version wrote is slot 0.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'bets'
+                     AND column_name = 'slot') THEN
+        ALTER TABLE ledger DROP CONSTRAINT ledger_bet_fkey;
+        DROP INDEX IF EXISTS ledger_round_user_kind;  -- made again below, with the slot
+        ALTER TABLE bets
+            ADD COLUMN slot SMALLINT NOT NULL DEFAULT 0 CHECK (slot IN (0, 1)),
+            DROP CONSTRAINT bets_round_id_user_id_key,
+            ADD CONSTRAINT bets_round_id_user_id_slot_key UNIQUE (round_id, user_id, slot);
+        ALTER TABLE ledger
+            ADD COLUMN slot SMALLINT NOT NULL DEFAULT 0,
+            ADD CONSTRAINT ledger_bet_fkey FOREIGN KEY (round_id, user_id, slot)
+                REFERENCES bets (round_id, user_id, slot);
+    END IF;
+END $$;
 -- Round first: a flush appends to the index instead of writing all over it
 -- (6 % of a 10,000-bet flush against user first). A user's history goes
 -- through bets_user_recent to their bets' rows here, and ledger_grant_user.
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_round_user_kind ON ledger (round_id, user_id, kind)
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_round_user_kind ON ledger (round_id, user_id, slot, kind)
     WHERE round_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_grant_key ON ledger (idem_key) WHERE kind = 'grant';
 CREATE INDEX IF NOT EXISTS ledger_grant_user ON ledger (user_id) WHERE kind = 'grant';
@@ -240,4 +264,4 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT DO NOTHING;

@@ -1,16 +1,18 @@
 """Bets: checking what players send, and the book of one round's bets.
 
-Validation (``check_amount``, ``check_auto_cashout``)
+Validation (``check_slot``, ``check_amount``, ``check_auto_cashout``)
     The wire's units are turned into the engine's once, by the protocol's
     decoder: an amount arrives as integer cents and an auto-cashout target as
     integer hundredths (or ``None``). What is checked here is the game's rule:
-    an amount within ``[min_bet, max_bet]``, a target within
-    ``[MIN_AUTO_CASHOUT, max_auto_cashout]``. A failure raises ``Rejection``
+    a slot in ``range(SLOTS)``, an amount within ``[min_bet, max_bet]``, a
+    target within ``[MIN_AUTO_CASHOUT, max_auto_cashout]``. A failure raises ``Rejection``
     before anything changes.
 
 The book (``RoundBook``)
-    Holds the round's bets by user, and is built for ``Game.advance`` to be
-    O(1) per step no matter how many bets are open:
+    Holds the round's bets by (user, slot): a user may hold one bet in each
+    of the ``SLOTS`` slots, each with its own amount, target and cashout.
+    It is built for ``Game.advance`` to be O(1) per step no matter how many
+    bets are open:
 
     * auto-cashout targets sit in a heap ordered by (target, placement order),
       so the next one to fire is read without scanning; bets that left the
@@ -40,13 +42,22 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, GameConfig
+from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, SLOTS, GameConfig
 from pillarpayout_ws.engine.errors import RejectCode, Rejection
 from pillarpayout_ws.engine.events import BetAccepted, BetStatus, CashoutDone
 from pillarpayout_ws.engine.fairness import format_multiplier
 from pillarpayout_ws.engine.growth import ONE_X
 
-__all__ = ["Bet", "RoundBook", "check_amount", "check_auto_cashout"]
+__all__ = ["Bet", "BetKey", "RoundBook", "check_amount", "check_auto_cashout", "check_slot"]
+
+BetKey = tuple[int, int]
+"""A bet's place in its round: (user_id, slot)."""
+
+
+def check_slot(slot: int) -> None:
+    """``Rejection(invalid_slot)`` unless ``slot`` is an int in ``range(SLOTS)``."""
+    if type(slot) is not int or not 0 <= slot < SLOTS:
+        raise Rejection(RejectCode.INVALID_SLOT, f"slot must be 0 to {SLOTS - 1}")
 
 
 def check_amount(amount: int, config: GameConfig) -> None:
@@ -89,9 +100,14 @@ class Bet:
     amount: int
     auto_cashout: int | None
     accepted: BetAccepted
+    slot: int = 0
     status: BetStatus = "open"
     # The answer to the cashout, kept to answer a repeated cashout the same way.
     cashout: CashoutDone | None = None
+
+    @property
+    def key(self) -> BetKey:
+        return self.user_id, self.slot
 
 
 class RoundBook:
@@ -104,9 +120,9 @@ class RoundBook:
 
     def __init__(self, max_profit: int) -> None:
         self._max_profit = max_profit
-        self._bets: dict[int, Bet] = {}
+        self._bets: dict[BetKey, Bet] = {}
         # Insertion-ordered, so forced cashouts go out in placement order.
-        self._open: dict[int, Bet] = {}
+        self._open: dict[BetKey, Bet] = {}
         self._targets: list[tuple[int, int, Bet]] = []
         self._seq = 0
         self._open_stakes = 0
@@ -116,9 +132,9 @@ class RoundBook:
         """How many bets the round took."""
         return len(self._bets)
 
-    def get(self, user_id: int) -> Bet | None:
-        """The user's bet in this round, if any."""
-        return self._bets.get(user_id)
+    def get(self, key: BetKey) -> Bet | None:
+        """The user's bet in this slot of the round, if any."""
+        return self._bets.get(key)
 
     def bets(self) -> list[Bet]:
         """Every bet of the round, in placement order."""
@@ -139,11 +155,12 @@ class RoundBook:
         return self._realised
 
     def add(self, bet: Bet) -> None:
-        """Take an open bet; the caller has checked that the user has none yet."""
-        if bet.user_id in self._bets:
-            raise ValueError(f"user {bet.user_id} already has a bet in this round")
-        self._bets[bet.user_id] = bet
-        self._open[bet.user_id] = bet
+        """Take an open bet; the caller has checked that its slot is free."""
+        key = bet.key
+        if key in self._bets:
+            raise ValueError(f"user {bet.user_id} already has a bet in slot {bet.slot}")
+        self._bets[key] = bet
+        self._open[key] = bet
         self._open_stakes += bet.amount
         if bet.auto_cashout is not None:
             self._seq += 1
@@ -172,8 +189,8 @@ class RoundBook:
 
     def settle(self, bet: Bet, payout: int) -> None:
         """Mark an open bet cashed out for ``payout`` cents and update the totals."""
-        if bet.status != "open" or self._open.pop(bet.user_id, None) is not bet:
-            raise ValueError(f"bet of user {bet.user_id} is not open")
+        if bet.status != "open" or self._open.pop(bet.key, None) is not bet:
+            raise ValueError(f"bet of user {bet.user_id} in slot {bet.slot} is not open")
         bet.status = "cashed_out"
         self._open_stakes -= bet.amount
         self._realised += payout - bet.amount

@@ -22,10 +22,13 @@ from typing import Any
 from pillarpayout_ws.engine.errors import ConfigError
 from pillarpayout_ws.engine.fairness import check_house_edge
 
-__all__ = ["MAX_BALANCE", "MIN_AUTO_CASHOUT", "GameConfig"]
+__all__ = ["MAX_BALANCE", "MIN_AUTO_CASHOUT", "SLOTS", "GameConfig"]
 
 MIN_AUTO_CASHOUT = 101
 """The lowest auto-cashout target a player may set: 1.01x."""
+
+SLOTS = 2
+"""Bets a user may hold in one round, each in its own slot: 0 and 1."""
 
 MAX_BALANCE = 2**62
 """No balance may exceed this many cents: it keeps every sum inside BIGINT."""

@@ -63,6 +63,7 @@ class RejectCode(StrEnum):
     UNKNOWN_ACCOUNT = "unknown_account"
     INVALID_AMOUNT = "invalid_amount"
     INVALID_AUTO_CASHOUT = "invalid_auto_cashout"
+    INVALID_SLOT = "invalid_slot"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     BETTING_CLOSED = "betting_closed"
     ALREADY_BET = "already_bet"

@@ -112,6 +112,7 @@ class BetAccepted:
     amount: int
     auto_cashout: int | None
     balance: int
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class CashoutDone:
     payout: int
     balance: int
     reason: CashoutReason
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ class BetView:
     status: BetStatus
     multiplier: int | None
     payout: int | None
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from pillarpayout_ws.engine.bets import Bet, RoundBook, check_amount, check_auto_cashout
+from pillarpayout_ws.engine.bets import (
+    Bet,
+    BetKey,
+    RoundBook,
+    check_amount,
+    check_auto_cashout,
+    check_slot,
+)
 from pillarpayout_ws.engine.config import MAX_BALANCE, GameConfig
 from pillarpayout_ws.engine.errors import (
     RejectCode,
@@ -148,7 +155,7 @@ class _Round:
     # The public view of each bet, kept current as bets change so a
     # newcomer's snapshot does not rebuild 10,000 views; the tuple is cached
     # until the next change.
-    views: dict[int, BetView] = field(default_factory=dict)
+    views: dict[BetKey, BetView] = field(default_factory=dict)
     views_cache: tuple[BetView, ...] | None = None
 
 
@@ -261,12 +268,12 @@ class Game:
         account = self._accounts.get(user_id)
         return None if account is None else account.balance
 
-    def bet_view(self, round_id: int, user_id: int) -> BetView | None:
-        """The public view of ``user_id``'s bet in ``round_id``, while that round is current."""
+    def bet_view(self, round_id: int, user_id: int, slot: int = 0) -> BetView | None:
+        """The public view of a user's bet in ``slot`` of ``round_id``, while it is current."""
         r = self._round
         if r is None or r.round_id != round_id:
             return None
-        return r.views.get(user_id)
+        return r.views.get((user_id, slot))
 
     def next_due_ms(self) -> int | None:
         """The next instant at which ``advance`` has something to do, if any.
@@ -561,16 +568,19 @@ class Game:
         r.book.settle(bet, payout)
         account.balance += payout
         event = CashoutDone(
-            bet.user_id, ref, r.round_id, multiplier, payout, account.balance, reason
+            bet.user_id, ref, r.round_id, multiplier, payout, account.balance, reason, bet.slot
         )
         bet.cashout = event
-        r.views[bet.user_id] = replace(
-            r.views[bet.user_id], status="cashed_out", multiplier=multiplier, payout=payout
+        key = bet.key
+        r.views[key] = replace(
+            r.views[key], status="cashed_out", multiplier=multiplier, payout=payout
         )
         r.views_cache = None
         self._events.append(event)
         self._records.append(
-            CashedOut(r.round_id, bet.user_id, multiplier, payout, account.balance, reason)
+            CashedOut(
+                r.round_id, bet.user_id, multiplier, payout, account.balance, reason, bet.slot
+            )
         )
 
     def _crash(self, r: _Round) -> None:
@@ -607,28 +617,31 @@ class Game:
         amount: int,
         auto_cashout: int | None,
         ref: str | None,
+        slot: int = 0,
     ) -> None:
-        """A player's bet: ``amount`` cents, optional ``auto_cashout`` target in hundredths.
+        """A player's bet in ``slot``: ``amount`` cents, optional ``auto_cashout`` in hundredths.
 
         Promises: after advancing to ``now_ms``, either the stake is debited and
         ``BetAccepted`` emitted with a ``BetPlaced`` record, or ``BetAccepted``
         is emitted again for a ``ref`` already accepted in this round, or
         ``CommandRejected`` is emitted and nothing changes. Codes:
         ``unknown_account``, ``ref_reused`` (the ref named a bet of an earlier
-        round), ``invalid_amount``, ``invalid_auto_cashout``,
-        ``betting_closed``, ``already_bet``, ``insufficient_funds`` (checked in
-        that order).
+        round), ``invalid_slot``, ``invalid_amount``, ``invalid_auto_cashout``,
+        ``betting_closed``, ``already_bet`` (this slot is taken),
+        ``insufficient_funds`` (checked in that order). A ``ref`` is the user's
+        across slots: a replay gets its bet's first answer, whatever slot the
+        replay names.
         """
         self.advance(now_ms)
         try:
-            self._place_bet(user_id, amount, auto_cashout, ref)
+            self._place_bet(user_id, amount, auto_cashout, ref, slot)
         except Rejection as rejection:
             self._events.append(
                 CommandRejected(user_id, ref, rejection.code.value, rejection.message)
             )
 
     def _place_bet(
-        self, user_id: int, amount: int, auto_cashout: int | None, ref: str | None
+        self, user_id: int, amount: int, auto_cashout: int | None, ref: str | None, slot: int
     ) -> None:
         account = self._account(user_id)
         r = self._round
@@ -643,57 +656,66 @@ class Game:
                     f"ref {ref!r} named your bet in round {previous.round_id}; "
                     "a new bet needs a new ref",
                 )
+        check_slot(slot)
         check_amount(amount, self._config)
         check_auto_cashout(auto_cashout, self._config)
         stake, target = amount, auto_cashout
         if r is None or self._phase not in ACCEPTS_BETS:
             raise Rejection(RejectCode.BETTING_CLOSED, "bets are taken only while betting is open")
-        if r.book.get(user_id) is not None:
-            raise Rejection(RejectCode.ALREADY_BET, "you already have a bet in this round")
+        key = (user_id, slot)
+        if r.book.get(key) is not None:
+            raise Rejection(
+                RejectCode.ALREADY_BET, f"you already have a bet in slot {slot} of this round"
+            )
         if account.balance < stake:
             raise Rejection(RejectCode.INSUFFICIENT_FUNDS, "your balance is too low for this bet")
         # Every check passed: from here on nothing can fail.
         account.balance -= stake
-        accepted = BetAccepted(user_id, ref, r.round_id, stake, target, account.balance)
-        r.book.add(Bet(user_id, ref, r.round_id, stake, target, accepted))
-        r.views[user_id] = BetView(user_id, account.username, stake, "open", None, None)
+        accepted = BetAccepted(user_id, ref, r.round_id, stake, target, account.balance, slot)
+        r.book.add(Bet(user_id, ref, r.round_id, stake, target, accepted, slot))
+        r.views[key] = BetView(user_id, account.username, stake, "open", None, None, slot)
         r.views_cache = None
         if ref is not None:
             self._bet_refs[user_id, ref] = accepted
             self._ref_rounds[-1].append((user_id, ref))
         self._events.append(accepted)
         self._records.append(
-            BetPlaced(r.round_id, user_id, ref, stake, target, account.balance, self._now)
+            BetPlaced(r.round_id, user_id, ref, stake, target, account.balance, self._now, slot)
         )
 
-    def cash_out(self, now_ms: int, user_id: int, ref: str | None) -> None:
-        """A player's manual cashout at the multiplier of ``now_ms``.
+    def cash_out(self, now_ms: int, user_id: int, ref: str | None, slot: int = 0) -> None:
+        """A player's manual cashout of the bet in ``slot``, at the multiplier of ``now_ms``.
 
         Promises: after advancing to ``now_ms`` (which plays any crash, auto or
         forced cashout due by then), either the open bet is paid ``amount *
         multiplier_at(elapsed) // 100`` with ``CashoutDone`` and a ``CashedOut``
         record, or a bet already cashed out gets its ``CashoutDone`` again, or
         ``CommandRejected`` is emitted and nothing changes. Codes:
-        ``unknown_account``, ``no_active_bet``, ``round_crashed`` (the bet
-        lost), ``round_not_running`` (the bet's round is still betting).
+        ``unknown_account``, ``invalid_slot``, ``no_active_bet``,
+        ``round_crashed`` (the bet lost), ``round_not_running`` (the bet's
+        round is still betting).
         """
         self.advance(now_ms)
         try:
-            self._cash_out(user_id, ref)
+            self._cash_out(user_id, ref, slot)
         except Rejection as rejection:
             self._events.append(
                 CommandRejected(user_id, ref, rejection.code.value, rejection.message)
             )
 
-    def _cash_out(self, user_id: int, ref: str | None) -> None:
+    def _cash_out(self, user_id: int, ref: str | None, slot: int) -> None:
         self._account(user_id)
+        check_slot(slot)
+        key = (user_id, slot)
         r = self._round
-        bet = None if r is None else r.book.get(user_id)
+        bet = None if r is None else r.book.get(key)
         if bet is None and self._previous is not None:
             # Late cashouts for the round that just ended get its real answer.
-            bet = self._previous.book.get(user_id)
+            bet = self._previous.book.get(key)
         if bet is None:
-            raise Rejection(RejectCode.NO_ACTIVE_BET, "you have no bet in this round")
+            raise Rejection(
+                RejectCode.NO_ACTIVE_BET, f"you have no bet in slot {slot} of this round"
+            )
         if bet.cashout is not None:
             self._events.append(replace(bet.cashout, ref=ref))
             return

@@ -47,6 +47,7 @@ class BetPlaced:
     auto_cashout: int | None
     balance_after: int
     placed_ms: int | None = None
+    slot: int = 0  # records written before two bets a round: slot 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class CashedOut:
     payout: int
     balance_after: int
     reason: CashoutReason
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from pillarpayout_ws.protocol.frames import (
     encode_hello,
     encode_logged_out,
     encode_pong,
+    encode_presence,
     encode_session,
 )
 
@@ -88,5 +89,6 @@ __all__ = [
     "encode_hello",
     "encode_logged_out",
     "encode_pong",
+    "encode_presence",
     "encode_session",
 ]

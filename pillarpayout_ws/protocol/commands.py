@@ -15,8 +15,9 @@ login      ``username``, ``password``                           Login
 resume     ``token``                                            Resume
 logout     (none)                                               Logout
 logout_all (none)                                               LogoutAll
-bet        ``amount`` (cents), ``auto_cashout`` (number|null)   PlaceBet
-cashout    (none)                                               CashOut
+bet        ``amount`` (cents), ``auto_cashout`` (number|null),  PlaceBet
+           ``slot`` (0|1, default 0)
+cashout    ``slot`` (0|1, default 0)                            CashOut
 chat       ``text``                                             Chat
 ping       (none)                                               Ping
 =========  ===================================================  ==========
@@ -28,8 +29,9 @@ Rules every frame shares:
   or null, on any command. Once it has been read, every ``FrameError`` carries it so
   the client can match the error with what it sent.
 * A missing required field, or a field of the wrong JSON type, is
-  ``bad_frame``; except ``amount`` and ``auto_cashout``, whose own codes
-  (``invalid_amount``, ``invalid_auto_cashout``) cover any value they cannot take.
+  ``bad_frame``; except ``amount``, ``auto_cashout`` and ``slot``, whose own
+  codes (``invalid_amount``, ``invalid_auto_cashout``, ``invalid_slot``) cover
+  any value they cannot take.
 
 Units are converted here, and only here: ``auto_cashout`` arrives as a number
 (``2.35``) and leaves as integer hundredths (``235``), the engine's unit; the
@@ -48,7 +50,7 @@ from typing import Final
 
 import orjson
 
-from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT
+from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, SLOTS
 from pillarpayout_ws.protocol.errors import FrameCode, FrameError
 
 __all__ = [
@@ -145,19 +147,22 @@ class PlaceBet:
     """Bet ``amount`` cents on the open round (``bet``).
 
     ``auto_cashout`` is in hundredths (``235`` = 2.35x), at least 1.01x, or
-    ``None`` for none.
+    ``None`` for none. ``slot`` is which of the user's two bets of the round
+    this is (0 or 1).
     """
 
     amount: int
     auto_cashout: int | None
     ref: str | None = None
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CashOut:
-    """Cash out the running bet now (``cashout``)."""
+    """Cash out the running bet in ``slot`` now (``cashout``)."""
 
     ref: str | None = None
+    slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +275,12 @@ def _bet(frame: _Frame, ref: str | None) -> PlaceBet:
             f"amount is a whole number of cents from 1 to {MAX_AMOUNT}",
             ref,
         )
-    return PlaceBet(amount, _auto_cashout(frame.get("auto_cashout"), ref), ref)
+    auto_cashout = _auto_cashout(frame.get("auto_cashout"), ref)
+    return PlaceBet(amount, auto_cashout, ref, _slot(frame.get("slot"), ref))
 
 
 def _cashout(frame: _Frame, ref: str | None) -> CashOut:
-    return CashOut(ref)
+    return CashOut(ref, _slot(frame.get("slot"), ref))
 
 
 def _chat(frame: _Frame, ref: str | None) -> Chat:
@@ -364,6 +370,15 @@ def _auto_cashout(value: object, ref: str | None) -> int | None:
             ref,
         )
     return hundredths
+
+
+def _slot(value: object, ref: str | None) -> int:
+    """``value`` (absent or null: slot 0) as one of the slots, 0 or 1."""
+    if value is None:
+        return 0
+    if type(value) is not int or not 0 <= value < SLOTS:
+        raise FrameError(FrameCode.INVALID_SLOT, f"slot is 0 to {SLOTS - 1}, or absent", ref)
+    return value
 
 
 # Letters that render as nothing: Hangul fillers, the blank Braille pattern.

@@ -34,6 +34,8 @@ class FrameCode(StrEnum):
     INVALID_AMOUNT = "invalid_amount"
     # ``bet.auto_cashout`` is not null and not a number >= 1.01 with two decimals.
     INVALID_AUTO_CASHOUT = "invalid_auto_cashout"
+    # ``bet.slot`` or ``cashout.slot`` is not absent, null, 0 or 1.
+    INVALID_SLOT = "invalid_slot"
     # ``register`` fields that fail their format checks.
     INVALID_USERNAME = "invalid_username"
     INVALID_EMAIL = "invalid_email"

@@ -57,6 +57,7 @@ __all__ = [
     "encode_hello",
     "encode_logged_out",
     "encode_pong",
+    "encode_presence",
     "encode_session",
 ]
 
@@ -131,6 +132,7 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "amount": event.amount,
                 "auto_cashout": _optional_multiplier(event.auto_cashout),
                 "balance": event.balance,
+                "slot": event.slot,
             }
         case CashoutDone():
             frame = {
@@ -141,6 +143,7 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "payout": event.payout,
                 "balance": event.balance,
                 "reason": event.reason,
+                "slot": event.slot,
             }
         case CommandRejected():
             return encode_error(event.code, event.message, event.ref)
@@ -189,12 +192,16 @@ def encode_logged_out() -> bytes:
     return orjson.dumps({"type": "logged_out"})
 
 
-def encode_balance(balance: int, amount: int, reason: str, round_id: int | None = None) -> bytes:
+def encode_balance(
+    balance: int, amount: int, reason: str, round_id: int | None = None, slot: int | None = None
+) -> bytes:
     """A balance change the player did not ask for by a frame: a grant (the
-    starting balance too) or the refund of a voided round's bet."""
+    starting balance too) or the refund of a voided round's bet (its round and slot)."""
     frame: _Object = {"type": "balance", "balance": balance, "amount": amount, "reason": reason}
     if round_id is not None:
         frame["round_id"] = round_id
+    if slot is not None:
+        frame["slot"] = slot
     return orjson.dumps(frame)
 
 
@@ -206,6 +213,12 @@ def encode_pong(ref: str | None, *, ts: float) -> bytes:
 def encode_chat(username: str, text: str, ts: float) -> bytes:
     """A chat line, broadcast to everyone."""
     return orjson.dumps({"type": "chat", "username": username, "text": text, "ts": ts})
+
+
+def encode_presence(players: int, spectators: int) -> bytes:
+    """Who is here: distinct logged-in users with an open connection, and
+    connections not logged in (on the game and on every relay)."""
+    return orjson.dumps({"type": "presence", "players": players, "spectators": spectators})
 
 
 def encode_bets(round_id: int, bets: Sequence[BetView]) -> bytes:
@@ -224,6 +237,7 @@ def encode_hello(
     fairness: Fairness,
     chat: Sequence[tuple[str, str, float]],
     ts: float,
+    presence: tuple[int, int] = (0, 0),
 ) -> bytes:
     """The first frame of every connection: everything needed to draw the game now,
     and to check it (``fairness``), in at most ``HELLO_LIMIT`` bytes.
@@ -231,7 +245,8 @@ def encode_hello(
     It lists the ``HELLO_BETS`` largest bets (``bets_more`` counts the others),
     the recent crash points, and as many of the newest ``chat`` lines
     (``(username, text, ts)``, oldest first) as fit; more history and chat
-    are on ``/api/rounds`` and ``/api/chat``. (Only operators' own long goal or
+    are on ``/api/rounds`` and ``/api/chat``. ``presence`` is (players online,
+    spectators connected), as ``encode_presence`` sends them. (Only operators' own long goal or
     salt texts could crowd out the bets or the history: then they go first.)
     """
     shown, more = _largest(snapshot.bets, HELLO_BETS)
@@ -257,6 +272,7 @@ def encode_hello(
         "chat": [],
         "bets": _bets(shown),
         "bets_more": more,
+        "presence": {"players": presence[0], "spectators": presence[1]},
         "ts": ts,
     }
     data = orjson.dumps(frame)
@@ -333,6 +349,7 @@ def _bets(bets: Sequence[BetView]) -> list[_Object]:
             "status": bet.status,
             "multiplier": _optional_multiplier(bet.multiplier),
             "payout": bet.payout,
+            "slot": bet.slot,
         }
         for bet in bets
     ]

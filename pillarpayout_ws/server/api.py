@@ -283,6 +283,7 @@ def _bet_row(row: Mapping[str, Any]) -> Json:
         "payout": row["payout"],
         "status": row["status"],
         "placed_at": _ts(row["placed_at"]),
+        "slot": row["slot"],
     }
 
 
@@ -316,6 +317,7 @@ def _settled_bets(settled: SettledRound, names: Mapping[int, str]) -> list[Json]
             "payout": b.payout,
             "status": "open" if b.status == "refunded" else b.status,
             "placed_at": _ts(b.placed_at),
+            "slot": b.slot,
         }
         for b in settled.bets
     ]

@@ -13,6 +13,7 @@ seeds          the seed chains played
 health         ``/healthz``, store pings, restarting dead embedded servers
 metrics        ``/metrics``
 hello          the first frame of every connection, and the relays' snapshot
+presence       players online and spectators connected, here and on relays
 chat           the chat room
 grants         operator grants handed to a running server
 publish        frames to relays
@@ -54,6 +55,7 @@ from .hello import SERVER_NAME, Hello
 from .limits import ConnectionGate
 from .listen import listen
 from .metrics import Metrics
+from .presence import Presence
 from .publish import Publisher
 from .routes import Router, metrics_response
 from .runner import GameRunner, restore_game
@@ -100,6 +102,7 @@ class App:
             interval_s=config.flush_interval_ms / 1000,
         )
         self.chat = ChatRoom(storage.db, self.hub, self.clock)
+        self.presence = Presence(self.hub, storage.live, self.clock)
         self.addresses = config.addresses
         self.accounts = Accounts(
             storage.db,
@@ -134,7 +137,7 @@ class App:
             game, chains, storage.live, self.flusher, self.hub, self.metrics, self.clock
         )
         await self.chat.restore()
-        hello = Hello(runner, self.chat)
+        hello = Hello(runner, self.chat, self.presence)
         self._services = Services(
             addresses=self.addresses,
             hub=self.hub,
@@ -149,7 +152,7 @@ class App:
         self.publisher = Publisher(storage.live, hello.greet)
         self.hub.mirror = self.publisher.frame
         runner.mirror = self.publisher
-        self.metrics.watch(self.hub, self.flusher, self.publisher)
+        self.metrics.watch(self.hub, self.flusher, self.publisher, self.presence)
         self._gate = ConnectionGate(
             self.hub,
             self.addresses,
@@ -182,6 +185,7 @@ class App:
         )
         self._runner_task = self.tasks.spawn(runner.run(), "game-loop")
         self.tasks.spawn(self.publisher.run(), "publisher")
+        self.tasks.spawn(self.presence.run(), "presence")
         self.tasks.spawn(self.flusher.run(), "flusher")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
@@ -213,6 +217,7 @@ class App:
             self.runner.stop()
             await runner_task
         self.flusher.close()
+        self.presence.close()
         if runner_task is not None:
             self.health.close()
             self.publisher.close()
@@ -235,11 +240,17 @@ class App:
         self.accounts.close()
         await self.storage.db.release_server_lock()
 
-    def _tell_refunds(self, round_id: int | None, open_bets: list[tuple[int, int, int]]) -> None:
-        """The players whose bets the voided round refunded hear it before the 1001."""
-        for user_id, amount, balance in open_bets:
+    def _tell_refunds(
+        self, round_id: int | None, open_bets: list[tuple[int, int, int, int]]
+    ) -> None:
+        """The players whose bets the voided round refunded hear it before the 1001:
+        a frame a bet, each with the balance after the refunds so far."""
+        refunded: dict[int, int] = {}
+        for user_id, slot, amount, balance in open_bets:
+            refunded[user_id] = refunded.get(user_id, 0) + amount
             self.hub.send_user(
-                user_id, encode_balance(balance + amount, amount, "refund", round_id)
+                user_id,
+                encode_balance(balance + refunded[user_id], amount, "refund", round_id, slot),
             )
 
     def request_stop(self) -> None:

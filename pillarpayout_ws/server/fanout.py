@@ -250,8 +250,11 @@ class Hub:
         self._when_idle: list[Callable[[], object]] = []
         # Sees every broadcast payload too (the relay publisher), if set.
         self.mirror: Callable[[bytes, bool], None] | None = None
+        # Told when a client comes, goes, logs in or out (``presence``), if set.
+        self.on_presence: Callable[[], object] | None = None
 
     def add(self, client: Client) -> None:
+        self._presence_changed()
         self.clients.add(client)
         self._per_ip[client.ip] = self._per_ip.get(client.ip, 0) + 1
         transport = client.transport
@@ -271,9 +274,14 @@ class Hub:
             self._departures += 1
         return client
 
+    def _presence_changed(self) -> None:
+        if self.on_presence is not None:
+            self.on_presence()
+
     def remove(self, client: Client) -> None:
         self._closed(client.transport)
         if client in self.clients:
+            self._presence_changed()
             self.clients.discard(client)
             left = self._per_ip[client.ip] - 1
             if left:
@@ -287,6 +295,7 @@ class Hub:
 
     def login(self, client: Client, user_id: int, username: str, token_sha256: str) -> None:
         self.logout(client)
+        self._presence_changed()
         client.user_id, client.username, client.token_sha256 = user_id, username, token_sha256
         self.by_user.setdefault(user_id, set()).add(client)
         if self._watchers.pop(client.transport, None) is not None:
@@ -296,6 +305,7 @@ class Hub:
     def logout(self, client: Client) -> None:
         if client.user_id is None:
             return
+        self._presence_changed()
         peers = self.by_user.get(client.user_id)
         if peers is not None:
             peers.discard(client)

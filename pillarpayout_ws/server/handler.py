@@ -174,11 +174,18 @@ class ConnectionHandler:
         elif isinstance(command, PlaceBet):
             at_ms = services.runner.now_ms()  # the moment it was read (runner.py, step 1)
             services.runner.submit(
-                BetCommand(client.user_id, command.amount, command.auto_cashout, command.ref, at_ms)
+                BetCommand(
+                    client.user_id,
+                    command.amount,
+                    command.auto_cashout,
+                    command.ref,
+                    at_ms,
+                    command.slot,
+                )
             )
         elif isinstance(command, CashOut):
             at_ms = services.runner.now_ms()
-            services.runner.submit(CashoutCommand(client.user_id, command.ref, at_ms))
+            services.runner.submit(CashoutCommand(client.user_id, command.ref, at_ms, command.slot))
         elif isinstance(command, Chat):
             self.chat(command.text, command.ref)
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..storage.flush import Flusher
 from .fanout import FanoutStats, Hub
+from .presence import Presence
 from .publish import Publisher
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -60,6 +61,21 @@ class Metrics:
         )
         self.spectators = Gauge(
             "pillarpayout_spectators", "connections without a login", registry=r
+        )
+        self.online_players = Gauge(
+            "pillarpayout_online_players",
+            "distinct logged-in users with an open connection (presence)",
+            registry=r,
+        )
+        self.online_spectators = Gauge(
+            "pillarpayout_online_spectators",
+            "connections without a login, here and on every relay (presence)",
+            registry=r,
+        )
+        self.relay_spectators = Gauge(
+            "pillarpayout_relay_spectators",
+            "spectators the relays reported, as last read from Redis",
+            registry=r,
         )
         self.ticks = Counter("pillarpayout_ticks", "tick frames broadcast", registry=r)
         self.fanout = FanoutGauges(r)
@@ -115,7 +131,7 @@ class Metrics:
             "pillarpayout_relay_dropped", "messages Redis did not take for relays", registry=r
         )
 
-    def watch(self, hub: Hub, flusher: Flusher, publisher: Publisher) -> None:
+    def watch(self, hub: Hub, flusher: Flusher, publisher: Publisher, presence: Presence) -> None:
         self.connections.set_function(lambda: len(hub.clients))
         self.players.set_function(lambda: hub.players)
         self.spectators.set_function(lambda: len(hub.clients) - hub.players)
@@ -125,3 +141,6 @@ class Metrics:
         self.flush_lag.set_function(lambda: flusher.lag_s)
         self.relay_published.set_function(lambda: publisher.published)
         self.relay_dropped.set_function(lambda: publisher.dropped)
+        self.online_players.set_function(lambda: presence.players)
+        self.online_spectators.set_function(lambda: presence.counts()[1])
+        self.relay_spectators.set_function(lambda: presence.relay_spectators)

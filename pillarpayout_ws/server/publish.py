@@ -81,9 +81,14 @@ class Publisher:
         self._bets = ActiveBets(reset=True)
         self._wake.set()
 
-    def bet(self, user_id: int, amount: int, placed_at: float, multiplier: int | None) -> None:
-        """A bet of the current round, placed or (with ``multiplier``) cashed out."""
-        self._bets.entries[str(user_id)] = active_bet(amount, placed_at, multiplier)
+    def bet(
+        self, key: tuple[int, int], amount: int, placed_at: float, multiplier: int | None
+    ) -> None:
+        """A bet (user id, slot) of the current round, placed or (with ``multiplier``)
+        cashed out. Its field is the user id (slot 0) or ``"<user id>:1"`` (slot 1)."""
+        user_id, slot = key
+        field = str(user_id) if slot == 0 else f"{user_id}:{slot}"
+        self._bets.entries[field] = active_bet(amount, placed_at, multiplier)
         self._wake.set()
 
     @property

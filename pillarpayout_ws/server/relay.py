@@ -14,6 +14,15 @@ the snapshot). A jump in ``seq`` is a gap (counted); a lower ``seq`` is a
 restarted game. After a gap or a lost Redis connection the relay, once it
 has the game again, sends every client the current snapshot as a new
 ``hello``, so their picture is whole again.
+
+Presence: every second a relay writes how many spectators it has to Redis
+under its own random id, with a TTL of a few seconds (``storage.live``), and
+the game adds the relays' sum to its own spectators. The relay's clients get
+the game's ``presence`` frames and ``hello`` as they are: the relay does not
+patch its own count into them, since the game's total already includes it
+(it would count these spectators twice). A relay that cannot write its count
+(Redis down, or a Redis user made before presence existed) says so once in
+its log and goes on relaying.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,7 +40,7 @@ from typing import cast
 import orjson
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -39,7 +49,13 @@ from .. import __version__
 from ..protocol.frames import encode_error
 from ..retry import Backoff
 from ..settings import setting
-from ..storage.live import HELLO, broadcast_channel
+from ..storage.live import (
+    HELLO,
+    PRESENCE_TTL_S,
+    broadcast_channel,
+    forget_relay,
+    report_relay_spectators,
+)
 from .clock import Clock, MonotonicClock
 from .fanout import Client, Hub
 from .limits import FrameLimiter, Verdict, peer_ip
@@ -53,6 +69,7 @@ STALE_S = 5.0  # no message from the game for this long: unhealthy
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 2.0
 TICK_PREFIX = b'{"type":"tick"'
+PRESENCE_EVERY_S = 1.0  # how often a relay reports its spectators
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,9 +118,22 @@ class RelayMetrics:
 
 
 class Relay:
-    def __init__(self, config: RelayConfig, redis_url: str, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        redis_url: str,
+        *,
+        clock: Clock | None = None,
+        presence_ttl_s: float = PRESENCE_TTL_S,
+    ) -> None:
         self.config = config
         self.clock: Clock = clock or MonotonicClock()
+        self.relay_id = secrets.token_hex(8)  # this process's key for its spectators' count
+        self.presence_ttl_s = presence_ttl_s
+        self.reported: int | None = None  # the count Redis last took
+        self._stopping = asyncio.Event()
+        self._report_task: asyncio.Task[None] | None = None
+        self._report_failing = False
         self.hub = Hub()
         self.metrics = m = RelayMetrics()
         m.connections.set_function(lambda: len(self.hub.clients))
@@ -144,18 +174,52 @@ class Relay:
             reuse_port=self.config.reuse_port,
         )
         self._follow_task = asyncio.create_task(self._follow(), name="relay-follow")
+        self._report_task = asyncio.create_task(self._report_loop(), name="relay-presence")
         log.info("relay listening on http://%s:%d/ (WebSocket at /ws)", self.config.host, self.port)
 
     async def stop(self) -> None:
+        self._stopping.set()
+        if self._report_task is not None:
+            await self._report_task
         if self._follow_task is not None:
             self._follow_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow_task
+        with contextlib.suppress(RedisError, OSError):
+            await forget_relay(self._redis, self.relay_id)  # gone now, not after the TTL
         self.hub.finish()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
         await self._redis.aclose()
+
+    # -- presence -------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        """Report this relay's spectators every ``PRESENCE_EVERY_S`` until ``stop``."""
+        while not self._stopping.is_set():
+            await self.report_now()
+            await self.clock.sleep_until(self.clock.now() + PRESENCE_EVERY_S, self._stopping)
+
+    async def report_now(self) -> None:
+        """Write this relay's spectators to Redis; on failure, log (once in a row)."""
+        count = len(self.hub.clients)
+        try:
+            await report_relay_spectators(self._redis, self.relay_id, count, self.presence_ttl_s)
+        except (RedisError, OSError) as exc:
+            if not self._report_failing:
+                hint = (
+                    " (the relay's Redis user needs %W~pp:presence:* +set +sadd +del: README)"
+                    if isinstance(exc, NoPermissionError)
+                    else ""
+                )
+                log.warning("cannot report this relay's spectators: %s%s", exc, hint)
+                self._report_failing = True
+            return
+        if self._report_failing:
+            log.info("reporting this relay's spectators again")
+            self._report_failing = False
+        self.reported = count
 
     # -- the stream ---------------------------------------------------------
 

@@ -98,6 +98,7 @@ class BetCommand:
     # Game time (the clock's ms) when the server read the frame: the bet is
     # played at that instant, however late the loop gets to it.
     at_ms: int
+    slot: int = 0
     # perf_counter() when the frame arrived: /metrics times it to its answer.
     received: float = field(default_factory=time.perf_counter)
 
@@ -107,6 +108,7 @@ class CashoutCommand:
     user_id: int
     ref: str | None
     at_ms: int  # as for BetCommand: the cashout is paid the multiplier of this instant
+    slot: int = 0
     received: float = field(default_factory=time.perf_counter)
 
 
@@ -141,7 +143,9 @@ class Mirror(Protocol):
 
     def round_opened(self) -> None: ...
 
-    def bet(self, user_id: int, amount: int, placed_at: float, multiplier: int | None) -> None: ...
+    def bet(
+        self, key: tuple[int, int], amount: int, placed_at: float, multiplier: int | None
+    ) -> None: ...
 
 
 async def restore_game(db: Database, config: GameConfig, seeds: Chains) -> Game:
@@ -158,7 +162,7 @@ async def restore_game(db: Database, config: GameConfig, seeds: Chains) -> Game:
     ]
     next_round_id = await db.last_round_id() + 1
     bet_refs = [
-        BetAccepted(b.user_id, b.ref, b.round_id, b.amount, b.auto_cashout, b.balance_after)
+        BetAccepted(b.user_id, b.ref, b.round_id, b.amount, b.auto_cashout, b.balance_after, b.slot)
         for b in await db.bet_refs(next_round_id - config.ref_memory_rounds + 1)
     ]
     return Game(
@@ -199,13 +203,15 @@ class GameRunner:
         self._in_turn = False
         self._greetings: list[Greeting] = []
         self.accepting_bets = True
-        self._bets_delta: dict[int, BetView] = {}
+        self._bets_delta: dict[tuple[int, int], BetView] = {}
         self._rounds_since_full_gc = 0
         self.round_id: int | None = None  # the current round, as of the last turn
         self.sent_ms = 0  # game time up to which every event has been sent
         self.mirror: Mirror | None = None
-        # The current round's bets: user id -> (amount, when placed), for the mirror.
-        self._bets: dict[int, tuple[int, float]] = {}
+        # The current round's bets: (user id, slot) -> (amount, when placed), and
+        # the users who placed them, for the mirror.
+        self._bets: dict[tuple[int, int], tuple[int, float]] = {}
+        self._bettors: set[int] = set()
         self.turn_done = asyncio.Event()  # set after every turn (tests and shutdown wait on it)
 
     @property
@@ -217,16 +223,17 @@ class GameRunner:
         """The chain being played and the house edge, as ``hello`` and ``fairness`` show them."""
         return self._chains.fairness(self._game.config.house_edge)
 
-    def open_bets(self) -> tuple[int | None, list[tuple[int, int, int]]]:
-        """The current round and its open bets as (user id, amount, balance), for
-        the refunds of a round the shutdown voids. Only once the loop has stopped."""
+    def open_bets(self) -> tuple[int | None, list[tuple[int, int, int, int]]]:
+        """The current round and its open bets as (user id, slot, amount, balance
+        before any refund), for the refunds of a round the shutdown voids. Only
+        once the loop has stopped."""
         assert self._stopped and not self._in_turn
         game = self._game
         snapshot = game.snapshot()
         if snapshot.phase is Phase.CRASHED:
             return snapshot.round_id, []
         bets = [
-            (view.user_id, view.amount, game.balance_of(view.user_id) or 0)
+            (view.user_id, view.slot, view.amount, game.balance_of(view.user_id) or 0)
             for view in snapshot.bets
             if view.status == "open"
         ]
@@ -333,9 +340,10 @@ class GameRunner:
                     command.amount,
                     command.auto_cashout,
                     command.ref,
+                    command.slot,
                 )
             elif isinstance(command, CashoutCommand):
-                game.cash_out(command.at_ms, command.user_id, command.ref)
+                game.cash_out(command.at_ms, command.user_id, command.ref, command.slot)
             else:
                 account = command if isinstance(command, LoadAccount) else command.account
                 try:
@@ -421,16 +429,19 @@ class GameRunner:
             elif isinstance(event, BetAccepted):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.bets.inc()
-                self._note_bet_change(event.round_id, event.user_id)
-                if event.round_id == self._game.round_id and event.user_id not in self._bets:
-                    self._bets[event.user_id] = (event.amount, ts)  # not an old ack again
-                    self._mirror_bet(event.user_id, None)
+                key = (event.user_id, event.slot)
+                self._note_bet_change(event.round_id, key)
+                if event.round_id == self._game.round_id and key not in self._bets:
+                    self._bets[key] = (event.amount, ts)  # not an old ack again
+                    self._bettors.add(event.user_id)
+                    self._mirror_bet(key, None)
             elif isinstance(event, CashoutDone):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.cashouts.labels(event.reason).inc()
-                self._note_bet_change(event.round_id, event.user_id)
+                key = (event.user_id, event.slot)
+                self._note_bet_change(event.round_id, key)
                 if event.round_id == self._game.round_id:
-                    self._mirror_bet(event.user_id, event.multiplier)
+                    self._mirror_bet(key, event.multiplier)
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()
@@ -442,6 +453,7 @@ class GameRunner:
                     self._announced_chain = event.chain_id
                 hub.broadcast(encode_event(event, ts=ts))
                 self._bets.clear()
+                self._bettors.clear()
                 if self.mirror is not None:
                     self.mirror.round_opened()
                 self._state(event.round_id, "betting", ONE_X, FULL_INTEGRITY)
@@ -468,14 +480,14 @@ class GameRunner:
                     "multiplier": format_multiplier(m),
                     "integrity": format_multiplier(integrity),  # hundredths of a percent
                     "state": state,
-                    "active_players": str(len(self._bets)),
+                    "active_players": str(len(self._bettors)),
                 }
             )
 
-    def _mirror_bet(self, user_id: int, multiplier: int | None) -> None:
-        placed = self._bets.get(user_id)
+    def _mirror_bet(self, key: tuple[int, int], multiplier: int | None) -> None:
+        placed = self._bets.get(key)
         if self.mirror is not None and placed is not None:
-            self.mirror.bet(user_id, placed[0], placed[1], multiplier)
+            self.mirror.bet(key, placed[0], placed[1], multiplier)
 
     def _collect_garbage(self) -> None:
         """Collect in the cooldown, when no tick is due and no bet is taken.
@@ -499,11 +511,11 @@ class GameRunner:
         gc.freeze()
         self._metrics.gc_seconds.observe(time.perf_counter() - started)
 
-    def _note_bet_change(self, round_id: int, user_id: int) -> None:
+    def _note_bet_change(self, round_id: int, key: tuple[int, int]) -> None:
         """Queue the bet's public view (the engine's) for the next ``bets`` frame."""
-        view = self._game.bet_view(round_id, user_id)
+        view = self._game.bet_view(round_id, *key)
         if view is not None:  # None: the round is already over, its crash frame says it
-            self._bets_delta[user_id] = view
+            self._bets_delta[key] = view
 
     def _take_bets_delta(self, round_id: int) -> bytes | None:
         """The ``bets`` frame of what changed since the last one, if anything did."""

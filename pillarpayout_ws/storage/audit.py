@@ -32,14 +32,15 @@ ORDER BY u.id LIMIT 100
 
 _SETTLEMENT = """
 WITH per_bet AS (
-    SELECT b.id, b.round_id, b.user_id, b.status, b.bet_amount, b.winnings,
+    SELECT b.id, b.round_id, b.user_id, b.slot, b.status, b.bet_amount, b.winnings,
            COUNT(l.id) FILTER (WHERE l.kind = 'bet') AS debits,
            COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'bet'), 0)::bigint AS debited,
            COUNT(l.id) FILTER (WHERE l.kind = 'payout') AS payouts,
            COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'payout'), 0)::bigint AS paid,
            COUNT(l.id) FILTER (WHERE l.kind = 'refund') AS refunds,
            COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'refund'), 0)::bigint AS refunded
-    FROM bets b LEFT JOIN ledger l ON l.round_id = b.round_id AND l.user_id = b.user_id
+    FROM bets b LEFT JOIN ledger l
+        ON l.round_id = b.round_id AND l.user_id = b.user_id AND l.slot = b.slot
     GROUP BY b.id
 )
 SELECT * FROM per_bet
@@ -54,7 +55,8 @@ ORDER BY id LIMIT 100
 _ORPHAN_LEDGER = """
 SELECT l.id, l.user_id, l.kind, l.amount FROM ledger l
 WHERE l.kind <> 'grant' AND (l.round_id IS NULL OR NOT EXISTS (
-    SELECT 1 FROM bets b WHERE b.round_id = l.round_id AND b.user_id = l.user_id))
+    SELECT 1 FROM bets b
+    WHERE b.round_id = l.round_id AND b.user_id = l.user_id AND b.slot = l.slot))
 ORDER BY l.id LIMIT 100
 """
 
@@ -112,7 +114,8 @@ async def audit(db: Database, live: LiveStore | None) -> AuditReport:
         )
     for row in await db.fetch(_SETTLEMENT):
         report.problems.append(
-            f"bet {row['id']} (round {row['round_id']}, user {row['user_id']}, {row['status']}): "
+            f"bet {row['id']} (round {row['round_id']}, user {row['user_id']}, "
+            f"slot {row['slot']}, {row['status']}): "
             f"{row['debits']} debit(s), {row['payouts']} payout(s) totalling "
             f"{_cents(row['paid'])} for winnings {_cents(row['winnings'])}, "
             f"{row['refunds']} refund(s): not settled exactly once"

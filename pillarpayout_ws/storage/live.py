@@ -13,6 +13,11 @@ Keys (``pp:`` is the prefix of everything this project writes)::
     active_bets        hash   user id -> {"amount", "cashout_multiplier", "timestamp"}: the
                               current round's bets, cashed out ones with their multiplier
                               (both written by ``publish``, off the acks' path)
+    pp:presence:relays set    ids of relays that reported their spectators lately
+    pp:presence:relay:{id}
+                       string that relay's connected spectators, with a TTL of a few
+                              seconds: refreshed every second by the relay, so a killed
+                              relay's count expires by itself
 
 Pub/sub channel ``pp:broadcast:{db}`` (pub/sub ignores database numbers, so
 the channel names its own): every broadcast frame, for relays (see
@@ -62,12 +67,33 @@ GRANTS = "pp:grants"
 GRANT_REQUESTS = "pp:grant_requests"
 HELLO = "pp:hello"
 HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
+PRESENCE_RELAYS = "pp:presence:relays"
+PRESENCE_TTL_S = 5.0  # a relay's count outlives the relay by at most this much
 GAME_STATE = "game_state"
 ACTIVE_BETS = "active_bets"
 
 
 def round_key(round_id: int) -> str:
     return f"pp:round:{round_id}"
+
+
+def relay_presence_key(relay_id: str) -> str:
+    return f"pp:presence:relay:{relay_id}"
+
+
+async def report_relay_spectators(
+    client: aioredis.Redis, relay_id: str, spectators: int, ttl_s: float = PRESENCE_TTL_S
+) -> None:
+    """A relay's own count, for the game to add (raises ``RedisError``/``OSError``)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.set(relay_presence_key(relay_id), spectators, px=max(1, round(ttl_s * 1000)))
+    pipe.sadd(PRESENCE_RELAYS, relay_id)
+    await pipe.execute()
+
+
+async def forget_relay(client: aioredis.Redis, relay_id: str) -> None:
+    """A relay that stops cleanly takes its count away at once, not after the TTL."""
+    await client.delete(relay_presence_key(relay_id))
 
 
 def grant_reply_key(key: str) -> str:
@@ -115,6 +141,14 @@ def active_bet(amount: int, placed_at: float, multiplier: int | None) -> bytes:
     """One entry of ``active_bets``."""
     cashout = None if multiplier is None else multiplier / 100
     return orjson.dumps({"amount": amount, "cashout_multiplier": cashout, "timestamp": placed_at})
+
+
+def _count(value: bytes | None) -> int:
+    """A relay's reported count; anything but a natural number counts nothing."""
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 def broadcast_channel(client: aioredis.Redis) -> str:
@@ -214,6 +248,22 @@ class LiveStore:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis publish failed: {exc}") from None
+
+    async def relay_spectators(self) -> int:
+        """The spectators every live relay reports (0 without relays). Relays whose
+        count expired leave the set here."""
+        try:
+            ids = sorted(cast(set[bytes], await self._redis.smembers(PRESENCE_RELAYS)))
+            if not ids:
+                return 0
+            keys = [relay_presence_key(i.decode()) for i in ids]
+            values = cast(list[bytes | None], await self._redis.mget(keys))
+            gone = [i for i, v in zip(ids, values, strict=True) if v is None]
+            if gone:
+                await self._redis.srem(PRESENCE_RELAYS, *gone)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return sum(_count(v) for v in values)
 
     # -- reading the write-ahead -------------------------------------------
 

@@ -6,7 +6,7 @@ transaction, one statement per table (``unnest`` arrays, or a binary COPY):
 1. round rows ``ON CONFLICT DO NOTHING``: a round already there is skipped
    whole, which makes the flush idempotent by round id;
 2. the bets of the newly inserted rounds (COPY);
-3. their ledger rows (COPY), which name their bet by (round_id, user_id), and
+3. their ledger rows (COPY), which name their bet by (round_id, user_id, slot), and
    the grants
    ``ON CONFLICT (idem_key) WHERE kind = 'grant' DO NOTHING``;
 4. ``users.balance += delta`` for exactly the ledger rows inserted in 3:
@@ -87,6 +87,7 @@ class BetRefRow:
     amount: int
     auto_cashout: int | None
     balance_after: int
+    slot: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +110,9 @@ _BET_COLUMNS = (
     "cashout_reason",
     "balance_after",
     "placed_at",
+    "slot",
 )
-_LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "idem_key")
+_LEDGER_COLUMNS = ("user_id", "kind", "amount", "round_id", "idem_key", "slot")
 
 
 _ROUND_FIELDS = (
@@ -423,7 +425,7 @@ class Database:
         """
         async with _translated("reading bet refs"):
             rows = await self._pool.fetch(
-                "SELECT user_id, ref, round_id, bet_amount, auto_cashout_x100, balance_after "
+                "SELECT user_id, ref, round_id, bet_amount, auto_cashout_x100, balance_after, slot "
                 "FROM bets WHERE round_id >= $1 AND ref IS NOT NULL "
                 "AND balance_after IS NOT NULL ORDER BY round_id, id",
                 from_round_id,
@@ -524,7 +526,7 @@ class Database:
             await conn.copy_records_to_table("bets", records=bet_rows, columns=_BET_COLUMNS)
             await conn.copy_records_to_table("ledger", records=entries, columns=_LEDGER_COLUMNS)
         deltas: dict[int, int] = defaultdict(int)
-        for user_id, _, amount, _, _ in entries:
+        for user_id, _, amount, _, _, _ in entries:
             deltas[user_id] += amount
         ledger_rows = len(entries)
         if grants:
@@ -611,7 +613,7 @@ class Database:
             bets = await conn.fetch(
                 "SELECT u.username, b.bet_amount AS amount, "
                 "b.cash_out_multiplier_x100 AS multiplier_x100, b.winnings AS payout, "
-                "b.status, b.placed_at FROM bets b JOIN users u ON u.id = b.user_id "
+                "b.status, b.placed_at, b.slot FROM bets b JOIN users u ON u.id = b.user_id "
                 "WHERE b.round_id = $1 ORDER BY b.placed_at, b.id",
                 round_id,
             )

@@ -9,8 +9,11 @@ or is finished by recovery after a restart.
 - A round with no ``RoundCrashed`` never finished (the server stopped): it is
   **void**. Acknowledged cashouts are honoured; every other bet is refunded.
 
-Every ledger row carries an idempotency key derived from (round, user), so
-settling and flushing a round twice changes nothing.
+Every ledger row carries an idempotency key derived from (round, user, slot):
+``bet:<round>:<user>`` for slot 0 (as before there were two slots, so a round
+written by an older version settles to the same keys) and
+``bet:<round>:<user>:1`` for slot 1; settling and flushing a round twice
+changes nothing.
 
 Times are the game's own: a bet's ``placed_at`` is when the game accepted it,
 a round's ``started_at`` and ``ended_at`` when it began running and crashed
@@ -54,11 +57,18 @@ class SettledBet(NamedTuple):
     reason: CashoutReason | None
     balance_after: int  # the bettor's balance right after the debit (the bet's ack)
     placed_at: datetime | None
+    slot: int = 0
 
 
 # A row of ``ledger`` in the flush's COPY order: (user_id, kind, signed amount,
-# round_id, idempotency key).
-LedgerRow = tuple[int, LedgerKind, int, int, str]
+# round_id, idempotency key, slot).
+LedgerRow = tuple[int, LedgerKind, int, int, str, int]
+
+
+def ledger_row(kind: LedgerKind, amount: int, round_id: int, user_id: int, slot: int) -> LedgerRow:
+    """A bet's ledger row, with the idempotency key of its (round, user, slot)."""
+    key = f"{kind}:{round_id}:{user_id}" if slot == 0 else f"{kind}:{round_id}:{user_id}:{slot}"
+    return user_id, kind, amount, round_id, key, slot
 
 
 def at(ms: int | None) -> datetime | None:
@@ -101,23 +111,29 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
     if not records or not isinstance(records[0], RoundOpened):
         raise StorageError("a round's write-ahead does not start with RoundOpened")
     opened = records[0]
-    bets: dict[int, BetPlaced] = {}
-    cashouts: dict[int, CashedOut] = {}
+    bets: dict[tuple[int, int], BetPlaced] = {}
+    cashouts: dict[tuple[int, int], CashedOut] = {}
     crashed: RoundCrashed | None = None
     goal: GoalAdvanced | None = None
     for record in records[1:]:
         if record.round_id != opened.round_id:
             raise StorageError(f"round {opened.round_id} holds a record of round {record.round_id}")
         if isinstance(record, BetPlaced):
-            if record.user_id in bets:
-                raise StorageError(f"round {opened.round_id}: two bets of user {record.user_id}")
-            bets[record.user_id] = record
-        elif isinstance(record, CashedOut):
-            if record.user_id not in bets or record.user_id in cashouts:
+            key = (record.user_id, record.slot)
+            if key in bets:
                 raise StorageError(
-                    f"round {opened.round_id}: cashout of user {record.user_id} without one bet"
+                    f"round {opened.round_id}: two bets of user {record.user_id} "
+                    f"in slot {record.slot}"
                 )
-            cashouts[record.user_id] = record
+            bets[key] = record
+        elif isinstance(record, CashedOut):
+            key = (record.user_id, record.slot)
+            if key not in bets or key in cashouts:
+                raise StorageError(
+                    f"round {opened.round_id}: cashout of user {record.user_id} "
+                    f"in slot {record.slot} without one bet"
+                )
+            cashouts[key] = record
         elif isinstance(record, RoundCrashed):
             crashed = record
         elif isinstance(record, GoalAdvanced):
@@ -126,9 +142,10 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
     unpaid: BetStatus = "lost" if crashed is not None else "refunded"
     settled: list[SettledBet] = []
     ledger: list[LedgerRow] = []
-    for user_id, bet in bets.items():
-        ledger.append((user_id, "bet", -bet.amount, round_id, f"bet:{round_id}:{user_id}"))
-        cashout = cashouts.get(user_id)
+    for key, bet in bets.items():
+        user_id, slot = key
+        ledger.append(ledger_row("bet", -bet.amount, round_id, user_id, slot))
+        cashout = cashouts.get(key)
         if cashout is not None:
             if crashed is not None and cashout.multiplier > crashed.crash_point:
                 raise StorageError(
@@ -148,11 +165,10 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     cashout.reason,
                     bet.balance_after,
                     at(bet.placed_ms),
+                    slot,
                 )
             )
-            ledger.append(
-                (user_id, "payout", cashout.payout, round_id, f"payout:{round_id}:{user_id}")
-            )
+            ledger.append(ledger_row("payout", cashout.payout, round_id, user_id, slot))
         else:
             settled.append(
                 SettledBet(
@@ -167,12 +183,11 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     None,
                     bet.balance_after,
                     at(bet.placed_ms),
+                    slot,
                 )
             )
             if unpaid == "refunded":
-                ledger.append(
-                    (user_id, "refund", bet.amount, round_id, f"refund:{round_id}:{user_id}")
-                )
+                ledger.append(ledger_row("refund", bet.amount, round_id, user_id, slot))
     started = ended = None
     if crashed is not None and crashed.crashed_ms is not None:
         started, ended = at(crashed.crashed_ms - crashed.elapsed_ms), at(crashed.crashed_ms)

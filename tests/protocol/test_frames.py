@@ -37,6 +37,7 @@ from pillarpayout_ws.protocol import (
     encode_hello,
     encode_logged_out,
     encode_pong,
+    encode_presence,
     encode_session,
 )
 
@@ -120,7 +121,13 @@ def decoded(data: bytes) -> Any:
         ),
         (
             BetAccepted(
-                user_id=1, ref="b1", round_id=7, amount=1250, auto_cashout=210, balance=98_750
+                user_id=1,
+                ref="b1",
+                round_id=7,
+                amount=1250,
+                auto_cashout=210,
+                balance=98_750,
+                slot=1,
             ),
             {
                 "type": "bet_accepted",
@@ -129,6 +136,7 @@ def decoded(data: bytes) -> Any:
                 "amount": 1250,
                 "auto_cashout": 2.1,
                 "balance": 98_750,
+                "slot": 1,
             },
         ),
         (
@@ -140,6 +148,7 @@ def decoded(data: bytes) -> Any:
                 "amount": 1,
                 "auto_cashout": None,
                 "balance": 0,
+                "slot": 0,
             },
         ),
         (
@@ -160,6 +169,7 @@ def decoded(data: bytes) -> Any:
                 "payout": 2625,
                 "balance": 101_375,
                 "reason": "auto",
+                "slot": 0,
             },
         ),
         (
@@ -266,7 +276,13 @@ def test_encode_chat() -> None:
 BETS = (
     BetView(user_id=1, username="ada", amount=1250, status="open", multiplier=None, payout=None),
     BetView(
-        user_id=2, username="bob", amount=500, status="cashed_out", multiplier=235, payout=1175
+        user_id=2,
+        username="bob",
+        amount=500,
+        status="cashed_out",
+        multiplier=235,
+        payout=1175,
+        slot=1,
     ),
     BetView(user_id=3, username="cy", amount=100, status="lost", multiplier=None, payout=None),
 )
@@ -278,6 +294,7 @@ BETS_WIRE = [
         "status": "open",
         "multiplier": None,
         "payout": None,
+        "slot": 0,
     },
     {
         "user_id": 2,
@@ -286,6 +303,7 @@ BETS_WIRE = [
         "status": "cashed_out",
         "multiplier": 2.35,
         "payout": 1175,
+        "slot": 1,
     },
     {
         "user_id": 3,
@@ -294,6 +312,7 @@ BETS_WIRE = [
         "status": "lost",
         "multiplier": None,
         "payout": None,
+        "slot": 0,
     },
 ]
 
@@ -306,6 +325,10 @@ def test_encode_bets() -> None:
         "more": 0,
     }
     assert decoded(encode_bets(7, [])) == {"type": "bets", "round_id": 7, "bets": [], "more": 0}
+
+
+def test_encode_presence() -> None:
+    assert decoded(encode_presence(2, 15)) == {"type": "presence", "players": 2, "spectators": 15}
 
 
 def test_encode_hello_while_running() -> None:
@@ -325,7 +348,14 @@ def test_encode_hello_while_running() -> None:
         bets=BETS,
     )
     chat = [("ada", "hi", TS - 2), ("bob", "gl", TS - 1)]
-    hello = encode_hello(snapshot, server="pillarpayout/0.1.0", fairness=FAIRNESS, chat=chat, ts=TS)
+    hello = encode_hello(
+        snapshot,
+        server="pillarpayout/0.1.0",
+        fairness=FAIRNESS,
+        chat=chat,
+        ts=TS,
+        presence=(3, 120),
+    )
     assert decoded(hello) == {
         "type": "hello",
         "server": "pillarpayout/0.1.0",
@@ -354,6 +384,7 @@ def test_encode_hello_while_running() -> None:
         ],
         "bets": BETS_WIRE,
         "bets_more": 0,
+        "presence": {"players": 3, "spectators": 120},
         "ts": TS,
     }
 

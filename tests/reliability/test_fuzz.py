@@ -202,10 +202,14 @@ class Wire:
 @pytest.fixture
 async def wire(make_rig: RigFactory, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Wire]:
     """The fuzzer's server; once the fuzzing is over, it must still be fine."""
-    # The frame rate limit has its own test; here it would only make every
-    # connection a flood after 40 frames.
+    # The frame rate limits have their own tests; here they would only make
+    # every connection a flood after 40 frames.
     monkeypatch.setattr(limits, "FRAME_RATE", 1e6)
     monkeypatch.setattr(limits, "FRAME_BURST", 1e6)
+    # So would the budget of every frame, fragments included (60 a second): a
+    # fast run of fragmented examples was closed with 1008 now and then.
+    monkeypatch.setattr(limits, "ALL_FRAMES_RATE", 1e6)
+    monkeypatch.setattr(limits, "ALL_FRAMES_BURST", 1e6)
     top, _ = chain_where(lambda points: all(150 <= p <= 400 for p in points), rounds=4)
     rig = await make_rig(top)
     # Fuzzed logins and registrations each hash a password; argon2 at full cost

@@ -33,6 +33,10 @@ PROVEN_ELSEWHERE = {
     "insufficient_funds": A_ROUND,
     "betting_closed": A_ROUND,
     "already_bet": A_ROUND,
+    "invalid_slot": (
+        "tests/server/test_slots.py::"
+        "test_an_auto_cashout_in_one_slot_and_a_hand_cashout_in_the_other"
+    ),
     "no_active_bet": A_ROUND,
     "round_not_running": A_ROUND,
     "auth_required": "tests/server/test_handler.py::test_spectators_cannot_act",

@@ -32,6 +32,9 @@ async def test_gauges_follow_the_game_without_being_set(manual_game: ManualGame)
     after = await asyncio.to_thread(scrape, port)
     assert after["pillarpayout_connections"] == 2
     assert (after["pillarpayout_players"], after["pillarpayout_spectators"]) == (1, 1)
+    online = ("pillarpayout_online_players", "pillarpayout_online_spectators")
+    assert tuple(after[name] for name in online) == (1, 1)
+    assert after["pillarpayout_relay_spectators"] == 0
     assert after["pillarpayout_bets_total"] == 1
     assert after["pillarpayout_frame_deliveries"] > before["pillarpayout_frame_deliveries"]
     assert after['pillarpayout_answer_seconds_count{command="bet"}'] == 1

@@ -5,6 +5,7 @@ as a Redis user that can read only the channel and the snapshot (README, "Relays
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from redis.exceptions import NoPermissionError
 from websockets.asyncio.client import connect
 
 from pillarpayout_ws.server.app import App
+from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.relay import Relay, RelayConfig
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.embedded import EmbeddedServers
-from pillarpayout_ws.storage.live import LiveStore
+from pillarpayout_ws.storage.live import LiveStore, report_relay_spectators
 
 from ..conftest import Servers, fresh_storage
 from ..server.conftest import Player, start_game
@@ -29,27 +31,32 @@ STREAM = {"betting", "running", "tick", "crashed", "bets"}
 RELAY_USER = "pp-relay-test"
 # README, "Relays": the ACL a relay's Redis user gets.
 RELAY_ACL = (
-    "on >relay-secret resetkeys %R~pp:hello resetchannels &pp:broadcast:* -@all "
-    "+subscribe +unsubscribe +ping +get +select +client|setinfo"
+    "on >relay-secret resetkeys %R~pp:hello %W~pp:presence:* resetchannels &pp:broadcast:* "
+    "-@all +subscribe +unsubscribe +ping +get +set +sadd +del +select +client|setinfo"
 )
+
+
+async def redis_user(servers: Servers, name: str, acl: str) -> str:
+    """The game's Redis, as user ``name`` with ``acl``."""
+    admin = aioredis.Redis.from_url(servers.redis_url)
+    try:
+        command = ("ACL", "SETUSER", name, *acl.split())
+        await admin.execute_command(*command)  # type: ignore[no-untyped-call]
+    finally:
+        await admin.aclose()
+    parts = urlsplit(servers.redis_url)
+    return urlunsplit(parts._replace(netloc=f"{name}:relay-secret@{parts.netloc}"))
 
 
 @pytest.fixture
 async def relay_url(servers: Servers) -> str:
     """The game's Redis, as the relays' restricted user."""
-    admin = aioredis.Redis.from_url(servers.redis_url)
-    try:
-        command = ("ACL", "SETUSER", RELAY_USER, *RELAY_ACL.split())
-        await admin.execute_command(*command)  # type: ignore[no-untyped-call]
-    finally:
-        await admin.aclose()
-    parts = urlsplit(servers.redis_url)
-    return urlunsplit(parts._replace(netloc=f"{RELAY_USER}:relay-secret@{parts.netloc}"))
+    return await redis_user(servers, RELAY_USER, RELAY_ACL)
 
 
-async def start_relay(redis_url: str) -> Relay:
+async def start_relay(redis_url: str, **options: Any) -> Relay:
     """A relay that has its first snapshot (before that it answers 503)."""
-    relay = Relay(RelayConfig(port=0), redis_url)
+    relay = Relay(RelayConfig(port=0), redis_url, **options)
     await relay.start()
     await asyncio.wait_for(relay.ready.wait(), 30)
     return relay
@@ -215,8 +222,79 @@ async def test_the_relay_user_reads_only_the_stream(game: App, relay_url: str) -
             client.keys("*"),
             client.set("pp:hello", b"forged"),
             client.publish("pp:broadcast:0", b"F1 {}"),
+            client.get("pp:presence:relays"),  # presence keys: written, never read
+            client.set("game_state", b"forged"),
         ):
             with pytest.raises(NoPermissionError):
                 await forbidden
+        await report_relay_spectators(client, "test-relay", 0)  # its own count: allowed
     finally:
         await client.aclose()
+
+
+async def test_a_relays_spectators_count_in_the_game_and_leave_with_it(
+    game: App, relay_url: str
+) -> None:
+    """The relay reports its count (here when its clock says so); the game adds it;
+    the relay's clients get the game's presence frames; a relay stopping cleanly
+    takes its count away at once."""
+    clock = ManualClock()
+    relay = await start_relay(relay_url, clock=clock)
+    stopped = False
+    try:
+        here = await spectator(game.port)
+        there = [await spectator(relay.port) for _ in range(2)]
+        clock.advance(1)  # the relay's next report: 2
+        assert await here.next("presence", within=30, spectators=3) == {
+            "type": "presence",
+            "players": 0,
+            "spectators": 3,
+        }
+        await there[0].next("presence", within=30, spectators=3)  # forwarded as it is
+        late = await spectator(relay.port)
+        assert set(late.frames[0]["presence"]) == {"players", "spectators"}  # the game's
+        await relay.stop()
+        stopped = True
+        await here.next("presence", within=30, spectators=1)
+        assert await game.storage.live.relay_spectators() == 0
+        await here.close()
+    finally:
+        if not stopped:
+            await relay.stop()
+
+
+async def test_a_killed_relays_count_expires_by_itself(game: App, relay_url: str) -> None:
+    """A relay that stops refreshing (its clock frozen here, as if killed) is out of
+    the game's count once its key's TTL (1 s here) has passed."""
+    clock = ManualClock()
+    relay = await start_relay(relay_url, clock=clock, presence_ttl_s=1.0)
+    try:
+        here = await spectator(game.port)
+        there = await spectator(relay.port)
+        clock.advance(1)
+        await here.next("presence", within=30, spectators=2)
+        await here.next("presence", within=30, spectators=1)  # the TTL, nothing else
+        assert not there.closed.done()
+    finally:
+        await relay.stop()
+
+
+async def test_a_relay_that_may_not_report_still_relays(
+    game: App, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relay user made before presence (no write at all): the relay says so once."""
+    old_acl = RELAY_ACL.replace(" %W~pp:presence:*", "").replace(" +set +sadd +del", "")
+    url = await redis_user(servers, "pp-relay-old", old_acl)
+    caplog.set_level(logging.INFO, logger="pillarpayout.relay")
+    clock = ManualClock()
+    relay = await start_relay(url, clock=clock)
+    try:
+        watcher = await spectator(relay.port)
+        for _ in range(3):
+            await relay.report_now()
+        await watcher.next("tick", within=30)
+        failed = [r for r in caplog.records if "cannot report" in r.getMessage()]
+        assert len(failed) == 1 and "pp:presence" in failed[0].getMessage()
+        await watcher.close()
+    finally:
+        await relay.stop()

@@ -37,23 +37,29 @@ def round_records(
     cashouts: dict[int, int],
     crash_point: int | None,
     goal_id: int | None = None,
+    slots: tuple[int, ...] = (0,),
 ) -> list[RoundRecord]:
     """One round: ``bets`` user -> amount, ``cashouts`` user -> multiplier, crashed or not.
 
+    Each user bets the amount (and cashes out) in each of ``slots``; a bet's
+    ref is ``ref-{round}`` in slot 0, ``ref-{round}-{slot}`` in the others.
     ``balances`` (user -> balance) is updated as the engine would.
     """
     records: list[RoundRecord] = [RoundOpened(round_id, chain_id, round_id, "00" * 32, "salt", 1.0)]
     for user_id, amount in bets.items():
-        balances[user_id] -= amount
-        records.append(
-            BetPlaced(round_id, user_id, f"ref-{round_id}", amount, None, balances[user_id])
-        )
+        for slot in slots:
+            balances[user_id] -= amount
+            ref = f"ref-{round_id}" if slot == 0 else f"ref-{round_id}-{slot}"
+            records.append(
+                BetPlaced(round_id, user_id, ref, amount, None, balances[user_id], None, slot)
+            )
     for user_id, multiplier in cashouts.items():
         payout = bets[user_id] * multiplier // 100
-        balances[user_id] += payout
-        records.append(
-            CashedOut(round_id, user_id, multiplier, payout, balances[user_id], "manual")
-        )
+        for slot in slots:
+            balances[user_id] += payout
+            records.append(
+                CashedOut(round_id, user_id, multiplier, payout, balances[user_id], "manual", slot)
+            )
     if crash_point is not None:
         records.append(RoundCrashed(round_id, crash_point, 1000, SEED))
         if goal_id is not None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from pillarpayout_ws.engine.records import CashedOut
 from pillarpayout_ws.exceptions import DatabaseUnavailable, StorageError
 from pillarpayout_ws.storage import Storage, open_storage
 from pillarpayout_ws.storage.audit import audit
@@ -61,6 +62,37 @@ async def test_recovery_voids_an_uncrashed_round(storage: Storage) -> None:
     again = await recover(storage.live, storage.db)
     assert (again.crashed, again.voided, again.skipped) == (0, 0, 0)
     assert await balances_in_db(storage, ids) == before
+
+
+async def test_recovery_of_a_round_with_both_slots_open_pays_one_refunds_the_other(
+    storage: Storage,
+) -> None:
+    """The server died mid-round while a user held two bets: the one whose
+    cash-out was acknowledged is paid, the one still riding is refunded."""
+    (user,) = await make_users(storage, 1)
+    chain = await make_chain(storage)
+    balances = {user.id: user.balance}
+    records = round_records(6, chain, balances, {user.id: 1000}, {}, None, slots=(0, 1))
+    balance = balances[user.id] + 1500
+    records.append(CashedOut(6, user.id, 150, 1500, balance, "manual", 1))
+    await storage.live.commit(records)
+    report = await recover(storage.live, storage.db)
+    assert (report.crashed, report.voided) == (0, 1)
+    assert await balances_in_db(storage, [user.id]) == {user.id: 100_000 - 1000 + 1500}
+    rows = await storage.db.fetch(
+        "SELECT slot, status, winnings FROM bets WHERE round_id = 6 ORDER BY slot"
+    )
+    assert [tuple(r) for r in rows] == [(0, "refunded", 0), (1, "cashed_out", 1500)]
+    keys = await storage.db.fetch(
+        "SELECT idem_key, slot FROM ledger WHERE round_id = 6 ORDER BY id"
+    )
+    assert [tuple(k) for k in keys] == [
+        (f"bet:6:{user.id}", 0),
+        (f"refund:6:{user.id}", 0),
+        (f"bet:6:{user.id}:1", 1),
+        (f"payout:6:{user.id}:1", 1),
+    ]
+    assert (await audit(storage.db, storage.live)).clean
 
 
 async def test_recovery_after_commit_but_before_redis_cleanup(storage: Storage) -> None:
@@ -161,9 +193,9 @@ async def test_bet_refs_survive_the_flush_with_their_first_answer(storage: Stora
     await storage.live.commit(round_records(4, chain, balances, {a: 250, b: 100}, {}, None))
     await flush_rounds(storage.live, storage.db, [3, 4])
     assert await storage.db.bet_refs(3) == [
-        BetRefRow(a, "ref-3", 3, 500, None, 99_500),
-        BetRefRow(a, "ref-4", 4, 250, None, 100_500 - 250),
-        BetRefRow(b, "ref-4", 4, 100, None, 99_900),
+        BetRefRow(a, "ref-3", 3, 500, None, 99_500, 0),
+        BetRefRow(a, "ref-4", 4, 250, None, 100_500 - 250, 0),
+        BetRefRow(b, "ref-4", 4, 100, None, 99_900, 0),
     ]
     assert [r.round_id for r in await storage.db.bet_refs(4)] == [4, 4]
 

@@ -10,10 +10,14 @@ from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.live import (
     ACTIVE_BETS,
     GAME_STATE,
+    PRESENCE_RELAYS,
     ActiveBets,
     active_bet,
     decode_record,
     encode_record,
+    forget_relay,
+    relay_presence_key,
+    report_relay_spectators,
 )
 
 from .helpers import round_records
@@ -76,5 +80,22 @@ async def test_publish_writes_the_mirror_in_one_round_trip(storage: Storage) -> 
         assert await client.hget(GAME_STATE, "state") == b"betting"
         await live.publish([], None, None, ActiveBets(True, {"9": active_bet(10, 2.0, None)}))
         assert list(await active()) == [9]  # emptied for the new round first
+    finally:
+        await client.aclose()
+
+
+async def test_relay_spectators_sum_the_live_reports_and_drop_the_gone(storage: Storage) -> None:
+    client = aioredis.Redis.from_url(storage.live.url)
+    try:
+        assert await storage.live.relay_spectators() == 0
+        await report_relay_spectators(client, "a", 40)
+        await report_relay_spectators(client, "b", 2)
+        await report_relay_spectators(client, "c", 7)
+        assert 0 < await client.pttl(relay_presence_key("a")) <= 5000
+        assert await storage.live.relay_spectators() == 49
+        await forget_relay(client, "b")
+        await client.set(relay_presence_key("c"), b"lots")  # not a count: counts nothing
+        assert await storage.live.relay_spectators() == 40
+        assert await client.smembers(PRESENCE_RELAYS) == {b"a", b"c"}  # b is gone
     finally:
         await client.aclose()

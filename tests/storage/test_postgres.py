@@ -15,7 +15,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 
@@ -104,6 +104,7 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         [settle_round(round_records(1, chain, balances, {users[0].id: 100}, {}, 150))]
     )
     # Back to the older version: the ledger names a bet by bet_id.
+    await back_to_version_5(storage)
     for statement in (
         "ALTER TABLE ledger DROP CONSTRAINT ledger_bet_fkey",
         "ALTER TABLE ledger DROP COLUMN grant_user_id",
@@ -125,7 +126,10 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
         "WHERE conrelid = 'ledger'::regclass AND contype = 'f' ORDER BY conname"
     )
     assert [(k["conname"], k["def"]) for k in keys] == [
-        ("ledger_bet_fkey", "FOREIGN KEY (round_id, user_id) REFERENCES bets(round_id, user_id)"),
+        (
+            "ledger_bet_fkey",
+            "FOREIGN KEY (round_id, user_id, slot) REFERENCES bets(round_id, user_id, slot)",
+        ),
         ("ledger_grant_user_fkey", "FOREIGN KEY (grant_user_id) REFERENCES users(id)"),
     ]
     indexes = await storage.db.fetch(
@@ -133,7 +137,7 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
     )
     assert [i["indexname"] for i in indexes] == [
         "bets_pkey",
-        "bets_round_id_user_id_key",
+        "bets_round_id_user_id_slot_key",
         "bets_user_recent",
         "ledger_grant_key",
         "ledger_grant_user",
@@ -143,6 +147,70 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
     await storage.db.flush(
         [settle_round(round_records(2, chain, balances, {users[1].id: 100}, {}, 150))]
     )
+    assert (await audit(storage.db, storage.live)).clean
+
+
+async def back_to_version_5(storage: Storage) -> None:
+    """The database as schema version 5 had it: one bet per user per round, no slot."""
+    for statement in (
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_bet_fkey",
+        "DROP INDEX ledger_round_user_kind",
+        "ALTER TABLE ledger DROP COLUMN slot",
+        "ALTER TABLE bets DROP COLUMN slot",
+        "ALTER TABLE bets ADD CONSTRAINT bets_round_id_user_id_key UNIQUE (round_id, user_id)",
+        "ALTER TABLE ledger ADD CONSTRAINT ledger_bet_fkey "
+        "FOREIGN KEY (round_id, user_id) REFERENCES bets (round_id, user_id)",
+        "CREATE UNIQUE INDEX ledger_round_user_kind ON ledger (round_id, user_id, kind) "
+        "WHERE round_id IS NOT NULL",
+        "DELETE FROM schema_version WHERE version = 6",
+    ):
+        await storage.db.execute(statement)
+
+
+async def test_schema_version_6_makes_the_bets_of_an_older_database_slot_0(
+    storage: Storage,
+) -> None:
+    users = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    a, b = users[0].id, users[1].id
+    await back_to_version_5(storage)
+    # A version 5 flush: one bet each, a's cashed out (the ledger has no slot).
+    for statement, args in (
+        (
+            "INSERT INTO rounds (id, chain_id, nonce, seed_hash, server_seed, client_seed, "
+            "house_edge, crash_point_x100, status) VALUES (1, $1, 1, $2, $2, 's', 1, 150, "
+            "'crashed')",
+            (chain, "00" * 32),
+        ),
+        (
+            "INSERT INTO bets (round_id, user_id, ref, bet_amount, cash_out_multiplier_x100, "
+            "winnings, status, balance_after) VALUES (1, $1, 'old', 100, 120, 120, "
+            "'cashed_out', 99900), (1, $2, NULL, 200, NULL, 0, 'lost', 99800)",
+            (a, b),
+        ),
+        (
+            "INSERT INTO ledger (user_id, kind, amount, round_id, idem_key) VALUES "
+            "($1, 'bet', -100, 1, $3), ($1, 'payout', 120, 1, $4), ($2, 'bet', -200, 1, $5)",
+            (a, b, f"bet:1:{a}", f"payout:1:{a}", f"bet:1:{b}"),
+        ),
+        ("UPDATE users SET balance = balance + 20 WHERE id = $1", (a,)),
+        ("UPDATE users SET balance = balance - 200 WHERE id = $1", (b,)),
+    ):
+        await storage.db.execute(statement, *args)
+    await storage.db.apply_schema()
+    rows = await storage.db.fetch("SELECT user_id, slot FROM bets ORDER BY user_id")
+    assert [tuple(r) for r in rows] == [(a, 0), (b, 0)]
+    assert {r["slot"] for r in await storage.db.fetch("SELECT slot FROM ledger")} == {0}
+    assert (await audit(storage.db, storage.live)).clean
+    # The old bet's ref is still known, and a new round takes both slots of a user.
+    assert [(r.ref, r.slot) for r in await storage.db.bet_refs(1)] == [("old", 0)]
+    balances = {a: 100_020, b: 99_800}
+    await storage.db.flush(
+        [settle_round(round_records(2, chain, balances, {a: 100}, {a: 150}, 300, slots=(0, 1)))]
+    )
+    rows = await storage.db.fetch("SELECT slot, status FROM bets WHERE round_id = 2 ORDER BY slot")
+    assert [tuple(r) for r in rows] == [(0, "cashed_out"), (1, "cashed_out")]
     assert (await audit(storage.db, storage.live)).clean
 
 

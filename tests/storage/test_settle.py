@@ -18,9 +18,9 @@ def test_crashed_round_pays_cashouts_and_loses_the_rest() -> None:
     assert (by_user[2].status, by_user[2].payout) == ("lost", 0)
     assert settled.total_wagered == 300 and settled.total_paid == 250
     assert settled.ledger == (
-        (1, "bet", -100, 7, "bet:7:1"),
-        (1, "payout", 250, 7, "payout:7:1"),
-        (2, "bet", -200, 7, "bet:7:2"),
+        (1, "bet", -100, 7, "bet:7:1", 0),
+        (1, "payout", 250, 7, "payout:7:1", 0),
+        (2, "bet", -200, 7, "bet:7:2", 0),
     )
 
 
@@ -32,10 +32,10 @@ def test_uncrashed_round_is_void_cashouts_honoured_others_refunded() -> None:
     assert by_user[1].status == "cashed_out" and by_user[1].payout == 150
     assert by_user[2].status == "refunded"
     assert settled.ledger == (
-        (1, "bet", -100, 8, "bet:8:1"),
-        (1, "payout", 150, 8, "payout:8:1"),
-        (2, "bet", -200, 8, "bet:8:2"),
-        (2, "refund", 200, 8, "refund:8:2"),
+        (1, "bet", -100, 8, "bet:8:1", 0),
+        (1, "payout", 150, 8, "payout:8:1", 0),
+        (2, "bet", -200, 8, "bet:8:2", 0),
+        (2, "refund", 200, 8, "refund:8:2", 0),
     )
     assert settled.total_wagered == 100
 
@@ -63,3 +63,26 @@ def test_cashout_above_the_crash_point_is_refused() -> None:
 def test_records_must_start_with_the_round() -> None:
     with pytest.raises(StorageError):
         settle_round([])
+
+
+def test_two_slots_of_a_user_settle_apart_with_their_own_keys() -> None:
+    balances = {1: 1000}
+    records = round_records(9, 1, balances, {1: 100}, {}, 300, slots=(0, 1))
+    records.insert(-1, CashedOut(9, 1, 200, 200, balances[1] + 200, "auto", 1))
+    settled = settle_round(records)
+    by_slot = {b.slot: b for b in settled.bets}
+    assert (by_slot[0].status, by_slot[0].payout) == ("lost", 0)
+    assert (by_slot[1].status, by_slot[1].payout, by_slot[1].ref) == ("cashed_out", 200, "ref-9-1")
+    assert settled.ledger == (
+        (1, "bet", -100, 9, "bet:9:1", 0),
+        (1, "bet", -100, 9, "bet:9:1:1", 1),
+        (1, "payout", 200, 9, "payout:9:1:1", 1),
+    )
+    assert settled.total_wagered == 200 and settled.total_paid == 200
+
+
+def test_two_bets_in_one_slot_are_refused() -> None:
+    records = round_records(9, 1, {1: 1000}, {1: 100}, {}, 300)
+    records.insert(2, BetPlaced(9, 1, "again", 100, None, 800, None, 0))
+    with pytest.raises(StorageError, match="two bets of user 1 in slot 0"):
+        settle_round(records)

@@ -138,7 +138,12 @@ BEGIN
         ALTER TABLE bets ADD COLUMN balance_after BIGINT;
     END IF;
 END $$;
-CREATE INDEX IF NOT EXISTS bets_user_recent ON bets (user_id, round_id DESC);
+-- A player's bets, newest first by id (/api/me/bets pages by id); also the
+-- way to a user's ledger rows (below). Schema version 7: it replaces
+-- bets_user_recent (user_id, round_id DESC), which no query used, so a flush
+-- still updates one index per user.
+CREATE INDEX IF NOT EXISTS bets_user_id ON bets (user_id, id DESC);
+DROP INDEX IF EXISTS bets_user_recent;
 
 -- Every balance change. users.balance == SUM(amount) per user (audit checks it).
 --
@@ -211,7 +216,7 @@ BEGIN
 END $$;
 -- Round first: a flush appends to the index instead of writing all over it
 -- (6 % of a 10,000-bet flush against user first). A user's history goes
--- through bets_user_recent to their bets' rows here, and ledger_grant_user.
+-- through bets_user_id to their bets' rows here, and ledger_grant_user.
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_round_user_kind ON ledger (round_id, user_id, slot, kind)
     WHERE round_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_grant_key ON ledger (idem_key) WHERE kind = 'grant';
@@ -225,6 +230,40 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked_at    TIMESTAMPTZ
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+
+-- Players' totals for /api/users/NAME and /api/leaderboard (schema version 7),
+-- summed from bets in a short transaction of their own right after each
+-- flush commits (postgres.py, summarise_bets): one row per user and UTC day,
+-- ISO week (starts: its Monday, UTC) and all time (starts: 1970-01-01). A
+-- refunded bet counts in rounds and bets only. The watermark is the last
+-- bets.id summed: a summary adds the bets above it and moves it in the same
+-- transaction, so a crash between a flush and its summary is caught up by the
+-- next, and nothing is summed twice.
+CREATE TABLE IF NOT EXISTS player_stats (
+    period       TEXT    NOT NULL CHECK (period IN ('day', 'week', 'all')),
+    starts       DATE    NOT NULL,
+    user_id      BIGINT  NOT NULL REFERENCES users (id),
+    rounds       INTEGER NOT NULL,  -- distinct rounds with a bet
+    bets         INTEGER NOT NULL,
+    wagered      BIGINT  NOT NULL,  -- stakes of the bets not refunded
+    profit       BIGINT  NOT NULL,  -- winnings - stakes of the bets not refunded
+    best_x100    INTEGER,           -- the highest cash-out multiplier; NULL: none
+    biggest_win  BIGINT,            -- the highest winnings - stake of a cash-out; NULL: none
+    PRIMARY KEY (period, starts, user_id)
+);
+-- A leaderboard reads its top 50 off one of these (a period's rows lie all
+-- over the table: every summary updates some of each period's rows).
+CREATE INDEX IF NOT EXISTS player_stats_profit
+    ON player_stats (period, starts, profit DESC, user_id) WHERE wagered > 0;
+CREATE INDEX IF NOT EXISTS player_stats_wagered
+    ON player_stats (period, starts, wagered DESC, user_id) WHERE wagered > 0;
+CREATE INDEX IF NOT EXISTS player_stats_multiplier
+    ON player_stats (period, starts, best_x100 DESC, user_id) WHERE best_x100 IS NOT NULL;
+CREATE TABLE IF NOT EXISTS player_stats_watermark (
+    only_row     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    last_bet_id  BIGINT  NOT NULL
+);
+INSERT INTO player_stats_watermark (last_bet_id) VALUES (0) ON CONFLICT DO NOTHING;
 
 -- Blocks built by everyone, across rounds (the seed's heights are blocks).
 CREATE TABLE IF NOT EXISTS community_goals (
@@ -264,4 +303,5 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7)
+    ON CONFLICT DO NOTHING;

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench import answers, bench_engine, bets, capacity, fanout, relay, storage
+from bench import answers, bench_engine, bets, capacity, fanout, leaderboard, relay, storage
 from bench.common import machine
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -125,6 +125,22 @@ def entry(results: dict[str, Any], when: str, commit: str) -> str:
         f"{s['serve_startup_new_data_dir_s']} s / {s['serve_startup_existing_data_dir_s']} s",
         f"<= 5 s {_met(s['serve_startup_new_data_dir_s'] <= 5)}",
     )
+    lb = results["leaderboard"]
+    row(
+        f"leaderboards on {lb['bets']:,} bets, {lb['users']:,} players: slowest of the 9 "
+        f"by x period (median of {lb['repeat']})",
+        f"{lb['leaderboard_ms_max']} ms",
+        f"<= {lb['target_ms']:g} ms {_met(lb['leaderboard_ms_max'] <= lb['target_ms'])}",
+    )
+    row(
+        "/api/users/NAME, /api/me/bets first / deep page (queries)",
+        f"{lb['profile_ms_median']} / {lb['my_bets_first_page_ms_median']} / "
+        f"{lb['my_bets_deep_page_ms_median']} ms",
+    )
+    row(
+        "player_stats summary of a 10,000-bet round (after its flush)",
+        f"median {lb['summary_10k_bets_ms_median']} ms",
+    )
     e = results["engine"]
     row(
         "engine advance() median, 10k open bets",
@@ -161,6 +177,7 @@ def main() -> None:
         "capacity": capacity.main([]),
         "answers": answers.main([]),
         "relay": relay.main([]),
+        "leaderboard": leaderboard.main([]),
     }
     print(json.dumps(results, indent=1, default=str))
     commit = subprocess.run(

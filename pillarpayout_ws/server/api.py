@@ -7,6 +7,19 @@
 - ``GET /api/rounds/ID``: one round and its bets.
 - ``GET /api/chat?limit=N``: the chat's last lines (``hello`` carries only
   what fits in its 8 KiB).
+- ``GET /api/me/bets?before=ID&limit=N``: the caller's own flushed bets,
+  newest first by id, for ``Authorization: Bearer TOKEN`` (a session token);
+  any missing, malformed, unknown or revoked token gets the same 401.
+- ``GET /api/users/NAME``: a player's profile and all-time totals.
+- ``GET /api/leaderboard?by=profit|wagered|multiplier&period=day|week|all``:
+  the top 50 of the UTC day, the ISO week (from Monday, UTC) or all time,
+  ties to the older account.
+
+Profiles and leaderboards read ``player_stats``, summed from the flushed bets
+right after each flush (storage/stats.py); refunded bets count in ``bets``
+and ``rounds_played`` only. A leaderboard is kept until the next summary adds
+bets. These three refuse unknown parameters (400); a player's bets and totals
+appear once their round is flushed and summed, not while it is in Redis.
 
 A round is on record the moment it crashes: rounds PostgreSQL does not hold
 yet are read from Redis's write-ahead and settled the way the flush will
@@ -21,11 +34,12 @@ than ``API_RATE`` a second 429 (unless the address is exempt).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
@@ -33,7 +47,10 @@ from websockets.http11 import Request, Response
 from ..engine.records import RoundRecord
 from ..exceptions import PillarPayoutError
 from ..storage import Storage
+from ..storage.postgres import ALL_TIME, LEADERBOARD_VALUES
 from ..storage.settle import SettledRound, settle_round
+from ..storage.stats import PlayerStats
+from .auth import Accounts, AuthError
 from .chat import RECENT_CHAT, ChatRoom
 from .clock import Clock
 from .limits import ClientAddresses, TokenBucket
@@ -49,6 +66,11 @@ API_BURST = 40.0  # ...after a burst of this many
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 FOREVER = "public, max-age=31536000, immutable"
+LEADERBOARD_SIZE = 50
+PERIODS = ("day", "week", "all")
+MAX_USERNAME = 64  # longer than any username can be (32)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")  # what secrets.token_urlsafe makes
+UNAUTHORIZED = "a valid session token is required: Authorization: Bearer TOKEN"
 
 Json = dict[str, Any]
 
@@ -65,8 +87,15 @@ class PublicRecord:
         chat: ChatRoom,
         clock: Clock,
         addresses: ClientAddresses,
+        accounts: Accounts,
+        stats: PlayerStats,
     ) -> None:
         self._storage = storage
+        self._accounts = accounts
+        self._stats = stats
+        # Leaderboards as last answered, until the next summary adds bets.
+        self._boards: dict[tuple[str, str, date], Json] = {}
+        self._boards_generation = -1
         self._runner = runner
         self._chat = chat
         self._clock = clock
@@ -81,11 +110,13 @@ class PublicRecord:
             "/api/fairness": _guarded(self.fairness),
             "/api/rounds": _guarded(self.rounds),
             "/api/chat": _guarded(self.chat),
+            "/api/me/bets": _guarded(self.my_bets),
+            "/api/leaderboard": _guarded(self.leaderboard),
         }
 
     @property
     def prefixes(self) -> dict[str, Page]:
-        return {"/api/rounds/": _guarded(self.round)}
+        return {"/api/rounds/": _guarded(self.round), "/api/users/": _guarded(self.user)}
 
     # -- the pages ----------------------------------------------------------
 
@@ -169,7 +200,117 @@ class PublicRecord:
         body = {"chat": [{"username": u, "text": t, "ts": ts} for u, t, ts in lines]}
         return json_response(HTTPStatus.OK, body)
 
+    async def my_bets(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        user_id = await self._session_user(request)
+        if user_id is None:
+            return _unauthorized()
+        try:
+            query = _query(request, {"before", "limit"}, strict=True)
+            before = _int(query, "before", default=None)
+            limit = _int(query, "limit", default=DEFAULT_LIMIT)
+            if not 1 <= limit <= MAX_LIMIT:
+                raise BadRequest(f"limit is 1 to {MAX_LIMIT}")
+        except BadRequest as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        below = before if before is not None else 2**62
+        rows = await self._storage.db.bets_of_user(user_id, below, limit + 1)
+        bets = [dict(r) for r in rows[:limit]]
+        next_before = bets[-1]["id"] if len(rows) > limit else None
+        return json_response(HTTPStatus.OK, {"bets": bets, "next_before": next_before})
+
+    async def user(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        try:
+            _query(request, set(), strict=True)
+        except BadRequest as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        text = request.path.split("?", 1)[0].rsplit("/", 1)[1]
+        try:
+            name = unquote(text, errors="strict")
+        except UnicodeDecodeError:
+            name = ""
+        row = None
+        if name and len(name) <= MAX_USERNAME:
+            row = await self._storage.db.player_profile(name)
+        if row is None:
+            return _error(HTTPStatus.NOT_FOUND, "no such user")
+        body = {
+            "username": row["username"],
+            "joined_at": _ts(row["created_at"]),
+            "rounds_played": row["rounds"],
+            "bets": row["bets"],
+            "wagered": row["wagered"],
+            "profit": row["profit"],
+            "best_multiplier": _hundredths(row["best_x100"]),
+            "biggest_win": row["biggest_win"],
+        }
+        return json_response(HTTPStatus.OK, body, cache="no-cache")
+
+    async def leaderboard(self, connection: ServerConnection, request: Request) -> Response:
+        refused = self._refused(connection)
+        if refused is not None:
+            return refused
+        try:
+            query = _query(request, {"by", "period"}, strict=True)
+            by = query.get("by", "profit")
+            if by not in LEADERBOARD_VALUES:
+                raise BadRequest("by is profit, wagered or multiplier")
+            period = query.get("period", "all")
+            if period not in PERIODS:
+                raise BadRequest("period is day, week or all")
+        except BadRequest as exc:
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
+        # The game's clock stamps the bets, so it says which day it is.
+        today = datetime.fromtimestamp(self._clock.now(), UTC).date()
+        starts = period_start(period, today)
+        if self._boards_generation != self._stats.generation:
+            self._boards_generation = self._stats.generation
+            self._boards = {}
+        key = (by, period, starts)
+        body = self._boards.get(key)
+        if body is None:
+            generation = self._stats.generation
+            rows = await self._storage.db.leaderboard(by, period, starts, LEADERBOARD_SIZE)
+            multiplier = by == "multiplier"  # hundredths in PostgreSQL; cents stay cents
+            body = {
+                "by": by,
+                "period": period,
+                "starts": None if period == "all" else starts.isoformat(),
+                "rows": [
+                    {
+                        "rank": rank,
+                        "username": r["username"],
+                        "value": _hundredths(r["value"]) if multiplier else r["value"],
+                    }
+                    for rank, r in enumerate(rows, 1)
+                ],
+            }
+            if generation == self._stats.generation:  # no summary since it was read
+                self._boards[key] = body
+        return json_response(HTTPStatus.OK, body, cache="no-cache")
+
     # -- helpers ------------------------------------------------------------
+
+    async def _session_user(self, request: Request) -> int | None:
+        """The user id of the request's ``Authorization: Bearer`` session, or None:
+        missing, malformed, unknown, expired and revoked look the same."""
+        headers = request.headers.get_all("Authorization")
+        if len(headers) != 1:
+            return None
+        scheme, _, token = headers[0].strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
+            return None
+        try:
+            user, _ = await self._accounts.resume(token)
+        except AuthError:
+            return None
+        return user.id
 
     async def _pending(self) -> dict[int, Json]:
         """Crashed rounds still in Redis (settled once, kept until they are flushed)."""
@@ -218,8 +359,19 @@ def _crashed(records: Sequence[RoundRecord]) -> SettledRound | None:
     return None if settled.void else settled
 
 
-def _query(request: Request, known: set[str]) -> dict[str, str]:
-    """The query's parameters, each at most once; unknown ones are ignored."""
+def period_start(period: str, today: date) -> date:
+    """The first day of the leaderboard ``period`` holding ``today`` (UTC): the day
+    itself, the Monday of its ISO week, or ``ALL_TIME``."""
+    if period == "day":
+        return today
+    if period == "week":
+        return today - timedelta(days=today.weekday())
+    return ALL_TIME
+
+
+def _query(request: Request, known: set[str], *, strict: bool = False) -> dict[str, str]:
+    """The query's parameters, each at most once; unknown ones are ignored, or
+    refused when ``strict``."""
     try:
         raw = parse_qs(urlsplit(request.path).query, keep_blank_values=True, strict_parsing=False)
     except ValueError as exc:
@@ -227,6 +379,8 @@ def _query(request: Request, known: set[str]) -> dict[str, str]:
     query: dict[str, str] = {}
     for name, values in raw.items():
         if name not in known:
+            if strict:
+                raise BadRequest(f"unknown parameter: {name[:40]}")
             continue
         if len(values) != 1:
             raise BadRequest(f"{name} is given more than once")
@@ -245,6 +399,12 @@ def _int(query: Mapping[str, str], name: str, *, default: int | None) -> Any:
 
 def _error(status: HTTPStatus, message: str) -> Response:
     return json_response(status, {"error": message})
+
+
+def _unauthorized() -> Response:
+    response = _error(HTTPStatus.UNAUTHORIZED, UNAUTHORIZED)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _ts(at: datetime | None) -> float | None:

@@ -42,6 +42,7 @@ from ..protocol import encode_balance
 from ..storage import Storage
 from ..storage.flush import Flusher, flush_or_hold, recover
 from ..storage.postgres import Database
+from ..storage.stats import PlayerStats
 from .api import PublicRecord
 from .auth import Accounts
 from .chat import ChatRoom
@@ -95,11 +96,13 @@ class App:
             turn_s=config.broadcast_slice_ms / 1000 or float("inf"),
             tick_turn_s=config.tick_slice_ms / 1000 or float("inf"),
         )
+        self.stats = PlayerStats(storage.db)
         self.flusher = Flusher(
             storage.live,
             storage.db,
             batch_rounds=config.flush_rounds,
             interval_s=config.flush_interval_ms / 1000,
+            on_flushed=self.stats.poke,
         )
         self.chat = ChatRoom(storage.db, self.hub, self.clock)
         self.presence = Presence(self.hub, storage.live, self.clock)
@@ -159,7 +162,9 @@ class App:
             max_per_ip=config.max_connections_per_ip,
             refused=lambda code: self.metrics.errors.labels(code).inc(),
         )
-        api = PublicRecord(storage, runner, self.chat, self.clock, self.addresses)
+        api = PublicRecord(
+            storage, runner, self.chat, self.clock, self.addresses, self.accounts, self.stats
+        )
         router = Router(
             websocket=self._gate,
             pages={
@@ -187,6 +192,7 @@ class App:
         self.tasks.spawn(self.publisher.run(), "publisher")
         self.tasks.spawn(self.presence.run(), "presence")
         self.tasks.spawn(self.flusher.run(), "flusher")
+        self.tasks.spawn(self.stats.run(), "player-stats")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
@@ -218,6 +224,7 @@ class App:
             await runner_task
         self.flusher.close()
         self.presence.close()
+        self.stats.close()
         if runner_task is not None:
             self.health.close()
             self.publisher.close()
@@ -233,6 +240,8 @@ class App:
                 log.info("flushed %d round(s) to PostgreSQL", len(pending) - len(held))
                 if round_id not in held:
                     self._tell_refunds(round_id, open_bets)
+            with contextlib.suppress(PillarPayoutError):
+                await self.stats.summarise_now()  # else the next start catches up
         self.hub.finish()  # the last frames reach every socket before its 1001
         if self._server is not None:
             self._server.close(close_connections=True)

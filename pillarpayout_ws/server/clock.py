@@ -3,7 +3,8 @@
 The game loop and the rate limiters never read ``time.monotonic`` themselves;
 they hold a ``Clock``:
 
-- ``MonotonicClock``: production, real monotonic seconds.
+- ``MonotonicClock``: production, real monotonic seconds from the Unix time
+  it was made at (so the game's stored times are Unix times).
 - ``ScaledClock(speed)``: real time run ``speed`` times faster, for tests
   about sockets and concurrency that still want a 40 s round in 4 s.
 - ``ManualClock``: time moves only when a test says so (``advance``), so a
@@ -39,11 +40,18 @@ class Clock(Protocol):
 
 
 class MonotonicClock:
+    """Monotonic seconds counted from the Unix time at its creation: the times the
+    game stores (a bet's ``placed_at``, a round's ``started_at``) are Unix times,
+    and a step of the system clock never moves the game."""
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
+
     def now(self) -> float:
-        return time.monotonic()
+        return time.monotonic() + self._offset
 
     async def sleep_until(self, deadline: float, wake: asyncio.Event) -> None:
-        await wait_for_event(wake, max(0.0, deadline - time.monotonic()))
+        await wait_for_event(wake, max(0.0, deadline - self.now()))
 
 
 class ScaledClock:
@@ -54,9 +62,10 @@ class ScaledClock:
             raise ValueError(f"speed must be positive, got {speed}")
         self.speed = speed
         self._origin = time.monotonic()
+        self._start = time.time()  # Unix time, like MonotonicClock's
 
     def now(self) -> float:
-        return self._origin + (time.monotonic() - self._origin) * self.speed
+        return self._start + (time.monotonic() - self._origin) * self.speed
 
     async def sleep_until(self, deadline: float, wake: asyncio.Event) -> None:
         await wait_for_event(wake, max(0.0, deadline - self.now()) / self.speed)

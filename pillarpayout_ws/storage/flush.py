@@ -148,8 +148,10 @@ class Flusher:
         batch_rounds: int = 10,
         interval_s: float = 1.0,
         max_backoff_s: float = 10.0,
+        on_flushed: Callable[[], None] | None = None,
     ) -> None:
         self._live = live
+        self._on_flushed = on_flushed  # after every flush that wrote rounds
         self._db = db
         self._batch_rounds = batch_rounds
         self._interval_s = interval_s
@@ -188,6 +190,8 @@ class Flusher:
             del self._queue[round_id]
         self.rounds_flushed += len(round_ids) - len(refused)
         self.held.update(refused)
+        if result.rounds_written and self._on_flushed is not None:
+            self._on_flushed()
         return result
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
@@ -119,6 +119,55 @@ _ROUND_FIELDS = (
     "id, chain_id, nonce, seed_hash, server_seed, client_seed, house_edge, crash_point_x100, "
     "status, bets_count, total_wagered, total_paid, started_at, ended_at"
 )
+
+
+# A bet on ``/api/me/bets``: selected under the names the JSON uses.
+_MY_BET_FIELDS = (
+    "id, round_id, bet_amount AS amount, auto_cashout_x100::float8 / 100 AS auto_cashout, "
+    "cash_out_multiplier_x100::float8 / 100 AS cashout_multiplier, winnings AS payout, "
+    "status, extract(epoch FROM placed_at)::float8 AS placed_at, slot"
+)
+
+# Bets summed in one transaction at most (a little more: whole rounds).
+SUMMARY_CHUNK = 100_000
+
+# ``player_stats.starts`` of the all-time rows.
+ALL_TIME = date(1970, 1, 1)
+
+# A leaderboard's value and which rows have one: profit and wagered count
+# the players with a bet that was not refunded, multiplier those who cashed out.
+LEADERBOARD_VALUES = {
+    "profit": ("s.profit", "s.wagered > 0"),
+    "wagered": ("s.wagered", "s.wagered > 0"),
+    "multiplier": ("s.best_x100", "s.best_x100 IS NOT NULL"),
+}
+
+# Bets (last_bet_id, max id] into player_stats: each bet counts in its UTC
+# day, its ISO week (from Monday, UTC) and all time. A refunded bet counts in
+# rounds and bets, not in wagered, profit or the bests.
+_SUMMARISE = """
+INSERT INTO player_stats AS s (period, starts, user_id, rounds, bets, wagered, profit,
+                               best_x100, biggest_win)
+SELECT p.period, p.starts, b.user_id, count(DISTINCT b.round_id), count(*),
+       COALESCE(sum(b.bet_amount) FILTER (WHERE b.status <> 'refunded'), 0),
+       COALESCE(sum(b.winnings - b.bet_amount) FILTER (WHERE b.status <> 'refunded'), 0),
+       max(b.cash_out_multiplier_x100),
+       max(b.winnings - b.bet_amount) FILTER (WHERE b.status = 'cashed_out')
+FROM bets b
+CROSS JOIN LATERAL (VALUES
+    ('day', (b.placed_at AT TIME ZONE 'UTC')::date),
+    ('week', date_trunc('week', b.placed_at AT TIME ZONE 'UTC')::date),
+    ('all', $3::date)) AS p (period, starts)
+WHERE b.id > $1 AND b.id <= $2
+GROUP BY p.period, p.starts, b.user_id
+ON CONFLICT (period, starts, user_id) DO UPDATE SET
+    rounds = s.rounds + excluded.rounds,
+    bets = s.bets + excluded.bets,
+    wagered = s.wagered + excluded.wagered,
+    profit = s.profit + excluded.profit,
+    best_x100 = GREATEST(s.best_x100, excluded.best_x100),
+    biggest_win = GREATEST(s.biggest_win, excluded.biggest_win)
+"""
 
 
 async def _revealed_seeds(
@@ -618,6 +667,102 @@ class Database:
                 round_id,
             )
         return row, list(bets)
+
+    # -- players: their bets, profiles and leaderboards ------------------------
+
+    async def bets_of_user(self, user_id: int, before: int, limit: int) -> list[asyncpg.Record]:
+        """The user's flushed bets with ``id < before``, newest first, as ``/api/me/bets``
+        shows them (``_MY_BET_FIELDS``)."""
+        async with _translated("reading a user's bets"):
+            return list(
+                await self._pool.fetch(
+                    f"SELECT {_MY_BET_FIELDS} FROM bets "
+                    "WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                    user_id,
+                    before,
+                    limit,
+                )
+            )
+
+    async def player_profile(self, username: str) -> asyncpg.Record | None:
+        """A user's all-time totals (``player_stats``, zeros before any bet); None if unknown."""
+        if "\x00" in username:
+            return None  # PostgreSQL text cannot hold U+0000, so no name has one
+        async with _translated("reading a profile"):
+            return await self._pool.fetchrow(
+                "SELECT u.username, u.created_at, COALESCE(s.rounds, 0) AS rounds, "
+                "COALESCE(s.bets, 0) AS bets, COALESCE(s.wagered, 0) AS wagered, "
+                "COALESCE(s.profit, 0) AS profit, s.best_x100, s.biggest_win "
+                "FROM users u LEFT JOIN player_stats s "
+                "ON s.period = 'all' AND s.starts = $2 AND s.user_id = u.id "
+                "WHERE lower(u.username) = lower($1)",
+                username,
+                ALL_TIME,
+            )
+
+    async def leaderboard(
+        self, by: str, period: str, starts: date, limit: int
+    ) -> list[asyncpg.Record]:
+        """The top ``limit`` (username, value) of ``period`` starting ``starts`` by
+        ``by`` (``LEADERBOARD_VALUES``), ties to the older account."""
+        value, counted = LEADERBOARD_VALUES[by]
+        async with _translated("reading a leaderboard"):
+            return list(
+                await self._pool.fetch(
+                    f"SELECT u.username, {value} AS value FROM player_stats s "
+                    "JOIN users u ON u.id = s.user_id "
+                    f"WHERE s.period = $1 AND s.starts = $2 AND {counted} "
+                    f"ORDER BY {value} DESC, s.user_id LIMIT $3",
+                    period,
+                    starts,
+                    limit,
+                )
+            )
+
+    async def summarise_bets(self, max_bets: int = SUMMARY_CHUNK) -> int:
+        """Add bets flushed since the last summary to ``player_stats``; how many (0:
+        none left). Call it until it answers 0.
+
+        One short transaction of its own, after a flush has committed: it
+        takes the watermark row (so summaries run one at a time), sums the
+        bets with ``last_bet_id < id <= high`` into their users' rows of the
+        bet's UTC day, ISO week and all time, and moves the watermark to
+        ``high``, so running it twice adds nothing twice, and one that never
+        ran (a crash after a flush) is caught up by the next. ``high`` is the
+        newest bet, or, with more than ``max_bets`` waiting (a first summary
+        of an older database), the last bet of the round of the
+        ``max_bets``-th: each transaction stays well inside the command
+        timeout, and a round's bets are never split between two summaries
+        (its rounds are counted once per summary). Bets are written by one
+        flush at a time (one server holds the server lock), a round's bets
+        by one COPY, in one transaction per batch, so their ids are
+        consecutive and every bet below the watermark was there when it
+        moved.
+        """
+        async with (
+            _translated("summarising bets"),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            low = await conn.fetchval("SELECT last_bet_id FROM player_stats_watermark FOR UPDATE")
+            high = await conn.fetchval(
+                """
+                SELECT COALESCE(
+                    (SELECT max(b.id) FROM bets b WHERE b.round_id =
+                        (SELECT round_id FROM bets WHERE id > $1 ORDER BY id OFFSET $2 LIMIT 1)),
+                    (SELECT max(id) FROM bets))
+                """,
+                low,
+                max_bets,
+            )
+            if high is None or high <= low:
+                return 0
+            added: int = await conn.fetchval(
+                "SELECT count(*) FROM bets WHERE id > $1 AND id <= $2", low, high
+            )
+            await conn.execute(_SUMMARISE, low, high, ALL_TIME)
+            await conn.execute("UPDATE player_stats_watermark SET last_bet_id = $1", high)
+        return added
 
     async def usernames(self, user_ids: Sequence[int]) -> dict[int, str]:
         async with _translated("reading usernames"):

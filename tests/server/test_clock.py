@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -50,3 +51,9 @@ async def test_a_scaled_clock_runs_faster() -> None:
     assert clock.now() >= before + 5.0
     with pytest.raises(ValueError, match="positive"):
         ScaledClock(0)
+
+
+def test_the_real_clocks_count_from_unix_time() -> None:
+    # The game stores its times (bets' placed_at, rounds' started_at) as Unix times.
+    for clock in (MonotonicClock(), ScaledClock(10)):
+        assert abs(clock.now() - time.time()) < 60

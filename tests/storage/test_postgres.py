@@ -15,7 +15,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6, 7]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 
@@ -138,7 +138,7 @@ async def test_schema_moves_an_older_ledger_to_rows_naming_their_bet(
     assert [i["indexname"] for i in indexes] == [
         "bets_pkey",
         "bets_round_id_user_id_slot_key",
-        "bets_user_recent",
+        "bets_user_id",
         "ledger_grant_key",
         "ledger_grant_user",
         "ledger_pkey",

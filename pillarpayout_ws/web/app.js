@@ -701,8 +701,8 @@ function renderAll() {
 
 function renderPresence(presence) {
   const box = $("presence");
-  if (presence === undefined || presence === null) return; // a server without presence
-  box.hidden = false;
+  box.hidden = presence === undefined || presence === null; // a server without presence
+  if (box.hidden) return;
   box.textContent = `${presence.players} playing · ${presence.spectators} watching`;
   box.dataset.players = String(presence.players);
   box.dataset.spectators = String(presence.spectators);

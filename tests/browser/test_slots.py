@@ -83,10 +83,9 @@ async def test_the_header_shows_presence_when_the_server_sends_it(browsing: Brow
     hello = tab.received_of("hello")[0]
     presence = page.locator("#presence")
     if "presence" in hello:
-        counts = hello["presence"]
-        await expect(presence).to_have_text(
-            f"{counts['players']} playing · {counts['spectators']} watching"
-        )
+        # hello counts those here before this page; a presence frame follows
+        # within a second with this page among the spectators.
+        await expect(presence).to_have_text("0 playing · 1 watching")
     else:
         await expect(presence).to_be_hidden()  # a server without presence: nothing shown
 

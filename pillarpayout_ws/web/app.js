@@ -485,9 +485,9 @@ function readAutoPlan(slot) {
   if (base === null || base === 0) return "Base bet: an amount like 1.00.";
   const autoCashout = parseMultiplier(value("ab-cashout"));
   if (autoCashout === null || autoCashout < 101) return "Auto cash-out: at least 1.01.";
-  const onWin = parseRule(part("ab-win-mode", slot).value, value("ab-win-factor"), parseMultiplier);
+  const onWin = parseRule(part("ab-win-mode", slot).value, value("ab-win-factor"));
   if (onWin === null) return "Win factor: a multiplier of at least 1.00, like 2.00.";
-  const onLoss = parseRule(part("ab-loss-mode", slot).value, value("ab-loss-factor"), parseMultiplier);
+  const onLoss = parseRule(part("ab-loss-mode", slot).value, value("ab-loss-factor"));
   if (onLoss === null) return "Loss factor: a multiplier of at least 1.00, like 2.00.";
   const optional = (name) => (value(name) === "" ? null : parseMoney(value(name)));
   const stopProfit = optional("ab-stop-profit");
@@ -528,7 +528,9 @@ function renderAutoBet(slot) {
       `profit ${formatMoney(run.profit)}.`;
   } else {
     status.dataset.reason = run.stopped.reason;
-    status.className = `status ${run.stopped.reason === "rounds" || run.stopped.reason === "profit" || run.stopped.reason === "user" ? "" : "loss"}`;
+    // Stopped as planned (or by the player): plain; stopped by a problem: in red.
+    const planned = ["rounds", "profit", "user"].includes(run.stopped.reason);
+    status.className = planned ? "status" : "status loss";
     status.textContent = run.stopped.text;
   }
 }

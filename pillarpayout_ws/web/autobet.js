@@ -2,10 +2,13 @@
 // the next stake, when to stop), kept apart from the page so that they are
 // plain arithmetic on cents. The page places each bet itself, as an ordinary
 // `bet` frame with its own ref, and stops the run at once on an error for one
-// of its bets, a disconnect or a logout (see README, "Auto-bet").
+// of its bets, a disconnect or a logout (see README, "Browser client").
 
-/** What to do to the stake after a win or a loss: back to the base, or times `factor`. */
-export function parseRule(mode, factorText, parseMultiplier) {
+import { parseMultiplier } from "./format.js";
+
+/** What a win or a loss does to the stake: back to the base, or times `factor`
+ * (hundredths, at least 1.00x); null when the factor is not a multiplier. */
+export function parseRule(mode, factorText) {
   if (mode === "reset") return { mode: "reset", factor: null };
   const factor = parseMultiplier(factorText);
   if (factor === null || factor < 100) return null;
@@ -32,7 +35,7 @@ export class AutoBetRun {
     return this.stopped === null;
   }
 
-  /** The stake after a round that paid `payout` (0: lost) for `amount`. */
+  /** The stake after a round that staked `stake` and was won or lost: floor(stake * factor). */
   static nextStake(plan, stake, won) {
     const rule = won ? plan.onWin : plan.onLoss;
     if (rule.mode === "reset") return plan.base;

@@ -181,3 +181,69 @@ async def test_auto_bet_stops_when_the_connection_drops(browsing: Browsing) -> N
     assert len(auto_bets(tab)) == sent
     await expect(page.locator("#ab-status-0")).to_have_attribute("data-reason", "disconnect")
     assert all(error.startswith("WebSocket connection to") for error in tab.errors), tab.errors
+
+
+def expected_run(plan: dict[str, Any], crashes: list[int]) -> tuple[list[int], str | None]:
+    """The stakes a run bets over rounds crashing at ``crashes``, and why it stopped."""
+    stake, profit, stakes = plan["base"], 0, []
+    for played, crash in enumerate(crashes, start=1):
+        stakes.append(stake)
+        won = crash >= plan["autoCashout"]
+        profit += (stake * plan["autoCashout"] // 100 if won else 0) - stake
+        rule = plan["onWin"] if won else plan["onLoss"]
+        stake = plan["base"] if rule["mode"] == "reset" else max(1, stake * rule["factor"] // 100)
+        if plan["stopProfit"] is not None and profit >= plan["stopProfit"]:
+            return stakes, "profit"
+        if plan["stopLoss"] is not None and -profit >= plan["stopLoss"]:
+            return stakes, "loss"
+        if played >= plan["rounds"]:
+            return stakes, "rounds"
+    return stakes, None
+
+
+async def test_auto_bet_rules_in_the_page_match_the_rules_as_written(browsing: Browsing) -> None:
+    tab = await browsing.open()
+    reset = {"mode": "reset", "factor": None}
+
+    def times(factor: int) -> dict[str, Any]:
+        return {"mode": "multiply", "factor": factor}
+
+    def plan(**given: Any) -> dict[str, Any]:
+        base = {"base": 100, "autoCashout": 200, "onWin": reset, "onLoss": times(200)}
+        return base | {"stopProfit": None, "stopLoss": None, "rounds": 100} | given
+
+    cases = [
+        (plan(stopProfit=150), [250, 130, 210, 300, 120]),  # stops on profit
+        (plan(stopLoss=600), [130, 110, 150, 140, 900]),  # stops on loss: 100+200+400
+        (plan(onWin=times(150), onLoss=reset, rounds=4), [200, 300, 100, 500]),
+        (plan(autoCashout=1000, onLoss=times(125), rounds=6), [100, 200, 300, 400, 500, 600]),
+        (plan(base=333, onLoss=times(101), rounds=3), [101, 102, 103]),  # floor of cents
+    ]
+    results = await tab.page.evaluate(
+        """async (cases) => {
+          const { AutoBetRun, parseRule } = await import(new URL("autobet.js", location.href));
+          const runs = cases.map(([plan, crashes]) => {
+            const run = new AutoBetRun(plan);
+            const stakes = [];
+            for (const crash of crashes) {
+              stakes.push(run.stake);
+              const won = crash >= plan.autoCashout;
+              const payout = won ? Math.floor((run.stake * plan.autoCashout) / 100) : 0;
+              const reason = run.settle(run.stake, payout);
+              if (reason !== null) return [stakes, reason];
+            }
+            return [stakes, null];
+          });
+          const rules = [
+            ["multiply", "1.5"], ["multiply", "0.99"], ["multiply", "x"],
+            ["multiply", "2.005"], ["reset", "anything"],
+          ].map(([mode, factor]) => parseRule(mode, factor));
+          return { runs, rules };
+        }""",
+        cases,
+    )
+    for (given, crashes), (stakes, reason) in zip(cases, results["runs"], strict=True):
+        assert (stakes, reason) == expected_run(given, crashes), (given, crashes)
+    assert [r[1] for r in results["runs"]] == ["profit", "loss", "rounds", "rounds", "rounds"]
+    assert results["rules"] == [times(150), None, None, None, reset]
+    assert tab.errors == []

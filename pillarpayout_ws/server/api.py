@@ -149,14 +149,9 @@ class PublicRecord:
         if refused is not None:
             return refused
         try:
-            query = _query(request, {"before", "limit"})
-            before = _int(query, "before", default=None)
-            limit = _int(query, "limit", default=DEFAULT_LIMIT)
-            if not 1 <= limit <= MAX_LIMIT:
-                raise BadRequest(f"limit is 1 to {MAX_LIMIT}")
+            below, limit = _page(request, strict=False)
         except BadRequest as exc:
             return _error(HTTPStatus.BAD_REQUEST, str(exc))
-        below = before if before is not None else 2**62
         pending = [r for r in (await self._pending()).values() if r["id"] < below]
         flushed = [_round_row(r) for r in await self._storage.db.rounds_before(below, limit)]
         by_id = {r["id"]: r for r in [*flushed, *pending]}
@@ -208,14 +203,9 @@ class PublicRecord:
         if user_id is None:
             return _unauthorized()
         try:
-            query = _query(request, {"before", "limit"}, strict=True)
-            before = _int(query, "before", default=None)
-            limit = _int(query, "limit", default=DEFAULT_LIMIT)
-            if not 1 <= limit <= MAX_LIMIT:
-                raise BadRequest(f"limit is 1 to {MAX_LIMIT}")
+            below, limit = _page(request, strict=True)
         except BadRequest as exc:
             return _error(HTTPStatus.BAD_REQUEST, str(exc))
-        below = before if before is not None else 2**62
         rows = await self._storage.db.bets_of_user(user_id, below, limit + 1)
         bets = [dict(r) for r in rows[:limit]]
         next_before = bets[-1]["id"] if len(rows) > limit else None
@@ -386,6 +376,16 @@ def _query(request: Request, known: set[str], *, strict: bool = False) -> dict[s
             raise BadRequest(f"{name} is given more than once")
         query[name] = values[0]
     return query
+
+
+def _page(request: Request, *, strict: bool) -> tuple[int, int]:
+    """``?before=ID&limit=N``: (ids below this, how many), 400 on a bad value."""
+    query = _query(request, {"before", "limit"}, strict=strict)
+    before = _int(query, "before", default=None)
+    limit = _int(query, "limit", default=DEFAULT_LIMIT)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit is 1 to {MAX_LIMIT}")
+    return (before if before is not None else 2**62), limit
 
 
 def _int(query: Mapping[str, str], name: str, *, default: int | None) -> Any:

@@ -11,6 +11,7 @@ from playwright.async_api import WebSocketRoute, expect
 from websockets.asyncio.client import connect
 
 from .conftest import ROUND_MS, Browsing, Site
+from .test_autobet import start_auto_bet, stopped
 from .test_page import money, multiplier_reaches, next_betting, phase, register
 
 
@@ -113,4 +114,25 @@ async def test_the_header_shows_presence_when_the_server_sends_it(browsing: Brow
     await expect(presence).to_have_attribute("data-players", "3")
     await register(page, "present_p")  # the page plays on through the route
     await phase(page, "running")
+    assert tab.errors == []
+
+
+async def test_two_auto_bets_never_bet_more_than_the_balance_together(browsing: Browsing) -> None:
+    if not await has_slots(browsing.site):
+        pytest.skip("the server has no bet slots yet (two bets a round is not merged)")
+    tab = await browsing.open()
+    page = tab.page
+    await register(page, "both_b")
+    await next_betting(page)
+    # 600.00 each from 1000.00: the first fits, the second must not be sent,
+    # whether or not the first one's answer has come back yet.
+    await start_auto_bet(page, 0, base="600.00", cashout="50.00")
+    await start_auto_bet(page, 1, base="600.00", cashout="50.00")
+    await stopped(page, "balance", slot=1)
+    await expect(page.locator("#ab-status-1")).to_contain_text("is more than your balance, 400.00")
+    await expect(page.locator("#ab-status-0")).to_have_attribute("data-state", "running")
+    await expect(page.locator("#balance")).to_have_text("400.00")
+    assert [(f["slot"], f["amount"]) for f in tab.sent_of("bet")] == [(0, 60_000)]
+    await page.click("#ab-stop-0")
+    await stopped(page, "user", slot=0)
     assert tab.errors == []

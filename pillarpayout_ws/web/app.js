@@ -408,7 +408,7 @@ function loggedOut() {
 
 // -- auto-bet ----------------------------------------------------------------------
 // Each bet of a run is an ordinary `bet` frame with its own ref, sent by this
-// page when a betting window opens; nothing runs on the server (README, "Auto-bet").
+// page when a betting window opens; nothing runs on the server (README, "Browser client").
 
 /** The balance not yet promised to a bet sent this round and not acknowledged yet. */
 function uncommittedBalance() {
@@ -463,7 +463,9 @@ function settleAutoBet(slot, roundId) {
   const reason = run.settle(mine.amount, payout);
   const profit = formatMoney(run.profit);
   if (reason === "profit") stopAutoBet(slot, reason, `Stopped: profit ${profit} reached.`);
-  else if (reason === "loss") stopAutoBet(slot, reason, `Stopped: loss of ${profit} reached.`);
+  else if (reason === "loss") {
+    stopAutoBet(slot, reason, `Stopped: loss of ${formatMoney(-run.profit)} reached.`);
+  }
   else if (reason === "rounds") {
     stopAutoBet(slot, reason, `Done: ${run.played} rounds played, profit ${profit}.`);
   }

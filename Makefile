@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint bench chaos soak clean
+.PHONY: serve test test-external debian-servers lint bench chaos soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,22 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-test: lint $(CHROMIUM)
+# Debian's own PostgreSQL and Redis for the external run (tests/external.py), installed
+# like chromium: only when missing.
+debian-servers:
+	@if ! test -x /usr/bin/redis-server || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; \
+	fi
+
+# The whole suite on the embedded servers, then the `external` tests (storage, flush,
+# recovery, some wire tests) against Debian's postgresql and redis-server on their own ports.
+test: lint $(CHROMIUM) debian-servers
 	$(BIN)/pytest
+	$(BIN)/python -m tests.external
+
+test-external: $(STAMP) debian-servers
+	$(BIN)/python -m tests.external
 
 chaos: $(STAMP)
 	$(BIN)/pytest -m chaos

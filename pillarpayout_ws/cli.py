@@ -1,23 +1,38 @@
 """The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
-use, missing wheel, unknown user) ends in one line on stderr and exit code 2;
-a failed audit exits 1.
+use, missing wheel, unknown user, a bad environment variable or config file)
+ends in one line on stderr and exit code 2; a failed audit exits 1.
+
+Settings come from flags, the environment and a TOML file (``--config``), in
+that order (``settings.py``); ``serve --print-config`` and ``relay
+--print-config`` show the result and where each value came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .exceptions import ConfigError, PillarPayoutError
-from .settings import add_flags, flag_name, from_args
+from .logs import MASKED, LogConfig, secret_name, setup
+from .settings import (
+    ConfigFile,
+    add_flags,
+    config_path,
+    flag_name,
+    resolve,
+    values_of,
+)
+from .storage import StorageConfig
+from .storage.live import _mask
 
 if TYPE_CHECKING:
     from .storage import Storage
@@ -25,6 +40,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("pillarpayout")
 
 MAX_GRANT_CENTS = 10**12  # 10 billion units: anything larger is a typo
+T = TypeVar("T")
+EPILOG = (
+    "Every setting is also read from the environment, as PILLARPAYOUT_ and its name "
+    "(the name --print-config shows, upper case: PILLARPAYOUT_BETTING_MS), and from the "
+    "TOML file of --config (or PILLARPAYOUT_CONFIG): a flag wins over the environment, "
+    "which wins over the file, which wins over the default."
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolConfig:
+    """The settings of chain, salt, audit and grant: where the storage is, and the logs."""
+
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    logs: LogConfig = field(default_factory=LogConfig)
+
+
+def commands() -> dict[str, type[Any]]:
+    """Each command that reads settings (and a config file's ``[table]``), and its class."""
+    from .server.config import ServerConfig
+    from .server.relay import RelayConfig
+
+    tool = {name: ToolConfig for name in ("chain", "salt", "audit", "grant")}
+    return {"serve": ServerConfig, "relay": RelayConfig, **tool}
 
 
 def parse_amount(text: str) -> int:
@@ -46,16 +85,30 @@ def parse_amount(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .server.config import ServerConfig
     from .server.relay import RelayConfig
-    from .storage import StorageConfig
 
-    parser = argparse.ArgumentParser(prog="pillarpayout", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default=os.environ.get("PILLARPAYOUT_LOG", "INFO"))
+    parser = argparse.ArgumentParser(
+        prog="pillarpayout",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+    )
+    parser.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        help="DEBUG, INFO, WARNING or ERROR [env PILLARPAYOUT_LOG, else INFO]",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    add_flags(sub.add_parser("serve", help="run the game server"), ServerConfig)
-    add_flags(
-        sub.add_parser("relay", help="serve read-only spectator streams from Redis"), RelayConfig
-    )
+    for name, cls, text in (
+        ("serve", ServerConfig, "run the game server"),
+        ("relay", RelayConfig, "serve read-only spectator streams from Redis"),
+    ):
+        command = sub.add_parser(name, help=text, epilog=EPILOG)
+        add_flags(command, cls)
+        command.add_argument(
+            "--print-config",
+            action="store_true",
+            help="print every setting, its value and where it came from; start nothing",
+        )
 
     verify = sub.add_parser(
         "verify",
@@ -71,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     chain = sub.add_parser(
         "chain", help="create a new seed chain and print its commitment (salt it with salt)"
     )
-    add_flags(chain, StorageConfig)
+    add_flags(chain, ToolConfig)
     chain.add_argument("--length", type=int, default=100_000, help="rounds [100000]")
     chain.add_argument(
         "--client-seed",
@@ -82,18 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     salt = sub.add_parser(
         "salt", help="set a new chain's salt, once: the seeding event's last step"
     )
-    add_flags(salt, StorageConfig)
+    add_flags(salt, ToolConfig)
     salt.add_argument("--chain", type=int, required=True, help="the chain's id")
     salt.add_argument(
         "--client-seed", required=True, help="the value named in advance (a future block hash)"
     )
     salt.add_argument("--source", required=True, help="where it comes from, published with it")
 
-    audit = sub.add_parser("audit", help="check the money invariants")
-    add_flags(audit, StorageConfig)
+    audit = sub.add_parser("audit", help="check the money invariants", epilog=EPILOG)
+    add_flags(audit, ToolConfig)
 
-    grant = sub.add_parser("grant", help="credit a user through the ledger")
-    add_flags(grant, StorageConfig)
+    grant = sub.add_parser("grant", help="credit a user through the ledger", epilog=EPILOG)
+    add_flags(grant, ToolConfig)
     grant.add_argument("username")
     grant.add_argument("amount", help="currency units, e.g. 25.00")
     return parser
@@ -182,24 +235,60 @@ async def _grant(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _storage(args: argparse.Namespace) -> Storage:
-    from .storage import StorageConfig
+def _settings(cls: type[T], args: argparse.Namespace) -> T:
+    config, sources = resolve(cls, args, args.config_file)
+    if getattr(args, "print_config", False):
+        print_config(args.command, config, sources)
+        raise _Printed
+    return config
 
-    return await from_args(StorageConfig, args).open()
+
+class _Printed(Exception):
+    """--print-config printed the configuration: exit 0, start nothing."""
+
+
+def print_config(command: str, config: Any, sources: dict[str, str]) -> None:
+    """Each setting as a line of TOML (fit for --config) with its source; URLs
+    without their passwords, secrets masked, unset settings commented out."""
+    print(f"# pillarpayout {command}: flag > environment > config file > default")
+    for name, value in values_of(config).items():
+        source = sources.get(name, "default")
+        if value is None:
+            print(f"# {name} = (none)  # {source}")
+            continue
+        if secret_name(name):
+            value = MASKED
+        elif isinstance(value, str) and name.endswith("_url"):
+            value = _mask(value)
+        print(f"{name} = {_toml(value)}  # {source}")
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+async def _storage(args: argparse.Namespace) -> Storage:
+    return await _settings(ToolConfig, args).storage.open()
 
 
 async def _serve(args: argparse.Namespace) -> int:
     from .server.app import run
     from .server.config import ServerConfig
 
-    return await run(from_args(ServerConfig, args))
+    return await run(_settings(ServerConfig, args))
 
 
 async def _relay(args: argparse.Namespace) -> int:
     from .server.relay import RelayConfig, run_relay
     from .storage.embedded import EmbeddedServers
 
-    config = from_args(RelayConfig, args)
+    config = _settings(RelayConfig, args)
     url = config.redis_url
     if url is None:
         url = EmbeddedServers(config.data_dir).running_redis_url()
@@ -221,16 +310,18 @@ def _run(coro_fn: Callable[[argparse.Namespace], Awaitable[int]], args: argparse
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # websockets logs every HTTP request and connection at INFO: far too much here.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
+        path = config_path(args)
+        known = commands()
+        args.config_file = (
+            ConfigFile.read(path, args.command, known)
+            if path is not None and args.command in known
+            else None
+        )
+        setup(resolve(LogConfig, args, args.config_file)[0])
         if args.command == "verify":
             return _verify(args)
-        commands = {
+        handlers = {
             "serve": _serve,
             "chain": _chain,
             "salt": _salt,
@@ -238,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "grant": _grant,
             "relay": _relay,
         }
-        return _run(commands[args.command], args)
+        return _run(handlers[args.command], args)
+    except _Printed:
+        return 0
     except PillarPayoutError as exc:
         message = str(exc)
         if isinstance(exc, ConfigError) and exc.setting is not None:

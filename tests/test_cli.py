@@ -143,3 +143,59 @@ def test_port_in_use(tmp_path: Path) -> None:
         result = run_cli("serve", "--data-dir", str(tmp_path / "d"), "--port", str(port))
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_print_config_shows_sources_and_masks_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "pp.toml"
+    config.write_text(
+        'betting_ms = 2000\nport = 9000\n[serve]\nredis_url = "redis://:sesame@10.0.0.1:6379/0"\n'
+        "[relay]\nport = 9001\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PILLARPAYOUT_")},
+        "DATABASE_URL": "postgresql://bob:hunter2@db.example/pp",
+        "PILLARPAYOUT_TICK_MS": "50",
+        "PILLARPAYOUT_CONFIG": str(config),
+    }
+    result = subprocess.run(
+        [*PILLARPAYOUT, "serve", "--port", "9100", "--exempt-loopback", "--print-config"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = dict(
+        line.split(" = ", 1) for line in result.stdout.splitlines() if not line.startswith("#")
+    )
+    assert lines["port"] == "9100  # flag"
+    assert lines["exempt_loopback"] == "true  # flag"
+    assert lines["tick_ms"] == "50  # env PILLARPAYOUT_TICK_MS"
+    assert lines["betting_ms"] == f"2000  # file {config}"
+    assert lines["database_url"] == '"postgresql://bob:***@db.example/pp"  # env DATABASE_URL'
+    assert lines["redis_url"] == f'"redis://:***@10.0.0.1:6379/0"  # file {config}'
+    assert lines["cooldown_ms"] == "3000  # default"
+    assert "hunter2" not in result.stdout and "sesame" not in result.stdout
+    assert not (tmp_path / ".pillarpayout").exists()  # nothing started
+    relay = subprocess.run(
+        [*PILLARPAYOUT, "relay", "--print-config"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert relay.returncode == 0 and f"port = 9001  # file {config}" in relay.stdout
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("bettingms = 1", "unknown key 'bettingms' in {file}: no such setting"),
+        ("[serve]\ntick_ms = 'fast'", "[serve] tick_ms in {file} must be an integer"),
+        ("[serve]\nport = 70000", "port in {file} must be 0 to 65535"),
+        ("port = ", "config file {file} is not TOML"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, toml: str, message: str) -> None:
+    (tmp_path / "pp.toml").write_text(toml)
+    result = run_cli("serve", "--config", str(tmp_path / "pp.toml"), "--print-config")
+    assert result.returncode == 2
+    assert result.stderr.startswith("pillarpayout serve: ")
+    assert message.format(file=tmp_path / "pp.toml") in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    missing = run_cli("audit", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

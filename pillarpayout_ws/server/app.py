@@ -41,6 +41,7 @@ from ..exceptions import ConfigError, PillarPayoutError
 from ..protocol import encode_balance
 from ..storage import Storage
 from ..storage.flush import Flusher, flush_or_hold, recover
+from ..storage.live import LiveStore, _mask
 from ..storage.postgres import Database
 from ..storage.stats import PlayerStats
 from .api import PublicRecord
@@ -275,10 +276,40 @@ async def _add_new_chains(db: Database, chains: Chains) -> None:
         chains.add(await db.seed_chains())
 
 
+async def check_appendonly(live: LiveStore, *, allow: bool) -> None:
+    """Refuse a Redis that does not run with ``appendonly yes`` (or will not say):
+    the write-ahead of every acknowledged bet lives there. ``allow``: warn instead."""
+    value = await live.appendonly()
+    if value == "yes":
+        return
+    where = f"Redis at {_mask(live.url)}"
+    problem = (
+        f"{where} has appendonly {value!r}"
+        if value is not None
+        else f"{where} refused CONFIG GET appendonly (an ACL?), so its durability is unknown"
+    )
+    if allow:
+        log.warning(
+            "%s; starting anyway (--allow-redis-without-aof): acknowledged bets and "
+            "cash-outs can be lost if Redis stops",
+            problem,
+        )
+        return
+    raise ConfigError(
+        f"{problem}; serve needs appendonly yes (CONFIG SET appendonly yes, and in its "
+        "config file), or --allow-redis-without-aof to start without that promise"
+    )
+
+
 async def run(config: ServerConfig) -> int:
     """Run until SIGTERM/SIGINT; exit code 0 after a clean shutdown."""
     started = time.monotonic()
     storage = await config.storage.open()
+    try:
+        await check_appendonly(storage.live, allow=config.allow_redis_without_aof)
+    except BaseException:
+        await storage.close()
+        raise
     app = App(config, storage)
     try:
         loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..engine.config import GameConfig
 from ..exceptions import ConfigError
+from ..logs import LogConfig
 from ..settings import setting
 from ..storage import StorageConfig
 from .limits import ClientAddresses, trusted_networks
@@ -25,6 +26,11 @@ class ServerConfig:
     host: str = setting("127.0.0.1", "the address to listen on")
     port: int = setting(8765, "the port of /ws, the page, /healthz and /metrics (0: any free)")
     storage: StorageConfig = field(default_factory=StorageConfig)
+    allow_redis_without_aof: bool = setting(
+        False,
+        "start even when Redis does not run with appendonly yes (or will not say): "
+        "acknowledged bets may then be lost with Redis; a warning at every start",
+    )
     # the flush
     flush_rounds: int = setting(10, "flush to PostgreSQL every N completed rounds")
     flush_interval_ms: int = setting(1000, "...or after this long, whichever comes first")
@@ -69,6 +75,8 @@ class ServerConfig:
     )
     # the game's rules
     game: GameConfig = field(default_factory=GameConfig)
+    # the logs
+    logs: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
         for name in ("flush_rounds", "flush_interval_ms", "chain_length"):

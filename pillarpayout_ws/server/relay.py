@@ -32,7 +32,7 @@ import contextlib
 import logging
 import secrets
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import cast
@@ -46,6 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
+from ..logs import LogConfig
 from ..protocol.frames import encode_error
 from ..retry import Backoff
 from ..settings import setting
@@ -90,6 +91,7 @@ class RelayConfig:
     game_url: str = setting(
         "ws://127.0.0.1:8765/ws", "where players play, named in read_only errors"
     )
+    logs: LogConfig = field(default_factory=LogConfig)
 
 
 class RelayMetrics:

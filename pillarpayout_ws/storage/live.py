@@ -38,7 +38,7 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from ..engine.records import (
     BetPlaced,
@@ -179,6 +179,21 @@ class LiveStore:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis at {_mask(self.url)} is not answering: {exc}") from None
+
+    async def appendonly(self) -> str | None:
+        """Redis's ``appendonly`` setting (``"yes"``/``"no"``), or None when it will
+        not say (CONFIG refused by an ACL, or a managed Redis without CONFIG)."""
+        try:
+            reply = await self._redis.config_get("appendonly")
+        except ResponseError:
+            return None
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis at {_mask(self.url)} is not answering: {exc}") from None
+        reply_: dict[Any, Any] = dict(reply)
+        value = reply_.get("appendonly", reply_.get(b"appendonly"))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     # -- group commit ------------------------------------------------------
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from .conftest import Player, RigFactory, chain_where
+
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
 
 CONNECTIONS = 5
 PER_CONNECTION = 10

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from .conftest import Client, RigFactory, chain_where
+
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
 
 STAKE = 700
 PER_CONNECTION = 25

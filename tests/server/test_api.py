@@ -16,6 +16,9 @@ from pillarpayout_ws.storage import Storage
 
 from .conftest import CLIENT_SEED, ManualGame, start_game
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 def get(port: int, path: str) -> tuple[int, dict[str, str], Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

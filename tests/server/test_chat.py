@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.chat import CHAT_BURST, ChatRoom
 from pillarpayout_ws.server.clock import ManualClock
@@ -10,6 +12,9 @@ from pillarpayout_ws.storage import Storage
 
 from ..storage.helpers import make_users
 from .conftest import GameServer, fast_config, start_game
+
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
 
 
 async def test_chat_is_broadcast_stored_and_rate_limited(game_server: GameServer) -> None:

@@ -18,6 +18,9 @@ from ..conftest import another_process
 from ..storage.helpers import make_users
 from .conftest import ManualGame
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 async def test_without_a_server_a_grant_is_one_transaction(storage: Storage) -> None:
     (user,) = await make_users(storage, 1, balance=0)

@@ -6,6 +6,9 @@ import pytest
 
 from .conftest import GameServer, ManualGame, Player
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 async def test_spectators_cannot_act(manual_game: ManualGame) -> None:
     spectator = await manual_game.connect()

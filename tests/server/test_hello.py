@@ -7,12 +7,16 @@ import http.client
 from typing import Any
 
 import orjson
+import pytest
 
 from pillarpayout_ws.protocol.frames import HELLO_LIMIT
 from pillarpayout_ws.server.runner import BetCommand
 
 from ..storage.helpers import make_users
 from .conftest import ManualGame
+
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
 
 
 async def test_hello_draws_the_game_as_it_stands(manual_game: ManualGame) -> None:

@@ -20,6 +20,9 @@ from pillarpayout_ws.storage.live import LiveStore, report_relay_spectators
 from ..conftest import Servers, fresh_storage
 from .conftest import ManualGame, Player, start_game
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 PASSWORD = "correct horse battery"
 
 

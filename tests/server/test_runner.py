@@ -38,6 +38,9 @@ from .conftest import (
     fast_config,
 )
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 async def stored_chains(storage: Storage, top: str) -> Chains:
     """The chain of ``top``, stored and salted, as the engine's seed source."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pillarpayout_ws.engine.growth import elapsed_for
 from pillarpayout_ws.server.app import App
 from pillarpayout_ws.storage.audit import audit
 
 from .conftest import GameServer, ManualGame, Player
+
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
 
 
 async def error(player: Player, ref: str, **frame: object) -> str:

@@ -9,6 +9,9 @@ from pillarpayout_ws.storage.settle import settle_round
 
 from .helpers import make_chain, make_users, round_records
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 async def played(storage: Storage) -> tuple[int, int]:
     users = await make_users(storage, 2)

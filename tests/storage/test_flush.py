@@ -21,6 +21,7 @@ async def balances_in_db(storage: Storage, user_ids: list[int]) -> dict[int, int
     return {r["id"]: r["balance"] for r in rows}
 
 
+@pytest.mark.external
 async def test_recovery_flushes_a_crashed_round_as_it_is(storage: Storage) -> None:
     users = await make_users(storage, 2)
     chain = await make_chain(storage)
@@ -36,6 +37,7 @@ async def test_recovery_flushes_a_crashed_round_as_it_is(storage: Storage) -> No
     assert (await audit(storage.db, storage.live)).clean
 
 
+@pytest.mark.external
 async def test_recovery_voids_an_uncrashed_round(storage: Storage) -> None:
     users = await make_users(storage, 3)
     chain = await make_chain(storage)
@@ -95,6 +97,7 @@ async def test_recovery_of_a_round_with_both_slots_open_pays_one_refunds_the_oth
     assert (await audit(storage.db, storage.live)).clean
 
 
+@pytest.mark.external
 async def test_recovery_after_commit_but_before_redis_cleanup(storage: Storage) -> None:
     """The process died between PostgreSQL's commit and deleting the Redis keys."""
     users = await make_users(storage, 1)
@@ -112,6 +115,7 @@ async def test_recovery_after_commit_but_before_redis_cleanup(storage: Storage) 
     assert await storage.live.pending_round_ids() == []
 
 
+@pytest.mark.external
 async def test_flusher_batches_completed_rounds(storage: Storage) -> None:
     users = await make_users(storage, 4)
     chain = await make_chain(storage)
@@ -171,6 +175,7 @@ async def test_postgres_down_during_a_flush_then_catch_up(tmp_path: Path) -> Non
         await storage.close()
 
 
+@pytest.mark.external
 async def test_flush_rounds_reads_grants_too(storage: Storage) -> None:
     from pillarpayout_ws.engine.records import Granted
 
@@ -182,6 +187,7 @@ async def test_flush_rounds_reads_grants_too(storage: Storage) -> None:
     assert await storage.live.pending_grants() == []
 
 
+@pytest.mark.external
 async def test_bet_refs_survive_the_flush_with_their_first_answer(storage: Storage) -> None:
     from pillarpayout_ws.storage.postgres import BetRefRow
 
@@ -200,6 +206,7 @@ async def test_bet_refs_survive_the_flush_with_their_first_answer(storage: Stora
     assert [r.round_id for r in await storage.db.bet_refs(4)] == [4, 4]
 
 
+@pytest.mark.external
 async def test_a_refused_round_is_held_and_the_others_still_flush(storage: Storage) -> None:
     users = await make_users(storage, 2)
     chain = await make_chain(storage)
@@ -236,6 +243,7 @@ async def test_a_refused_round_is_held_and_the_others_still_flush(storage: Stora
     assert await storage.live.pending_round_ids() == [2]
 
 
+@pytest.mark.external
 async def test_recovery_flushes_the_others_then_refuses_to_start(storage: Storage) -> None:
     (user,) = await make_users(storage, 1)
     chain = await make_chain(storage)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from pillarpayout_ws.engine.records import BetPlaced, Granted, RoundOpened
@@ -21,6 +22,9 @@ from pillarpayout_ws.storage.live import (
 )
 
 from .helpers import round_records
+
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
 
 
 def test_a_record_of_an_older_version_still_reads() -> None:

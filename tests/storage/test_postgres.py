@@ -10,6 +10,9 @@ from pillarpayout_ws.storage.settle import settle_round
 
 from .helpers import make_chain, make_users, round_records
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()

@@ -8,6 +8,9 @@ from pillarpayout_ws.storage.settle import settle_round
 
 from .helpers import round_records
 
+# Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
+pytestmark = pytest.mark.external
+
 
 def test_crashed_round_pays_cashouts_and_loses_the_rest() -> None:
     balances = {1: 1000, 2: 1000}

@@ -5,7 +5,6 @@
 
 import { clockTime, formatMoney, formatMultiplier, hundredths } from "./format.js";
 
-const PAGE = 10;
 
 const $ = (id) => document.getElementById(id);
 
@@ -111,7 +110,9 @@ export class StatsPanel {
     const token = this.token();
     if (token === null) return this.clear();
     const ticket = ++this.loading;
-    const query = new URLSearchParams({ limit: String(PAGE) });
+    // Bets a page: the table's data-page-size (index.html), else 10.
+    const limit = Number($("my-bets").dataset.pageSize) || 10;
+    const query = new URLSearchParams({ limit: String(limit) });
     if (before !== null) query.set("before", String(before));
     let answer;
     try {

@@ -163,3 +163,39 @@ async def test_the_leaderboard_panel_renders_rows(browsing: Browsing) -> None:
     await rows.first.locator(".user-link").click()
     await expect(page.locator("#profile-body")).to_have_attribute("data-username", "leader_lu")
     assert tab.errors == []
+
+
+async def test_my_bets_page_through_older_bets(browsing: Browsing) -> None:
+    await need_player_api(browsing.site)
+    tab = await browsing.open()
+    page = tab.page
+    await register(page, "pager_pam")
+    # One bet a page, and a bet in each slot of one round: two pages.
+    await page.evaluate("document.getElementById('my-bets').dataset.pageSize = '1'")
+    await next_betting(page)
+    await page.fill("#amount-0", "1.00")
+    await page.click("#bet-0")
+    await page.fill("#amount-1", "2.00")
+    await page.click("#bet-1")
+    await expect(page.locator("#balance")).to_have_text("997.00")
+    await next_betting(page)
+    await summed(page, "pager_pam")
+    await page.locator("#stats").scroll_into_view_if_needed()
+    await page.click("#my-bets-newest")
+    rows = page.locator("#my-bets tbody tr")
+    older = page.locator("#my-bets-older")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-slot", "1")  # the newer bet
+    await expect(rows.first).to_have_attribute("data-amount", "200")
+    await older.click()
+    await expect(rows.first).to_have_attribute("data-slot", "0")
+    await expect(rows.first).to_have_attribute("data-amount", "100")
+    await expect(rows).to_have_count(1)
+    # The last bet was the oldest: once the server says so, there is nothing older.
+    if await older.is_enabled():
+        await older.click()
+        await expect(page.locator("#my-bets-note")).to_have_text("No older bets.")
+        await expect(older).to_be_disabled()
+    await page.click("#my-bets-newest")
+    await expect(rows.first).to_have_attribute("data-slot", "1")
+    assert tab.errors == []

@@ -25,8 +25,32 @@ CREATE TABLE IF NOT EXISTS users (
     -- Always equal to SUM(ledger.amount) of the user: changed only by deltas.
     balance        BIGINT       NOT NULL DEFAULT 0 CHECK (balance >= 0),
     created_at     TIMESTAMPTZ  NOT NULL DEFAULT now(),
-    updated_at     TIMESTAMPTZ  NOT NULL DEFAULT now()
+    updated_at     TIMESTAMPTZ  NOT NULL DEFAULT now(),
+    -- Roles and moderation (schema version 8): who may moderate, and the
+    -- ban and mute in force. A ban lasts until an unban; a mute until
+    -- muted_until. Every change of these is also a row of moderation_log.
+    role           TEXT         NOT NULL DEFAULT 'player'
+                                CHECK (role IN ('player', 'moderator', 'admin')),
+    banned_at      TIMESTAMPTZ,  -- NULL: not banned
+    ban_reason     TEXT,
+    muted_until    TIMESTAMPTZ,  -- NULL or past: not muted
+    mute_reason    TEXT
 ) WITH (fillfactor = 70);  -- room for HOT updates: a flush moves thousands of balances
+-- Schema version 8: databases made before roles and moderation.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'users'
+                     AND column_name = 'role') THEN
+        ALTER TABLE users
+            ADD COLUMN role TEXT NOT NULL DEFAULT 'player'
+                CHECK (role IN ('player', 'moderator', 'admin')),
+            ADD COLUMN banned_at TIMESTAMPTZ,
+            ADD COLUMN ban_reason TEXT,
+            ADD COLUMN muted_until TIMESTAMPTZ,
+            ADD COLUMN mute_reason TEXT;
+    END IF;
+END $$;
 -- "Alice" and "alice" are one account.
 CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username));
 -- So are "Ann@Example.com" and "ann@example.com" (schema version 5). A
@@ -292,9 +316,60 @@ CREATE TABLE IF NOT EXISTS chat_messages (
     user_id     BIGINT      NOT NULL REFERENCES users (id),
     round_id    BIGINT,
     message     VARCHAR(280) NOT NULL,
-    "timestamp" TIMESTAMPTZ NOT NULL DEFAULT now()
+    "timestamp" TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- Set by a moderator's delete_chat (schema version 8): the line is kept,
+    -- never shown again (hello, /api/chat). moderation_log says who and why.
+    deleted_at  TIMESTAMPTZ
 );
+-- The running server numbers its lines itself (every chat frame carries its
+-- id, so a moderator can delete it before it is stored) and keeps this
+-- table's sequence ahead of the ids it hands out (server/chat.py).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'chat_messages'
+                     AND column_name = 'deleted_at') THEN
+        ALTER TABLE chat_messages ADD COLUMN deleted_at TIMESTAMPTZ;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS chat_messages_recent ON chat_messages (id DESC);
+
+-- Every moderation action and role change, append-only: a trigger refuses
+-- UPDATE, DELETE and TRUNCATE. actor is the moderator's username or
+-- 'cli:<os user>' (actor_id NULL) for the command line; until is a mute's
+-- end; chat_id the line a delete_chat removed; role the role a role change gave.
+CREATE TABLE IF NOT EXISTS moderation_log (
+    id         BIGSERIAL   PRIMARY KEY,
+    actor_id   BIGINT      REFERENCES users (id),
+    actor      TEXT        NOT NULL,
+    action     TEXT        NOT NULL
+                           CHECK (action IN ('ban', 'unban', 'mute', 'unmute', 'delete_chat', 'role')),
+    target_id  BIGINT      NOT NULL REFERENCES users (id),
+    target     TEXT        NOT NULL,  -- the target's username then
+    reason     TEXT        NOT NULL DEFAULT '',
+    until      TIMESTAMPTZ,
+    chat_id    BIGINT,
+    role       TEXT,
+    at         TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS moderation_log_target ON moderation_log (target_id, id);
+CREATE OR REPLACE FUNCTION moderation_log_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'moderation_log is append-only: % refused', TG_OP;
+END $$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'moderation_log_append_only'
+                   AND tgrelid = 'moderation_log'::regclass) THEN
+        CREATE TRIGGER moderation_log_append_only
+            BEFORE UPDATE OR DELETE ON moderation_log
+            FOR EACH ROW EXECUTE FUNCTION moderation_log_append_only();
+        CREATE TRIGGER moderation_log_no_truncate
+            BEFORE TRUNCATE ON moderation_log
+            FOR EACH STATEMENT EXECUTE FUNCTION moderation_log_append_only();
+    END IF;
+END $$;
 
 -- The starting goals; operators edit this table to add more.
 INSERT INTO community_goals (name, target_height, reward, status, position) VALUES
@@ -303,5 +378,6 @@ INSERT INTO community_goals (name, target_height, reward, status, position) VALU
     ('Skyline', 100000, 'Gold builder badge', 'pending', 3)
 ON CONFLICT (name) DO NOTHING;
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7)
+
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8)
     ON CONFLICT DO NOTHING;

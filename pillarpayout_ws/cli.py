@@ -1,4 +1,5 @@
-"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant.
+"""The ``pillarpayout`` command: serve, relay, verify, chain, salt, audit, grant,
+role, ban, unban, mute, unmute.
 
 Every failure an operator can cause (bad URL, unwritable data dir, port in
 use, missing wheel, unknown user, a bad environment variable or config file)
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -149,6 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(grant, ToolConfig)
     grant.add_argument("username")
     grant.add_argument("amount", help="currency units, e.g. 25.00")
+
+    # Moderation from the command line (server/moderation.py): through the running
+    # server when one is up, else in PostgreSQL; logged as cli:<os user>.
+    role = sub.add_parser(
+        "role", help="set a user's role: player, moderator or admin", epilog=EPILOG
+    )
+    add_flags(role, ToolConfig)
+    role.add_argument("username")
+    role.add_argument("role", choices=["player", "moderator", "admin"])
+    ban = sub.add_parser("ban", help="ban a user: no login, their sockets closed", epilog=EPILOG)
+    unban = sub.add_parser("unban", help="lift a user's ban", epilog=EPILOG)
+    mute = sub.add_parser("mute", help="refuse a user's chat for MINUTES", epilog=EPILOG)
+    unmute = sub.add_parser("unmute", help="end a user's mute", epilog=EPILOG)
+    for command in (ban, unban, mute, unmute):
+        add_flags(command, ToolConfig)
+        command.add_argument("username")
+        if command is mute:
+            command.add_argument("minutes", type=int, help="1 to 43200 (30 days)")
+        command.add_argument("--reason", default="", help="logged with the action")
     return parser
 
 
@@ -232,6 +253,46 @@ async def _grant(args: argparse.Namespace) -> int:
         f"granted {amount / 100:.2f} to {args.username} (user {user_id}) {via}; "
         f"balance {balance / 100:.2f}"
     )
+    return 0
+
+
+async def _moderate(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .protocol import MAX_MUTE_MINUTES, MAX_REASON_LENGTH
+    from .server.moderation import moderate
+
+    minutes: int | None = getattr(args, "minutes", None)
+    if minutes is not None and not 1 <= minutes <= MAX_MUTE_MINUTES:
+        raise ConfigError(f"minutes must be 1 to {MAX_MUTE_MINUTES} (30 days)")
+    reason = getattr(args, "reason", "")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ConfigError(f"--reason is at most {MAX_REASON_LENGTH} characters")
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    storage = await _storage(args)
+    try:
+        outcome, via = await moderate(
+            storage,
+            args.command,
+            args.username,
+            actor=f"cli:{who}",
+            reason=reason,
+            minutes=minutes,
+            role=getattr(args, "role", None),
+        )
+    finally:
+        await storage.close()
+    done = {
+        "role": f"{outcome.username} is now {outcome.role}",
+        "ban": f"{outcome.username} is banned",
+        "unban": f"{outcome.username} is no longer banned",
+        "mute": f"{outcome.username} is muted for {minutes} minute(s)",
+        "unmute": f"{outcome.username} is no longer muted",
+    }[args.command]
+    print(f"{done} (user {outcome.user_id}) {via}")
     return 0
 
 
@@ -328,6 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "audit": _audit,
             "grant": _grant,
             "relay": _relay,
+            "role": _moderate,
+            "ban": _moderate,
+            "unban": _moderate,
+            "mute": _moderate,
+            "unmute": _moderate,
         }
         return _run(handlers[args.command], args)
     except _Printed:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import getpass
 import json
 import os
 import socket
@@ -10,6 +12,7 @@ import pytest
 
 from pillarpayout_ws.cli import main, parse_amount
 from pillarpayout_ws.exceptions import ConfigError
+from pillarpayout_ws.storage import Storage
 
 from .conftest import PILLARPAYOUT, SHARED
 from .serving import pid_alive
@@ -199,3 +202,63 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, toml: str, mes
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     missing = run_cli("audit", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+async def run_cli_async(*args: str) -> tuple[int, str, str]:
+    """``run_cli`` from an async test (the event loop keeps serving meanwhile)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    proc = await asyncio.create_subprocess_exec(
+        *PILLARPAYOUT,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def storage_flags(storage: Storage) -> list[str]:
+    return ["--database-url", storage.db.url, "--redis-url", storage.live.url]
+
+
+async def test_moderation_commands_without_a_server(storage: Storage) -> None:
+    from .storage.helpers import make_users
+
+    (user,) = await make_users(storage, 1)
+    flags = storage_flags(storage)
+    name = user.username
+    expected = {
+        ("role", name, "moderator"): f"{name} is now moderator",
+        ("mute", name, "5", "--reason", "spam"): f"{name} is muted for 5 minute(s)",
+        ("unmute", name): f"{name} is no longer muted",
+        ("ban", name, "--reason", "cheating"): f"{name} is banned",
+        ("unban", name): f"{name} is no longer banned",
+    }
+    for args, said in expected.items():
+        code, out, err = await run_cli_async(args[0], *flags, *args[1:])
+        assert code == 0, err
+        assert out == f"{said} (user {user.id}) in PostgreSQL (no server running)\n"
+    rows = await storage.db.fetch(
+        "SELECT actor, action, target, reason, role FROM moderation_log ORDER BY id"
+    )
+    assert [(r["action"], r["target"], r["reason"], r["role"]) for r in rows] == [
+        ("role", name, "", "moderator"),
+        ("mute", name, "spam", None),
+        ("unmute", name, "", None),
+        ("ban", name, "cheating", None),
+        ("unban", name, "", None),
+    ]
+    assert {r["actor"] for r in rows} == {f"cli:{getpass.getuser()}"}
+    for args, message in (
+        (("ban", "nobody"), "no user named 'nobody'"),
+        (("mute", name, "0"), "minutes must be 1 to 43200"),
+        (("mute", name, "99999"), "minutes must be 1 to 43200"),
+    ):
+        code, out, err = await run_cli_async(args[0], *flags, *args[1:])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = await run_cli_async("role", *flags, name, "king")
+    assert code == 2 and "invalid choice" in err
+    assert len(await storage.db.fetch("SELECT 1 FROM moderation_log")) == 5

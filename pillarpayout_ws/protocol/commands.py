@@ -20,7 +20,15 @@ bet        ``amount`` (cents), ``auto_cashout`` (number|null),  PlaceBet
 cashout    ``slot`` (0|1, default 0)                            CashOut
 chat       ``text``                                             Chat
 ping       (none)                                               Ping
+mute       ``username``, ``minutes``, ``reason`` (optional)     Mute
+unmute     ``username``, ``reason`` (optional)                  Unmute
+ban        ``username``, ``reason`` (optional)                  Ban
+unban      ``username``, ``reason`` (optional)                  Unban
+delete_chat ``id``, ``reason`` (optional)                       DeleteChat
 =========  ===================================================  ==========
+
+The moderation commands (the last five) are for moderators and admins; who
+may act on whom is the server's to say (``server/moderation.py``).
 
 Rules every frame shares:
 
@@ -58,23 +66,31 @@ __all__ = [
     "MAX_AMOUNT",
     "MAX_CHAT_LENGTH",
     "MAX_EMAIL_LENGTH",
+    "MAX_MUTE_MINUTES",
     "MAX_PASSWORD_LENGTH",
+    "MAX_REASON_LENGTH",
     "MAX_REF_LENGTH",
     "MAX_TOKEN_LENGTH",
     "MAX_USERNAME_LENGTH",
     "MIN_AUTO_CASHOUT",
     "MIN_PASSWORD_LENGTH",
     "MIN_USERNAME_LENGTH",
+    "Ban",
     "CashOut",
     "Chat",
     "Command",
+    "DeleteChat",
     "Login",
     "Logout",
     "LogoutAll",
+    "ModerationCommand",
+    "Mute",
     "Ping",
     "PlaceBet",
     "Register",
     "Resume",
+    "Unban",
+    "Unmute",
     "decode_command",
 ]
 
@@ -87,6 +103,11 @@ MAX_PASSWORD_LENGTH: Final = 256
 MAX_TOKEN_LENGTH: Final = 128
 MAX_REF_LENGTH: Final = 64
 MAX_CHAT_LENGTH: Final = 280
+MAX_REASON_LENGTH: Final = 200
+# A mute is 1 minute to 30 days; longer is a ban.
+MAX_MUTE_MINUTES: Final = 30 * 24 * 60
+# Chat ids beyond this cannot name a line (the largest exact JSON integer).
+_MAX_CHAT_ID: Final = 2**53
 # Cents: the largest integer every JSON client (JavaScript included) holds exactly.
 MAX_AMOUNT: Final = 2**53
 # Hundredths are kept in the same exactly-representable range as money.
@@ -180,7 +201,71 @@ class Ping:
     ref: str | None = None
 
 
-Command = Register | Login | Resume | Logout | LogoutAll | PlaceBet | CashOut | Chat | Ping
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """Refuse ``username``'s chat for ``minutes`` (``mute``); moderators only."""
+
+    username: str
+    minutes: int
+    reason: str = ""
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    """End ``username``'s mute (``unmute``); moderators only."""
+
+    username: str
+    reason: str = ""
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """Ban ``username`` until an unban (``ban``): no login, no resume, their
+    sockets closed with 4003; moderators only."""
+
+    username: str
+    reason: str = ""
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unban:
+    """Lift ``username``'s ban (``unban``); moderators only."""
+
+    username: str
+    reason: str = ""
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChat:
+    """Delete chat line ``id`` (``delete_chat``): broadcast ``chat_deleted``; moderators only."""
+
+    id: int
+    reason: str = ""
+    ref: str | None = None
+
+
+ModerationCommand = Mute | Unmute | Ban | Unban | DeleteChat
+
+Command = (
+    Register
+    | Login
+    | Resume
+    | Logout
+    | LogoutAll
+    | PlaceBet
+    | CashOut
+    | Chat
+    | Ping
+    | Mute
+    | Unmute
+    | Ban
+    | Unban
+    | DeleteChat
+)
 
 _Frame = Mapping[str, object]
 
@@ -304,6 +389,57 @@ def _ping(frame: _Frame, ref: str | None) -> Ping:
     return Ping(ref)
 
 
+def _target(frame: _Frame, ref: str | None) -> str:
+    return _string(frame, "username", ref, max_length=MAX_USERNAME_LENGTH)
+
+
+def _reason(frame: _Frame, ref: str | None) -> str:
+    """The optional ``reason``: absent or null is ""; at most 200 characters of one line."""
+    value = frame.get("reason")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_REASON_LENGTH or _has_forbidden(value):
+        raise FrameError(
+            FrameCode.BAD_FRAME,
+            f"reason is a string of at most {MAX_REASON_LENGTH} characters on one line, or null",
+            ref,
+        )
+    return value.strip()
+
+
+def _mute(frame: _Frame, ref: str | None) -> Mute:
+    username = _target(frame, ref)
+    minutes = frame.get("minutes")
+    if type(minutes) is not int or not 1 <= minutes <= MAX_MUTE_MINUTES:
+        raise FrameError(
+            FrameCode.INVALID_MINUTES,
+            f"minutes is a whole number from 1 to {MAX_MUTE_MINUTES} (30 days)",
+            ref,
+        )
+    return Mute(username, minutes, _reason(frame, ref), ref)
+
+
+def _unmute(frame: _Frame, ref: str | None) -> Unmute:
+    return Unmute(_target(frame, ref), _reason(frame, ref), ref)
+
+
+def _ban(frame: _Frame, ref: str | None) -> Ban:
+    return Ban(_target(frame, ref), _reason(frame, ref), ref)
+
+
+def _unban(frame: _Frame, ref: str | None) -> Unban:
+    return Unban(_target(frame, ref), _reason(frame, ref), ref)
+
+
+def _delete_chat(frame: _Frame, ref: str | None) -> DeleteChat:
+    if "id" not in frame:
+        raise FrameError(FrameCode.BAD_FRAME, "missing field 'id'", ref)
+    chat_id = frame["id"]
+    if type(chat_id) is not int:
+        raise FrameError(FrameCode.BAD_FRAME, "'id' must be an integer (a chat line's id)", ref)
+    return DeleteChat(chat_id, _reason(frame, ref), ref)
+
+
 _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "register": _register,
     "login": _login,
@@ -314,6 +450,11 @@ _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "cashout": _cashout,
     "chat": _chat,
     "ping": _ping,
+    "mute": _mute,
+    "unmute": _unmute,
+    "ban": _ban,
+    "unban": _unban,
+    "delete_chat": _delete_chat,
 }
 
 #: The ``type`` values ``decode_command`` understands.

@@ -42,6 +42,8 @@ class FrameCode(StrEnum):
     INVALID_PASSWORD = "invalid_password"
     # ``chat.text`` empty, too long, or with control characters.
     INVALID_TEXT = "invalid_text"
+    # ``mute.minutes`` not an integer from 1 to ``MAX_MUTE_MINUTES``.
+    INVALID_MINUTES = "invalid_minutes"
 
 
 class FrameError(PillarPayoutError):

@@ -51,13 +51,17 @@ __all__ = [
     "encode_balance",
     "encode_bets",
     "encode_chat",
+    "encode_chat_deleted",
     "encode_error",
     "encode_event",
     "encode_fairness",
     "encode_hello",
     "encode_logged_out",
+    "encode_moderated",
+    "encode_muted",
     "encode_pong",
     "encode_presence",
+    "encode_role",
     "encode_session",
 ]
 
@@ -175,15 +179,51 @@ def encode_error(code: str, message: str, ref: str | None) -> bytes:
     return orjson.dumps({"type": "error", "code": str(code), "message": message, "ref": ref})
 
 
-def encode_session(token: str, user_id: int, username: str, balance: int) -> bytes:
-    """The answer to ``register``, ``login`` and ``resume``: who you are now."""
+def encode_session(
+    token: str, user_id: int, username: str, balance: int, role: str = "player"
+) -> bytes:
+    """The answer to ``register``, ``login`` and ``resume``: who you are now
+    (``role``: ``player``, ``moderator`` or ``admin``)."""
     return orjson.dumps(
         {
             "type": "session",
             "token": token,
-            "user": {"id": user_id, "username": username, "balance": balance},
+            "user": {"id": user_id, "username": username, "balance": balance, "role": role},
         }
     )
+
+
+def encode_role(role: str) -> bytes:
+    """To every connection of a user whose role an admin changed."""
+    return orjson.dumps({"type": "role", "role": role})
+
+
+def encode_moderated(
+    action: str,
+    ref: str | None,
+    *,
+    username: str,
+    until: float | None = None,
+    chat_id: int | None = None,
+) -> bytes:
+    """The answer to a moderation command: done (``until``: a mute's end)."""
+    frame: _Object = {"type": "moderated", "ref": ref, "action": action, "username": username}
+    if until is not None:
+        frame["until"] = until
+    if chat_id is not None:
+        frame["id"] = chat_id
+    return orjson.dumps(frame)
+
+
+def encode_muted(until: float | None, reason: str) -> bytes:
+    """To every connection of a user a moderator muted (``until``, Unix seconds)
+    or unmuted (``until`` null)."""
+    return orjson.dumps({"type": "muted", "until": until, "reason": reason})
+
+
+def encode_chat_deleted(chat_id: int) -> bytes:
+    """A moderator deleted chat line ``chat_id``: clients remove it."""
+    return orjson.dumps({"type": "chat_deleted", "id": chat_id})
 
 
 def encode_logged_out() -> bytes:
@@ -210,9 +250,11 @@ def encode_pong(ref: str | None, *, ts: float) -> bytes:
     return orjson.dumps({"type": "pong", "ref": ref, "ts": ts})
 
 
-def encode_chat(username: str, text: str, ts: float) -> bytes:
-    """A chat line, broadcast to everyone."""
-    return orjson.dumps({"type": "chat", "username": username, "text": text, "ts": ts})
+def encode_chat(username: str, text: str, ts: float, *, chat_id: int) -> bytes:
+    """A chat line, broadcast to everyone; ``id`` names it (``chat_deleted``)."""
+    return orjson.dumps(
+        {"type": "chat", "id": chat_id, "username": username, "text": text, "ts": ts}
+    )
 
 
 def encode_presence(players: int, spectators: int) -> bytes:
@@ -235,7 +277,7 @@ def encode_hello(
     *,
     server: str,
     fairness: Fairness,
-    chat: Sequence[tuple[str, str, float]],
+    chat: Sequence[tuple[int, str, str, float]],
     ts: float,
     presence: tuple[int, int] = (0, 0),
 ) -> bytes:
@@ -244,7 +286,7 @@ def encode_hello(
 
     It lists the ``HELLO_BETS`` largest bets (``bets_more`` counts the others),
     the recent crash points, and as many of the newest ``chat`` lines
-    (``(username, text, ts)``, oldest first) as fit; more history and chat
+    (``(id, username, text, ts)``, oldest first) as fit; more history and chat
     are on ``/api/rounds`` and ``/api/chat``. ``presence`` is (players online,
     spectators connected), as ``encode_presence`` sends them. (Only operators' own long goal or
     salt texts could crowd out the bets or the history: then they go first.)
@@ -286,8 +328,8 @@ def encode_hello(
         data = orjson.dumps(frame)
     room = HELLO_LIMIT - len(data)
     lines: list[_Object] = []
-    for username, text, line_ts in reversed(chat):
-        line: _Object = {"username": username, "text": text, "ts": line_ts}
+    for chat_id, username, text, line_ts in reversed(chat):
+        line: _Object = {"id": chat_id, "username": username, "text": text, "ts": line_ts}
         room -= len(orjson.dumps(line)) + (1 if lines else 0)
         if room < 0:
             break

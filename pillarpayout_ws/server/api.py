@@ -192,7 +192,12 @@ class PublicRecord:
         except BadRequest as exc:
             return _error(HTTPStatus.BAD_REQUEST, str(exc))
         lines = self._chat.recent()[-limit:]
-        body = {"chat": [{"username": u, "text": t, "ts": ts} for u, t, ts in lines]}
+        body = {
+            "chat": [
+                {"id": line.id, "username": line.username, "text": line.text, "ts": line.ts}
+                for line in lines
+            ]
+        }
         return json_response(HTTPStatus.OK, body)
 
     async def my_bets(self, connection: ServerConnection, request: Request) -> Response:

@@ -57,6 +57,7 @@ from .hello import SERVER_NAME, Hello
 from .limits import ConnectionGate
 from .listen import listen
 from .metrics import Metrics
+from .moderation import Moderation, ModerationDesk
 from .presence import Presence
 from .publish import Publisher
 from .routes import Router, metrics_response
@@ -106,6 +107,7 @@ class App:
             on_flushed=self.stats.poke,
         )
         self.chat = ChatRoom(storage.db, self.hub, self.clock)
+        self.moderation = Moderation(storage.db, self.hub, self.chat)
         self.presence = Presence(self.hub, storage.live, self.clock)
         self.addresses = config.addresses
         self.accounts = Accounts(
@@ -151,6 +153,7 @@ class App:
             hello=hello,
             metrics=self.metrics,
             clock=self.clock,
+            moderation=self.moderation,
         )
         self.health = HealthWatch(storage, self.flusher, self._game_loop_alive)
         self.publisher = Publisher(storage.live, hello.greet)
@@ -197,6 +200,8 @@ class App:
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
         self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
+        desk = ModerationDesk(storage, self.moderation)
+        self.tasks.every(GRANT_POLL_S, desk.take, "moderation")
         self.tasks.every(CHAINS_POLL_S, lambda: _add_new_chains(db, chains), "chains")
         log.info("listening on http://%s:%d/ (WebSocket at /ws)", config.host, self.port)
 

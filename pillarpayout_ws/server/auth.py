@@ -24,6 +24,8 @@
   from many addresses (more than ``FAILURES_PER_ACCOUNT``) is slowed, each
   attempt delayed, never locked, so nobody can lock anyone else out.
   ``resume`` is never limited by them.
+- A banned user (``users.banned_at``, server/moderation.py) gets ``banned``
+  from a right ``login`` (no session is made) and from ``resume``.
 - Per-address limits skip the addresses ``ClientAddresses.exempt`` says
   (loopback, with ``--exempt-loopback``).
 """
@@ -235,6 +237,8 @@ class Accounts:
             if limited:
                 self._ip_failures.add(ip, now)
             raise AuthError("invalid_credentials", "wrong username or password")
+        if user.banned:
+            raise AuthError("banned", "this account is banned")
         token, digest = await self._new_session(user.id)
         return user, token, digest
 
@@ -244,6 +248,8 @@ class Accounts:
         user = await self._db.session_user(digest)
         if user is None or not self.still_valid(digest, user.id, since=since):
             raise AuthError("invalid_session", "the session is unknown, expired or revoked")
+        if user.banned:
+            raise AuthError("banned", "this account is banned")
         return user, digest
 
     def still_valid(self, digest: str, user_id: int, *, since: int) -> bool:

@@ -9,12 +9,20 @@
   second from the server's tasks). If PostgreSQL is down they wait for the
   next save. A restarted server starts from the last lines PostgreSQL holds
   (``restore``).
+- Every line has an id, handed out here as it is said (so its ``chat`` frame
+  carries it and a moderator can delete it at once), from a block of the
+  table's sequence reserved at the start (``Database.reserve_chat_ids``).
+- A deleted line (``delete``) leaves the recent lines (``hello``,
+  ``/api/chat``) and is marked deleted in PostgreSQL, never removed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import time
+from typing import NamedTuple
 
 from ..exceptions import PillarPayoutError
 from ..protocol import encode_chat
@@ -23,13 +31,24 @@ from .clock import Clock
 from .fanout import Hub
 from .limits import TokenBucket
 
-__all__ = ["CHAT_BURST", "CHAT_RATE", "RECENT_CHAT", "ChatRoom"]
+__all__ = ["CHAT_BURST", "CHAT_RATE", "RECENT_CHAT", "ChatLine", "ChatRoom"]
 
 CHAT_RATE = 1.0
 CHAT_BURST = 5.0
 RECENT_CHAT = 50
 
-ChatLine = tuple[str, str, float]  # username, text, ts
+
+class ChatLine(NamedTuple):
+    id: int
+    user_id: int
+    username: str
+    text: str
+    ts: float
+
+
+class _Unsaved(NamedTuple):
+    line: ChatLine
+    round_id: int | None
 
 
 class ChatRoom:
@@ -38,15 +57,18 @@ class ChatRoom:
         self._hub = hub
         self._clock = clock
         self._lines: collections.deque[ChatLine] = collections.deque(maxlen=RECENT_CHAT)
-        self._to_save: list[tuple[int, int | None, str]] = []
+        self._to_save: list[_Unsaved] = []
         self._buckets: dict[int, TokenBucket] = {}
+        self._next_id = 1
+        self._saving = asyncio.Lock()
 
     async def restore(self) -> None:
-        """Start from the last lines stored (the server's start)."""
-        self._lines.extend(await self._db.recent_chat(RECENT_CHAT))
+        """Start from the last lines stored, and ids past every earlier one (the server's start)."""
+        self._lines.extend(ChatLine(*row) for row in await self._db.recent_chat(RECENT_CHAT))
+        self._next_id = await self._db.reserve_chat_ids()
 
     def recent(self) -> list[ChatLine]:
-        """The last lines, oldest first, for ``hello``."""
+        """The last lines not deleted, oldest first, for ``hello`` and ``/api/chat``."""
         return list(self._lines)
 
     @property
@@ -66,19 +88,39 @@ class ChatRoom:
             bucket = self._buckets[user_id] = TokenBucket(CHAT_RATE, CHAT_BURST, self._clock.now)
         if not bucket.take():
             return False
-        ts = time.time()
-        self._lines.append((username, text, ts))
-        self._to_save.append((user_id, round_id, text))
-        self._hub.broadcast(encode_chat(username, text, ts))
+        line = ChatLine(self._next_id, user_id, username, text, time.time())
+        self._next_id += 1
+        self._lines.append(line)
+        self._to_save.append(_Unsaved(line, round_id))
+        self._hub.broadcast(encode_chat(username, text, line.ts, chat_id=line.id))
         return True
+
+    def forget(self, chat_id: int) -> None:
+        """Take a deleted line out of the recent lines (it is marked in PostgreSQL)."""
+        for line in self._lines:
+            if line.id == chat_id:
+                self._lines.remove(line)
+                return
 
     async def save(self) -> None:
         """Write the queued lines to PostgreSQL; forget the buckets that refilled."""
         self._buckets = {user: b for user, b in self._buckets.items() if not b.full}
-        if not self._to_save:
-            return
-        lines, self._to_save = self._to_save, []
-        try:
-            await self._db.save_chat(lines)
-        except PillarPayoutError:
-            self._to_save[:0] = lines  # keep them for the next try
+        with contextlib.suppress(PillarPayoutError):
+            await self.store()
+
+    async def store(self) -> None:
+        """Write the queued lines to PostgreSQL, one writer at a time: when this
+        returns, every line said before is stored (else ``PillarPayoutError``)."""
+        async with self._saving:
+            if not self._to_save:
+                return
+            queued, self._to_save = self._to_save, []
+            try:
+                await self._db.save_chat(
+                    [(u.line.user_id, u.round_id, u.line.text) for u in queued],
+                    ids=[u.line.id for u in queued],
+                    next_id=self._next_id,
+                )
+            except PillarPayoutError:
+                self._to_save[:0] = queued  # keep them for the next try
+                raise

@@ -16,6 +16,11 @@ handling one frame is logged with its traceback; the client gets
 ``internal_error`` and the connection, the other connections and the game
 loop carry on.
 
+Moderation frames (``mute``, ``unmute``, ``ban``, ``unban``, ``delete_chat``)
+go to ``Moderation`` (server/moderation.py), which refuses players
+(``forbidden``); a muted user's chat is refused here (``muted``), and a user
+banned while logging in is refused after the last await (``banned``).
+
 Sessions: after every await on the way to logging a connection in, the
 session is checked again (``Accounts.still_valid``), so a ``resume`` racing a
 ``logout`` or ``logout_all`` never ends logged in.
@@ -40,6 +45,7 @@ from ..protocol import (
     Login,
     Logout,
     LogoutAll,
+    ModerationCommand,
     Ping,
     PlaceBet,
     Register,
@@ -59,6 +65,7 @@ from .fanout import Client, Hub
 from .hello import Hello
 from .limits import ClientAddresses, FrameLimiter, Verdict
 from .metrics import Metrics
+from .moderation import Moderation
 from .runner import BetCommand, CashoutCommand, GameRunner
 
 __all__ = ["ConnectionHandler", "Services"]
@@ -78,6 +85,7 @@ class Services:
     hello: Hello
     metrics: Metrics
     clock: Clock
+    moderation: Moderation
 
 
 class ConnectionHandler:
@@ -188,6 +196,8 @@ class ConnectionHandler:
             services.runner.submit(CashoutCommand(client.user_id, command.ref, at_ms, command.slot))
         elif isinstance(command, Chat):
             self.chat(command.text, command.ref)
+        elif isinstance(command, ModerationCommand):
+            await services.moderation.command(client, command)
 
     async def logged_in(self, user: UserRow, token: str, digest: str, since: int) -> None:
         """Log this connection in as ``user``, unless the session was revoked while
@@ -196,8 +206,15 @@ class ConnectionHandler:
         balance = await services.runner.load_account(user.id, user.username, user.balance)
         if not services.accounts.still_valid(digest, user.id, since=since):
             raise AuthError("invalid_session", "the session is unknown, expired or revoked")
+        moderation = services.moderation
+        moderation.seen(user)
+        if moderation.banned(user.id):  # banned while this login was on its way
+            raise AuthError("banned", "this account is banned")
         services.hub.login(self.client, user.id, user.username, digest)
-        services.hub.send(self.client, encode_session(token, user.id, user.username, balance))
+        services.hub.send(
+            self.client,
+            encode_session(token, user.id, user.username, balance, moderation.role_of(user.id)),
+        )
 
     async def logout(self, *, everywhere: bool) -> None:
         """Revoke this session (``everywhere``: every session of the user); close the
@@ -219,6 +236,11 @@ class ConnectionHandler:
     def chat(self, text: str, ref: str | None) -> None:
         client = self.client
         assert client.user_id is not None and client.username is not None
+        muted_s = self.services.moderation.muted_for(client.user_id)
+        if muted_s > 0:
+            minutes = max(1, round(muted_s / 60))
+            self.send_error("muted", f"you are muted for {minutes} more minute(s)", ref)
+            return
         said = self.services.chat.say(
             client.user_id, client.username, text, self.services.runner.round_id
         )

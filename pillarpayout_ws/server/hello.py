@@ -38,7 +38,7 @@ class Hello:
             snapshot,
             server=SERVER_NAME,
             fairness=self._runner.fairness(),
-            chat=self._chat.recent(),
+            chat=[(line.id, line.username, line.text, line.ts) for line in self._chat.recent()],
             ts=time.time(),
             presence=self._presence.counts(),
         )

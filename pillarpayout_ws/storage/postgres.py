@@ -38,6 +38,15 @@ log = logging.getLogger("pillarpayout.storage")
 # owns the balances (then the grant goes through that server) or not.
 SERVER_LOCK_KEY = 7170421
 
+# Chat ids (server/chat.py): the table's sequence is kept this far ahead of
+# the ids the running server has handed out, so a restart after a crash
+# never hands out an id a lost (never stored) line had.
+CHAT_IDS_AHEAD = 100_000
+_CHAT_SEQUENCE_AHEAD = (
+    "SELECT setval(pg_get_serial_sequence('chat_messages', 'id'), "
+    "GREATEST($1::bigint, (SELECT last_value FROM chat_messages_id_seq)))"
+)
+
 # The source of a salt set together with its chain.
 CHOSEN_WITH_CHAIN = "chosen with the chain (no seeding event)"
 
@@ -58,6 +67,23 @@ class UserRow:
     email: str
     password_hash: str
     balance: int
+    # Roles and moderation (server/moderation.py).
+    role: str = "player"
+    banned: bool = False
+    muted_until: float | None = None  # Unix time; None: not muted
+
+
+# A users row as UserRow takes it (aliased "u" where joined).
+_USER_COLUMNS = (
+    "u.id, u.username, u.email, u.password_hash, u.balance, u.role, "
+    "u.banned_at IS NOT NULL AS banned, "
+    "CASE WHEN u.muted_until > now() THEN extract(epoch FROM u.muted_until)::float8 END "
+    "AS muted_until"
+)
+
+
+def _user(row: asyncpg.Record | None) -> UserRow | None:
+    return UserRow(**dict(row)) if row is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,19 +311,18 @@ class Database:
             return None  # PostgreSQL text cannot hold U+0000, so no name has one
         async with _translated("reading a user"):
             row = await self._pool.fetchrow(
-                "SELECT id, username, email, password_hash, balance FROM users "
-                "WHERE lower(username) = lower($1)",
+                f"SELECT {_USER_COLUMNS} FROM users u WHERE lower(username) = lower($1)",
                 username,
             )
-        return UserRow(**dict(row)) if row is not None else None
+        return _user(row)
 
     async def user_by_id(self, user_id: int) -> UserRow | None:
         async with _translated("reading a user"):
             row = await self._pool.fetchrow(
-                "SELECT id, username, email, password_hash, balance FROM users WHERE id = $1",
+                f"SELECT {_USER_COLUMNS} FROM users u WHERE id = $1",
                 user_id,
             )
-        return UserRow(**dict(row)) if row is not None else None
+        return _user(row)
 
     async def create_user(
         self, username: str, email: str, password_hash: str, starting_balance: int
@@ -369,12 +394,12 @@ class Database:
         """The user of a live session: not revoked, not expired."""
         async with _translated("reading a session"):
             row = await self._pool.fetchrow(
-                "SELECT u.id, u.username, u.email, u.password_hash, u.balance "
+                f"SELECT {_USER_COLUMNS} "
                 "FROM sessions s JOIN users u ON u.id = s.user_id "
                 "WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
                 token_sha256,
             )
-        return UserRow(**dict(row)) if row is not None else None
+        return _user(row)
 
     async def revoke_session(self, token_sha256: str) -> None:
         async with _translated("revoking a session"):
@@ -492,16 +517,49 @@ class Database:
                 )
             )
 
-    async def save_chat(self, lines: Sequence[tuple[int, int | None, str]]) -> None:
-        """Store chat lines (user id, round id, text) in one statement."""
-        async with _translated("storing chat"):
-            await self._pool.execute(
-                "INSERT INTO chat_messages (user_id, round_id, message) "
-                "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])",
-                [u for u, _, _ in lines],
-                [r for _, r, _ in lines],
-                [t for _, _, t in lines],
+    async def save_chat(
+        self,
+        lines: Sequence[tuple[int, int | None, str]],
+        ids: Sequence[int] | None = None,
+        deleted: Sequence[bool] | None = None,
+        next_id: int | None = None,
+    ) -> None:
+        """Store chat lines (user id, round id, text) in one statement: with the
+        server's ``ids`` and ``deleted`` marks when given; ``next_id`` keeps the
+        table's sequence ahead of the ids the server hands out (``reserve_chat_ids``)."""
+        async with _translated("storing chat"), self._pool.acquire() as conn, conn.transaction():
+            if ids is None:
+                await conn.execute(
+                    "INSERT INTO chat_messages (user_id, round_id, message) "
+                    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])",
+                    [u for u, _, _ in lines],
+                    [r for _, r, _ in lines],
+                    [t for _, _, t in lines],
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO chat_messages (id, user_id, round_id, message, deleted_at) "
+                    "SELECT i, u, r, t, CASE WHEN d THEN now() END FROM unnest("
+                    "$1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[]"
+                    ") AS x(i, u, r, t, d) ON CONFLICT (id) DO NOTHING",
+                    list(ids),
+                    [u for u, _, _ in lines],
+                    [r for _, r, _ in lines],
+                    [t for _, _, t in lines],
+                    list(deleted) if deleted is not None else [False] * len(lines),
+                )
+            if next_id is not None:
+                await conn.execute(_CHAT_SEQUENCE_AHEAD, next_id + CHAT_IDS_AHEAD)
+
+    async def reserve_chat_ids(self) -> int:
+        """The first chat id a starting server may hand out: past every id any
+        earlier server handed out (it kept the sequence ``CHAT_IDS_AHEAD`` ahead)."""
+        async with _translated("reserving chat ids"), self._pool.acquire() as conn:
+            first: int = await conn.fetchval(
+                "SELECT nextval(pg_get_serial_sequence('chat_messages', 'id'))"
             )
+            await conn.execute(_CHAT_SEQUENCE_AHEAD, first + CHAT_IDS_AHEAD)
+        return first
 
     async def recent_crashes(self, limit: int = 50) -> list[tuple[int, int]]:
         """(round_id, crash_point) of the last crashed rounds, oldest first."""
@@ -771,15 +829,20 @@ class Database:
             )
         return {row["id"]: row["username"] for row in rows}
 
-    async def recent_chat(self, limit: int) -> list[tuple[str, str, float]]:
-        """The last ``limit`` chat lines (username, text, Unix time), oldest first."""
+    async def recent_chat(self, limit: int) -> list[tuple[int, int, str, str, float]]:
+        """The last ``limit`` chat lines not deleted (id, user id, username, text,
+        Unix time), oldest first."""
         async with _translated("reading chat"):
             rows = await self._pool.fetch(
-                'SELECT u.username, m.message, m."timestamp" FROM chat_messages m '
-                "JOIN users u ON u.id = m.user_id ORDER BY m.id DESC LIMIT $1",
+                'SELECT m.id, m.user_id, u.username, m.message, m."timestamp" '
+                "FROM chat_messages m JOIN users u ON u.id = m.user_id "
+                "WHERE m.deleted_at IS NULL ORDER BY m.id DESC LIMIT $1",
                 limit,
             )
-        return [(r["username"], r["message"], r["timestamp"].timestamp()) for r in reversed(rows)]
+        return [
+            (r["id"], r["user_id"], r["username"], r["message"], r["timestamp"].timestamp())
+            for r in reversed(rows)
+        ]
 
     # -- read access for audit and tests -----------------------------------
 

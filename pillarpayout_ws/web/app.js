@@ -13,6 +13,7 @@ import {
 } from "./format.js";
 import { AutoBetRun, parseRule } from "./autobet.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
+import { Moderation } from "./moderation.js";
 import { GameSocket } from "./net.js";
 import { PillarView } from "./pillar.js";
 import { Leaderboard, StatsPanel, userLink } from "./stats.js";
@@ -68,6 +69,7 @@ const stats = new StatsPanel(() => state.token);
 new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
 const pillar = new PillarView($("pillar"));
+const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
 const socket = new GameSocket(
   `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   onFrame,
@@ -349,6 +351,7 @@ const handlers = {
 function onFrame(frame) {
   const handler = handlers[frame.type];
   if (handler !== undefined) handler(frame); // frame types added later are ignored
+  moderation.onFrame(frame); // roles, deleted lines, the moderator's answers (moderation.js)
 }
 
 function onStatus(status, detail) {
@@ -831,6 +834,7 @@ function addChatLine(line) {
   const list = $("chat");
   const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
   const item = element("li");
+  Object.assign(item.dataset, { id: String(line.id), username: line.username }); // moderation.js
   item.append(
     element("span", "time", clockTime(line.ts)),
     userLink(line.username, "from"),

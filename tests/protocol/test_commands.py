@@ -20,6 +20,8 @@ from pillarpayout_ws.protocol import (
     Login,
     Logout,
     LogoutAll,
+    ModerationCommand,
+    Mute,
     Ping,
     PlaceBet,
     Register,
@@ -39,6 +41,7 @@ DOCUMENTED_CODES = {
     "invalid_email",
     "invalid_password",
     "invalid_text",
+    "invalid_minutes",
 }
 
 
@@ -97,15 +100,20 @@ def test_each_command_decodes(data: str, command: Command) -> None:
 
 def test_every_type_has_a_case() -> None:
     assert sorted(COMMAND_TYPES) == [
+        "ban",
         "bet",
         "cashout",
         "chat",
+        "delete_chat",
         "login",
         "logout",
         "logout_all",
+        "mute",
         "ping",
         "register",
         "resume",
+        "unban",
+        "unmute",
     ]
 
 
@@ -269,6 +277,8 @@ CASES: list[tuple[str | bytes, str]] = [
     (frame(type="chat", text="\u00a0\u3000\u115f"), "invalid_text"),
     (frame(type="chat", text="line\u2028sep"), "invalid_text"),  # Zl
     (frame(type="chat", text="\ufeffbom"), "invalid_text"),  # Cf
+    (frame(type="mute", username="bob", minutes=0), "invalid_minutes"),
+    (frame(type="mute", username="bob", minutes="5"), "invalid_minutes"),
 ]
 
 
@@ -403,8 +413,20 @@ def check_outcome(data: str | bytes) -> None:
         }
         return
     assert isinstance(
-        result, Register | Login | Resume | Logout | LogoutAll | PlaceBet | CashOut | Chat | Ping
+        result,
+        Register
+        | Login
+        | Resume
+        | Logout
+        | LogoutAll
+        | PlaceBet
+        | CashOut
+        | Chat
+        | Ping
+        | ModerationCommand,
     )
+    if isinstance(result, Mute):
+        assert type(result.minutes) is int and 1 <= result.minutes <= 43_200
     if isinstance(result, PlaceBet):
         assert type(result.amount) is int and 1 <= result.amount <= 2**53
         assert result.auto_cashout is None or (
@@ -449,3 +471,47 @@ def test_two_decimal_auto_cashouts_convert_exactly(value: Any) -> None:
         command = decode_command(data)
         assert isinstance(command, PlaceBet)
         assert command.auto_cashout == hundredths
+
+
+# --- moderation commands ---------------------------------------------------------
+
+
+def test_moderation_commands_decode() -> None:
+    from pillarpayout_ws.protocol import Ban, DeleteChat, Mute, Unban, Unmute
+
+    assert decode_command(frame(type="mute", username="bob", minutes=10, reason=" spam ")) == (
+        Mute("bob", 10, "spam")
+    )
+    assert decode_command(frame(type="ban", username="bob", ref="r")) == Ban("bob", "", "r")
+    assert decode_command(frame(type="unban", username="bob", reason=None)) == Unban("bob")
+    assert decode_command(frame(type="unmute", username="bob")) == Unmute("bob")
+    assert decode_command(frame(type="delete_chat", id=12, reason="x")) == DeleteChat(12, "x")
+
+
+@pytest.mark.parametrize("minutes", [0, -5, 43_201, 10**30, 1.5, 10.0, "10", None, True, []])
+def test_mute_minutes_are_a_whole_number_of_1_to_43200(minutes: object) -> None:
+    with pytest.raises(FrameError) as refused:
+        decode_command(frame(type="mute", username="bob", minutes=minutes, ref="m"))
+    assert (refused.value.code, refused.value.ref) == ("invalid_minutes", "m")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"type": "ban"},
+        {"type": "ban", "username": ""},
+        {"type": "ban", "username": 5},
+        {"type": "ban", "username": "b" * 33},
+        {"type": "ban", "username": "bob", "reason": 5},
+        {"type": "ban", "username": "bob", "reason": "r" * 201},
+        {"type": "ban", "username": "bob", "reason": "two\nlines"},
+        {"type": "delete_chat"},
+        {"type": "delete_chat", "id": "12"},
+        {"type": "delete_chat", "id": 1.5},
+        {"type": "delete_chat", "id": True},
+    ],
+)
+def test_malformed_moderation_frames_are_bad_frames(fields: dict[str, Any]) -> None:
+    with pytest.raises(FrameError) as refused:
+        decode_command(frame(**fields))
+    assert refused.value.code == "bad_frame"

@@ -254,8 +254,11 @@ def test_encode_session() -> None:
     assert decoded(encode_session("tok", 42, "ada", 100_000)) == {
         "type": "session",
         "token": "tok",
-        "user": {"id": 42, "username": "ada", "balance": 100_000},
+        "user": {"id": 42, "username": "ada", "balance": 100_000, "role": "player"},
     }
+    assert decoded(encode_session("tok", 42, "ada", 0, "moderator"))["user"]["role"] == (
+        "moderator"
+    )
 
 
 def test_encode_logged_out_and_pong() -> None:
@@ -265,8 +268,9 @@ def test_encode_logged_out_and_pong() -> None:
 
 
 def test_encode_chat() -> None:
-    assert decoded(encode_chat("ada", 'to the moon 🚀 "quoted"', TS)) == {
+    assert decoded(encode_chat("ada", 'to the moon 🚀 "quoted"', TS, chat_id=7)) == {
         "type": "chat",
+        "id": 7,
         "username": "ada",
         "text": 'to the moon 🚀 "quoted"',
         "ts": TS,
@@ -347,7 +351,7 @@ def test_encode_hello_while_running() -> None:
         goal=Goal(id=3, name="Tower", target_blocks=500, current_blocks=120, reward="skin"),
         bets=BETS,
     )
-    chat = [("ada", "hi", TS - 2), ("bob", "gl", TS - 1)]
+    chat = [(1, "ada", "hi", TS - 2), (2, "bob", "gl", TS - 1)]
     hello = encode_hello(
         snapshot,
         server="pillarpayout/0.1.0",
@@ -379,8 +383,8 @@ def test_encode_hello_while_running() -> None:
             "status": "active",
         },
         "chat": [
-            {"username": "ada", "text": "hi", "ts": TS - 2},
-            {"username": "bob", "text": "gl", "ts": TS - 1},
+            {"id": 1, "username": "ada", "text": "hi", "ts": TS - 2},
+            {"id": 2, "username": "bob", "text": "gl", "ts": TS - 1},
         ],
         "bets": BETS_WIRE,
         "bets_more": 0,

@@ -46,7 +46,12 @@ async def test_register_login_resume(game_server: GameServer) -> None:
     third = await game_server.connect()
     await third.send(type="resume", token=token)
     resumed = await third.next("session")
-    assert resumed["user"] == {"id": session["user"]["id"], "username": "alice", "balance": 100_000}
+    assert resumed["user"] == {
+        "id": session["user"]["id"],
+        "username": "alice",
+        "balance": 100_000,
+        "role": "player",
+    }
     for player in (alice, other, third):
         await player.close()
 

@@ -56,7 +56,7 @@ async def test_a_bucket_is_forgotten_once_it_has_refilled(storage: Storage) -> N
     clock.advance(60)
     await room.save()
     assert room.buckets == 0
-    assert [line[1] for line in room.recent()][:3] == ["hi", "hi", "hi"]
+    assert [line.text for line in room.recent()][:3] == ["hi", "hi", "hi"]
 
 
 async def test_the_last_lines_survive_a_restart(storage_for_game: Storage) -> None:

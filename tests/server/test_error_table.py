@@ -26,6 +26,7 @@ PROTOCOL_MD = Path(__file__).resolve().parents[2] / "protocol.md"
 
 # Codes whose over-the-wire test lives elsewhere: "path::test function".
 A_ROUND = "tests/server/test_runner.py::test_bet_and_cashout_errors_through_a_round"
+MUTE = "tests/server/test_moderation.py::test_mute_refuses_chat_with_the_time_left_until_unmute"
 PROVEN_ELSEWHERE = {
     "bad_frame": "tests/reliability/test_fuzz.py::test_a_nul_is_refused_not_stored_nor_an_outage",
     "invalid_amount": A_ROUND,
@@ -59,6 +60,17 @@ PROVEN_ELSEWHERE = {
         "tests/server/test_runner.py::test_a_ref_from_an_earlier_round_is_refused_not_replayed"
     ),
     "busy": "tests/server/test_auth.py::test_a_registration_flood_cannot_starve_logins",
+    "forbidden": "tests/server/test_moderation.py::test_players_may_not_moderate",
+    "unknown_user": MUTE,
+    "invalid_minutes": MUTE,
+    "muted": MUTE,
+    "banned": (
+        "tests/server/test_moderation.py::"
+        "test_a_ban_closes_every_socket_and_refuses_login_and_resume"
+    ),
+    "unknown_chat": (
+        "tests/server/test_moderation.py::test_delete_chat_broadcasts_and_keeps_the_line_marked"
+    ),
 }
 
 # Codes no client can provoke. unknown_account: a connection gets a user id only

@@ -18,7 +18,7 @@ async def test_schema_applies_twice(storage: Storage) -> None:
     await storage.db.apply_schema()
     await storage.db.apply_schema()
     rows = await storage.db.fetch("SELECT version FROM schema_version")
-    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8]
     goals = await storage.db.fetch("SELECT name FROM community_goals")
     assert len(goals) == 3
 

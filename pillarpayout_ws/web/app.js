@@ -11,11 +11,13 @@ import {
   parseMultiplier,
   payoutAt,
 } from "./format.js";
+import { AutoBetRun, parseRule } from "./autobet.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
 import { Moderation } from "./moderation.js";
 import { LimitsPanel } from "./limits.js";
 import { GameSocket } from "./net.js";
 import { PillarView } from "./pillar.js";
+import { Leaderboard, StatsPanel, userLink } from "./stats.js";
 import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
 
 const TOKEN_KEY = "pillarpayout.token";
@@ -25,6 +27,7 @@ const SEEDS_KEPT = 500; // rounds of seeds and hashes remembered for the verify 
 // Between ticks the page runs the growth curve on its own clock, but never more
 // than this far past the last tick: if ticks stop coming, the pillar waits.
 const MAX_AHEAD_MS = 1000;
+const SLOTS = [0, 1]; // two bets a round, each with its own amount, auto cash-out and ref
 
 const $ = (id) => document.getElementById(id);
 
@@ -51,8 +54,10 @@ const state = {
     crashPoint: null,
     crashedAt: null,
   },
-  myBet: null, // {roundId, amount, autoCashout, status, multiplier, payout}
-  bets: new Map(), // user id -> bet view of the current round
+  token: null, // the session's, for /api/me/bets
+  myBets: [null, null], // per slot: {roundId, amount, autoCashout, status, multiplier, payout}
+  autoBets: [null, null], // per slot: the AutoBetRun, running or the last one stopped
+  bets: new Map(), // "user id:slot" -> bet view of the current round
   betsMore: 0,
   history: [], // {round_id, crash_point}, oldest first
   goal: null,
@@ -61,6 +66,8 @@ const state = {
 };
 
 const seeds = new RoundSeeds();
+const stats = new StatsPanel(() => state.token);
+new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
 const pillar = new PillarView($("pillar"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
@@ -76,12 +83,23 @@ const PAGE_ID = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) =>
   b.toString(16).padStart(2, "0"),
 ).join("");
 
-function ref(kind) {
+// A ref's first part says what the frame was for, and for which slot: "bet1-...",
+// "auto0-...", "cashout1-...", "chat-...": an error names the ref it answers.
+function ref(kind, slot = "") {
   state.refs += 1;
-  return `${kind}-${PAGE_ID}-${state.refs}`;
+  return `${kind}${slot}-${PAGE_ID}-${state.refs}`;
 }
 
 const limitsPanel = new LimitsPanel((frame) => socket.send(frame), ref);
+function refKind(r) {
+  const match = typeof r === "string" ? /^([a-z]+?)(\d?)-/.exec(r) : null;
+  if (match === null) return { kind: null, slot: null };
+  return { kind: match[1], slot: match[2] === "" ? null : Number(match[2]) };
+}
+
+const slotOf = (frame) => frame.slot ?? 0; // frames of a server without slots name none
+const betKey = (bet) => `${bet.user_id}:${slotOf(bet)}`;
+const part = (name, slot) => $(`${name}-${slot}`);
 
 // -- frames from the server -------------------------------------------------------
 
@@ -104,11 +122,12 @@ const handlers = {
     if (f.round_id !== null) seeds.published.set(f.round_id, f.seed_hash);
     announceFairness(f.fairness);
     if (f.round_id !== null) seeds.houseEdges.set(f.round_id, f.fairness.house_edge);
-    if (state.myBet !== null && state.myBet.roundId !== f.round_id) state.myBet = null;
+    forgetOtherRounds(f.round_id);
     state.history = f.history.slice(-HISTORY_KEPT);
     for (const h of state.history) seeds.crashPoints.set(h.round_id, hundredths(h.crash_point));
     if (f.crash_point !== null) seeds.crashPoints.set(f.round_id, hundredths(f.crash_point));
-    state.bets = new Map(f.bets.map((b) => [b.user_id, b]));
+    state.bets = new Map(f.bets.map((b) => [betKey(b), b]));
+    renderPresence(f.presence);
     state.betsMore = f.bets_more;
     state.goal = f.goal;
     $("chat").replaceChildren();
@@ -137,9 +156,13 @@ const handlers = {
     seeds.forgetBefore(f.round_id - SEEDS_KEPT);
     state.bets.clear();
     state.betsMore = 0;
-    if (state.myBet !== null && state.myBet.roundId !== f.round_id) state.myBet = null;
+    forgetOtherRounds(f.round_id);
     verifyPanel.seedArrived(f.round_id - 1);
     renderAll();
+    for (const slot of SLOTS) placeAutoBet(slot);
+    // The round before is flushed to PostgreSQL by now, most likely (within a
+    // second of its crash): its bets are in /api/me/bets.
+    stats.refresh();
   },
 
   running(f) {
@@ -151,7 +174,7 @@ const handlers = {
       tickM: 100,
       shownElapsed: 0,
     });
-    renderBetPanel();
+    renderBetPanels();
   },
 
   tick(f) {
@@ -179,13 +202,17 @@ const handlers = {
     state.history.push({ round_id: f.round_id, crash_point: f.crash_point });
     state.history = state.history.slice(-HISTORY_KEPT);
     for (const bet of state.bets.values()) if (bet.status === "open") bet.status = "lost";
-    const mine = state.myBet;
-    if (mine !== null && mine.roundId === f.round_id && mine.status === "open") {
-      mine.status = "lost";
-      betStatus(
-        `The pillar fell at ${formatMultiplier(crash)}: your ${formatMoney(mine.amount)} is lost.`,
-        "loss",
-      );
+    for (const slot of SLOTS) {
+      const mine = state.myBets[slot];
+      if (mine !== null && mine.roundId === f.round_id && mine.status === "open") {
+        mine.status = "lost";
+        betStatus(
+          slot,
+          `The pillar fell at ${formatMultiplier(crash)}: your ${formatMoney(mine.amount)} is lost.`,
+          "loss",
+        );
+      }
+      settleAutoBet(slot, f.round_id);
     }
     verifyPanel.seedArrived(f.round_id);
     renderAll();
@@ -194,12 +221,16 @@ const handlers = {
   bets(f) {
     if (f.round_id !== state.round.id) return;
     for (const bet of f.bets) {
-      state.bets.set(bet.user_id, bet);
+      state.bets.set(betKey(bet), bet);
       if (state.me !== null && bet.user_id === state.me.id) adoptBetView(bet);
     }
     state.betsMore = f.more;
     renderBets();
-    renderBetPanel();
+    renderBetPanels();
+  },
+
+  presence(f) {
+    renderPresence(f);
   },
 
   chat(f) {
@@ -223,14 +254,18 @@ const handlers = {
 
   session(f) {
     localStorage.setItem(TOKEN_KEY, f.token);
+    state.token = f.token;
     state.me = { id: f.user.id, username: f.user.username };
     state.balance = f.user.balance;
     $("auth-error").textContent = "";
     for (const form of [$("login-form"), $("register-form")]) form.reset();
     // Back after a reload or a reconnection: our bet of this round, if it is listed.
-    const view = state.bets.get(f.user.id);
-    if (view !== undefined) adoptBetView(view);
+    for (const slot of SLOTS) {
+      const view = state.bets.get(`${f.user.id}:${slot}`);
+      if (view !== undefined) adoptBetView(view);
+    }
     renderAll();
+    stats.refresh();
   },
 
   logged_out() {
@@ -239,8 +274,11 @@ const handlers = {
   },
 
   bet_accepted(f) {
+    const slot = slotOf(f);
     state.balance = f.balance;
-    state.myBet = {
+    const run = state.autoBets[slot];
+    if (run !== null && run.bet !== null && run.bet.ref === f.ref) run.bet.accepted = true;
+    state.myBets[slot] = {
       roundId: f.round_id,
       amount: f.amount,
       autoCashout: f.auto_cashout === null ? null : hundredths(f.auto_cashout),
@@ -252,16 +290,17 @@ const handlers = {
       f.auto_cashout === null
         ? ""
         : `, auto cash-out at ${formatMultiplier(hundredths(f.auto_cashout))}`;
-    betStatus(`Bet of ${formatMoney(f.amount)} placed for round #${f.round_id}${auto}.`);
-    $("bet-error").textContent = "";
+    betStatus(slot, `Bet of ${formatMoney(f.amount)} placed for round #${f.round_id}${auto}.`);
+    part("bet-error", slot).textContent = "";
     renderAccount();
-    renderBetPanel();
+    renderBetPanels();
   },
 
   cashed_out(f) {
     state.balance = f.balance;
+    const slot = slotOf(f);
     const multiplier = hundredths(f.multiplier);
-    const mine = state.myBet;
+    const mine = state.myBets[slot];
     if (mine !== null && mine.roundId === f.round_id) {
       Object.assign(mine, { status: "cashed_out", multiplier, payout: f.payout });
     }
@@ -269,13 +308,13 @@ const handlers = {
       { manual: "Cashed out", auto: "Auto cash-out", forced: "Cashed out by the house's cap" }[
         f.reason
       ] ?? "Cashed out";
-    const status = $("bet-status");
-    betStatus(`${how} at ${formatMultiplier(multiplier)}: +${formatMoney(f.payout)}.`, "win");
+    const status = part("bet-status", slot);
+    betStatus(slot, `${how} at ${formatMultiplier(multiplier)}: +${formatMoney(f.payout)}.`, "win");
     status.dataset.payout = String(f.payout);
     status.dataset.multiplier = String(multiplier);
-    $("bet-error").textContent = "";
+    part("bet-error", slot).textContent = "";
     renderAccount();
-    renderBetPanel();
+    renderBetPanels();
   },
 
   balance(f) {
@@ -286,7 +325,7 @@ const handlers = {
 
   error(f) {
     const text = readable(f);
-    const kind = typeof f.ref === "string" ? f.ref.split("-")[0] : null;
+    const { kind, slot } = refKind(f.ref);
     if (kind === "resume") {
       // The stored session has ended (expired, revoked): back to the forms.
       localStorage.removeItem(TOKEN_KEY);
@@ -294,9 +333,15 @@ const handlers = {
       $("auth-error").textContent = text;
     } else if (kind === "auth") {
       $("auth-error").textContent = text;
-    } else if (kind === "bet" || kind === "cashout") {
-      $("bet-error").textContent = text;
-      $("bet-error").dataset.code = f.code;
+    } else if ((kind === "bet" || kind === "auto" || kind === "cashout") && slot !== null) {
+      part("bet-error", slot).textContent = text;
+      part("bet-error", slot).dataset.code = f.code;
+      const run = state.autoBets[slot];
+      // An auto-bet stops at the first refusal of one of its bets: it never
+      // guesses what the player would want instead.
+      if (run !== null && run.bet !== null && run.bet.ref === f.ref) {
+        stopAutoBet(slot, "error", `Stopped: the server refused the bet (${text}).`);
+      }
     } else if (kind === "chat") {
       $("chat-error").textContent = text;
     } else {
@@ -319,21 +364,25 @@ function onStatus(status, detail) {
   else if (status === "connecting") conn.textContent = "connecting…";
   else {
     conn.textContent = `disconnected: retrying in ${(detail.retryInMs / 1000).toFixed(1)} s`;
+    for (const slot of SLOTS) {
+      stopAutoBet(slot, "disconnect", "Stopped: the connection to the server dropped.");
+    }
     if (detail.code === 4002) {
       // Logged out on another tab or device: this token is revoked.
       localStorage.removeItem(TOKEN_KEY);
       loggedOut();
     }
   }
-  renderBetPanel();
+  renderBetPanels();
 }
 
 // The bet list is public (and shows at most the largest bets): it tells a
 // page that came back mid-round about its own bet, which no personal frame repeats.
 function adoptBetView(view) {
-  const mine = state.myBet;
+  const slot = slotOf(view);
+  const mine = state.myBets[slot];
   if (mine === null || mine.roundId !== state.round.id) {
-    state.myBet = {
+    state.myBets[slot] = {
       roundId: state.round.id,
       amount: view.amount,
       autoCashout: null,
@@ -346,11 +395,152 @@ function adoptBetView(view) {
   }
 }
 
+function forgetOtherRounds(roundId) {
+  for (const slot of SLOTS) {
+    const mine = state.myBets[slot];
+    if (mine !== null && mine.roundId !== roundId) state.myBets[slot] = null;
+  }
+}
+
 function loggedOut() {
+  for (const slot of SLOTS) stopAutoBet(slot, "logout", "Stopped: logged out.");
   state.me = null;
+  state.token = null;
   state.balance = null;
-  state.myBet = null;
+  state.myBets = [null, null];
+  stats.clear();
   renderAll();
+}
+
+// -- auto-bet ----------------------------------------------------------------------
+// Each bet of a run is an ordinary `bet` frame with its own ref, sent by this
+// page when a betting window opens; nothing runs on the server (README, "Browser client").
+
+/** The balance not yet promised to a bet sent this round and not acknowledged yet. */
+function uncommittedBalance() {
+  let pending = 0;
+  for (const run of state.autoBets) {
+    if (run !== null && run.running && run.bet !== null && !run.bet.accepted) pending += run.stake;
+  }
+  return state.balance - pending;
+}
+
+function placeAutoBet(slot) {
+  const run = state.autoBets[slot];
+  const r = state.round;
+  if (run === null || !run.running || run.bet !== null || r.phase !== "betting") return;
+  const mine = state.myBets[slot];
+  if (mine !== null && mine.roundId === r.id) return; // this slot has its bet this round
+  if (state.me === null) return stopAutoBet(slot, "logout", "Stopped: logged out.");
+  if (!socket.open) {
+    return stopAutoBet(slot, "disconnect", "Stopped: the connection to the server dropped.");
+  }
+  const available = uncommittedBalance();
+  if (run.stake > available) {
+    return stopAutoBet(
+      slot,
+      "balance",
+      `Stopped: the next bet, ${formatMoney(run.stake)}, is more than your balance, ${formatMoney(
+        Math.max(0, available),
+      )}.`,
+    );
+  }
+  const betRef = ref("auto", slot);
+  run.bet = { ref: betRef, roundId: r.id, accepted: false };
+  socket.send({
+    type: "bet",
+    slot,
+    amount: run.stake,
+    auto_cashout: run.plan.autoCashout / 100,
+    ref: betRef,
+  });
+  renderAutoBet(slot);
+}
+
+function settleAutoBet(slot, roundId) {
+  const run = state.autoBets[slot];
+  if (run === null || !run.running || run.bet === null || run.bet.roundId !== roundId) return;
+  const mine = state.myBets[slot];
+  if (!run.bet.accepted || mine === null || mine.roundId !== roundId) {
+    stopAutoBet(slot, "error", `Stopped: the bet of round #${roundId} was never acknowledged.`);
+    return;
+  }
+  const payout = mine.status === "cashed_out" ? mine.payout : 0;
+  const reason = run.settle(mine.amount, payout);
+  const profit = formatMoney(run.profit);
+  if (reason === "profit") stopAutoBet(slot, reason, `Stopped: profit ${profit} reached.`);
+  else if (reason === "loss") {
+    stopAutoBet(slot, reason, `Stopped: loss of ${formatMoney(-run.profit)} reached.`);
+  }
+  else if (reason === "rounds") {
+    stopAutoBet(slot, reason, `Done: ${run.played} rounds played, profit ${profit}.`);
+  }
+  renderAutoBet(slot);
+}
+
+function stopAutoBet(slot, reason, text) {
+  const run = state.autoBets[slot];
+  if (run === null || !run.running) return;
+  run.stop(reason, text);
+  renderAutoBet(slot);
+  renderBetPanels();
+}
+
+/** The plan in a slot's auto-bet form, or a message saying what is wrong with it. */
+function readAutoPlan(slot) {
+  const value = (name) => part(name, slot).value.trim();
+  const base = parseMoney(value("ab-base"));
+  if (base === null || base === 0) return "Base bet: an amount like 1.00.";
+  const autoCashout = parseMultiplier(value("ab-cashout"));
+  if (autoCashout === null || autoCashout < 101) return "Auto cash-out: at least 1.01.";
+  const onWin = parseRule(part("ab-win-mode", slot).value, value("ab-win-factor"));
+  if (onWin === null) return "Win factor: a multiplier of at least 1.00, like 2.00.";
+  const onLoss = parseRule(part("ab-loss-mode", slot).value, value("ab-loss-factor"));
+  if (onLoss === null) return "Loss factor: a multiplier of at least 1.00, like 2.00.";
+  const optional = (name) => (value(name) === "" ? null : parseMoney(value(name)));
+  const stopProfit = optional("ab-stop-profit");
+  const stopLoss = optional("ab-stop-loss");
+  if ((value("ab-stop-profit") !== "" && stopProfit === null) || stopProfit === 0) {
+    return "Stop on profit: an amount like 10.00, or leave it empty.";
+  }
+  if ((value("ab-stop-loss") !== "" && stopLoss === null) || stopLoss === 0) {
+    return "Stop on loss: an amount like 10.00, or leave it empty.";
+  }
+  const rounds = /^\d{1,6}$/.test(value("ab-rounds")) ? Number(value("ab-rounds")) : 0;
+  if (rounds < 1) return "Rounds: a whole number of at least 1.";
+  return { base, autoCashout, onWin, onLoss, stopProfit, stopLoss, rounds };
+}
+
+function renderAutoBet(slot) {
+  const run = state.autoBets[slot];
+  const status = part("ab-status", slot);
+  const running = run !== null && run.running;
+  part("ab-start", slot).hidden = running;
+  part("ab-stop", slot).hidden = !running;
+  for (const input of part("ab-form", slot).querySelectorAll("input, select")) {
+    input.disabled = running;
+  }
+  part("ab-start", slot).disabled = state.me === null || !socket.open;
+  if (run === null) return;
+  status.dataset.state = running ? "running" : "stopped";
+  // The round of the run's acknowledged bet, while it is in play.
+  status.dataset.betRound = run.bet !== null && run.bet.accepted ? String(run.bet.roundId) : "";
+  status.dataset.played = String(run.played);
+  status.dataset.profit = String(run.profit);
+  if (running) {
+    delete status.dataset.reason;
+    status.className = "status";
+    status.textContent =
+      `Auto-bet: ${run.played} of ${run.plan.rounds} rounds, ` +
+      `${run.bet === null ? "next" : "this"} bet ${formatMoney(run.stake)}, ` +
+      `profit ${formatMoney(run.profit)}.`;
+  } else {
+    status.dataset.reason = run.stopped.reason;
+    // Stopped as planned (or by the player): plain; stopped by a problem: in red.
+    const planned = ["rounds", "profit", "user"].includes(run.stopped.reason);
+    status.className = planned ? "status" : "status loss";
+    status.textContent = run.stopped.text;
+  }
 }
 
 const READABLE = {
@@ -411,22 +601,46 @@ $("register-form").addEventListener("submit", (event) => {
 });
 
 $("logout").addEventListener("click", () => {
+  // An auto-bet stops the moment the player asks to leave, not when the server answers.
+  for (const slot of SLOTS) stopAutoBet(slot, "logout", "Stopped: logged out.");
   if (!socket.send({ type: "logout", ref: ref("auth") })) {
     localStorage.removeItem(TOKEN_KEY);
     loggedOut();
   }
 });
 
-$("bet-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const error = $("bet-error");
+// The two bet panels, one per slot, from one template.
+for (const slot of SLOTS) {
+  const panel = $("bet-panel-template").content.cloneNode(true);
+  for (const node of panel.querySelectorAll("[data-part]")) node.id = `${node.dataset.part}-${slot}`;
+  panel.querySelector("[data-part=bet-panel]").dataset.slot = String(slot);
+  panel.querySelector("[data-part=slot-title]").textContent = `Bet ${slot + 1}`;
+  $("bet-panels").append(panel);
+  part("bet-form", slot).addEventListener("submit", (event) => {
+    event.preventDefault();
+    placeBet(slot);
+  });
+  part("cashout", slot).addEventListener("click", () => {
+    part("bet-error", slot).textContent = "";
+    if (!requireSocket(`bet-error-${slot}`)) return;
+    socket.send({ type: "cashout", slot, ref: ref("cashout", slot) });
+  });
+  part("ab-form", slot).addEventListener("submit", (event) => {
+    event.preventDefault();
+    startAutoBet(slot);
+  });
+  part("ab-stop", slot).addEventListener("click", () => stopAutoBet(slot, "user", "Stopped."));
+}
+
+function placeBet(slot) {
+  const error = part("bet-error", slot);
   error.textContent = "";
-  const amount = parseMoney($("amount").value);
+  const amount = parseMoney(part("amount", slot).value);
   if (amount === null || amount === 0) {
     error.textContent = "Amount: a number with at most two decimals, like 2.50.";
     return;
   }
-  const autoText = $("auto").value.trim();
+  const autoText = part("auto", slot).value.trim();
   const auto = autoText === "" ? null : parseMultiplier(autoText);
   if (auto !== null && auto < 101) {
     error.textContent = "Auto cash-out: at least 1.01, or leave it empty.";
@@ -436,19 +650,36 @@ $("bet-form").addEventListener("submit", (event) => {
     error.textContent = "Auto cash-out: a multiplier like 2.00, or leave it empty.";
     return;
   }
-  if (!requireSocket("bet-error")) return;
+  if (!requireSocket(`bet-error-${slot}`)) return;
   socket.send({
     type: "bet",
+    slot,
     amount,
     auto_cashout: auto === null ? null : auto / 100,
-    ref: ref("bet"),
+    ref: ref("bet", slot),
   });
-});
+}
 
-$("cashout").addEventListener("click", () => {
-  $("bet-error").textContent = "";
-  if (!requireSocket("bet-error")) return;
-  socket.send({ type: "cashout", ref: ref("cashout") });
+function startAutoBet(slot) {
+  const status = part("ab-status", slot);
+  const plan = readAutoPlan(slot);
+  if (typeof plan === "string") {
+    status.textContent = plan;
+    status.className = "status loss";
+    status.dataset.state = "invalid";
+    return;
+  }
+  if (state.me === null || !socket.open) return;
+  state.autoBets[slot] = new AutoBetRun(plan);
+  renderAutoBet(slot);
+  renderBetPanels();
+  placeAutoBet(slot); // at once if this round still takes bets
+}
+
+// A username anywhere (bets, chat, leaderboard) opens that player's profile.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest(".user-link");
+  if (link !== null) stats.openProfile(link.dataset.username);
 });
 
 $("chat-form").addEventListener("submit", (event) => {
@@ -475,7 +706,16 @@ function renderAll() {
   renderHistory();
   renderBets();
   renderGoal();
-  renderBetPanel();
+  renderBetPanels();
+}
+
+function renderPresence(presence) {
+  const box = $("presence");
+  box.hidden = presence === undefined || presence === null; // a server without presence
+  if (box.hidden) return;
+  box.textContent = `${presence.players} playing · ${presence.spectators} watching`;
+  box.dataset.players = String(presence.players);
+  box.dataset.spectators = String(presence.spectators);
 }
 
 function renderAccount() {
@@ -491,21 +731,29 @@ function renderAccount() {
   $("chat-form").querySelector("button").disabled = me === null;
 }
 
-function renderBetPanel() {
+function renderBetPanels() {
   const r = state.round;
-  const mine = state.myBet !== null && state.myBet.roundId === r.id ? state.myBet : null;
   const canPlay = state.me !== null && socket.open;
-  $("bet-panel").hidden = state.me === null;
-  $("bet").disabled = !canPlay || r.phase !== "betting" || mine !== null;
-  $("bet").textContent =
-    r.phase === "betting"
-      ? mine === null
-        ? "Place bet"
-        : "Bet placed"
-      : "Betting opens next round";
-  const cashout = $("cashout");
-  cashout.disabled = !canPlay || r.phase !== "running" || mine === null || mine.status !== "open";
-  if (mine === null || mine.status !== "open") cashout.textContent = "Cash out";
+  $("bet-panels").hidden = state.me === null;
+  for (const slot of SLOTS) {
+    const held = state.myBets[slot];
+    const mine = held !== null && held.roundId === r.id ? held : null;
+    const auto = state.autoBets[slot] !== null && state.autoBets[slot].running;
+    const bet = part("bet", slot);
+    bet.disabled = !canPlay || r.phase !== "betting" || mine !== null || auto;
+    bet.textContent = auto
+      ? "Auto-bet is on"
+      : r.phase === "betting"
+        ? mine === null
+          ? `Place bet ${slot + 1}`
+          : "Bet placed"
+        : "Betting opens next round";
+    const cashout = part("cashout", slot);
+    cashout.disabled =
+      !canPlay || r.phase !== "running" || mine === null || mine.status !== "open";
+    if (mine === null || mine.status !== "open") cashout.textContent = `Cash out bet ${slot + 1}`;
+    renderAutoBet(slot);
+  }
 }
 
 function chipClass(crash) {
@@ -536,11 +784,13 @@ function renderBets() {
     const mine = state.me !== null && bet.user_id === state.me.id;
     const row = element("li", `${bet.status}${mine ? " me" : ""}`);
     row.dataset.userId = String(bet.user_id);
+    row.dataset.slot = String(slotOf(bet));
     row.dataset.status = bet.status;
-    row.append(
-      element("span", "name", bet.username),
-      element("span", "amount", formatMoney(bet.amount)),
-    );
+    const name = element("span", "name");
+    name.append(userLink(bet.username));
+    // A player's second bet of the round says so.
+    if (slotOf(bet) === 1) name.append(element("span", "slot-tag", "2nd"));
+    row.append(name, element("span", "amount", formatMoney(bet.amount)));
     let result = "…";
     if (bet.status === "cashed_out") {
       result = `${formatMultiplier(hundredths(bet.multiplier))} +${formatMoney(bet.payout)}`;
@@ -590,7 +840,7 @@ function addChatLine(line) {
   Object.assign(item.dataset, { id: String(line.id), username: line.username }); // moderation.js
   item.append(
     element("span", "time", clockTime(line.ts)),
-    element("span", "from", line.username),
+    userLink(line.username, "from"),
     element("span", "text", line.text),
   );
   list.append(item);
@@ -598,8 +848,8 @@ function addChatLine(line) {
   if (atBottom) list.scrollTop = list.scrollHeight;
 }
 
-function betStatus(text, tone = "") {
-  const status = $("bet-status");
+function betStatus(slot, text, tone = "") {
+  const status = part("bet-status", slot);
   status.textContent = text;
   status.className = `status ${tone}`;
   delete status.dataset.payout;
@@ -660,7 +910,14 @@ const PHASES = {
   crashed: "collapsed",
 };
 
-const shown = { multiplier: "", integrity: "", countdown: "", cashout: "", phase: "" };
+const shown = {
+  multiplier: "",
+  integrity: "",
+  countdown: "",
+  phase: "",
+  "cashout-0": "",
+  "cashout-1": "",
+};
 
 function setText(id, text) {
   if (shown[id] !== text) {
@@ -677,10 +934,10 @@ function frame(now) {
   setText("multiplier", formatMultiplier(m));
   multiplier.dataset.hundredths = String(m);
   multiplier.classList.toggle("crashed", r.phase === "crashed");
-  const mine = state.myBet !== null && state.myBet.roundId === r.id ? state.myBet : null;
+  const mine = state.myBets.filter((bet) => bet !== null && bet.roundId === r.id);
   multiplier.classList.toggle(
     "cashed",
-    mine !== null && mine.status === "cashed_out" && r.phase === "running",
+    mine.length > 0 && mine.every((bet) => bet.status === "cashed_out") && r.phase === "running",
   );
   setText("phase", PHASES[r.phase] ?? r.phase);
   $("phase").dataset.phase = r.phase;
@@ -697,10 +954,16 @@ function frame(now) {
   fill.style.width = `${integrity / 100}%`;
   fill.classList.toggle("weak", integrity < 5000 && integrity >= 2500);
   fill.classList.toggle("critical", integrity < 2500);
-  if (mine !== null && mine.status === "open" && r.phase === "running") {
-    setText("cashout", `Cash out ${formatMoney(payoutAt(mine.amount, m))}`);
-  } else {
-    shown.cashout = "";
+  for (const slot of SLOTS) {
+    const bet = state.myBets[slot];
+    const key = `cashout-${slot}`;
+    if (bet !== null && bet.roundId === r.id && bet.status === "open" && r.phase === "running") {
+      const offer = payoutAt(bet.amount, m);
+      setText(key, `Cash out bet ${slot + 1}: ${formatMoney(offer)}`);
+      $(key).dataset.offer = String(offer);
+    } else {
+      shown[key] = "";
+    }
   }
   pillar.draw(
     {

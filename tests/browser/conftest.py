@@ -14,9 +14,19 @@ import select
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    WebSocket,
+    async_playwright,
+    expect,
+)
 
 from pillarpayout_ws.engine.fairness import SeedChain
 from pillarpayout_ws.storage import open_storage
@@ -118,13 +128,28 @@ def _terminate(pid: int, timeout_s: float = 30.0) -> None:
 
 
 class Tab:
-    """A page in a fresh browser context, with the console errors it logged."""
+    """A page in a fresh browser context, with the console errors it logged and
+    every frame its WebSockets sent and received (in order, each socket's after
+    the one before it)."""
 
     def __init__(self, page: Page) -> None:
         self.page = page
         self.errors: list[str] = []
+        self.sent: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("websocket", self._websocket)
+
+    def _websocket(self, ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: self.sent.append(orjson.loads(payload)))
+        ws.on("framereceived", lambda payload: self.received.append(orjson.loads(payload)))
+
+    def sent_of(self, kind: str) -> list[dict[str, Any]]:
+        return [frame for frame in self.sent if frame.get("type") == kind]
+
+    def received_of(self, kind: str) -> list[dict[str, Any]]:
+        return [frame for frame in self.received if frame.get("type") == kind]
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":

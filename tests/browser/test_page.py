@@ -112,19 +112,19 @@ async def test_a_player_registers_bets_and_cashes_out(browsing: Browsing) -> Non
     await register(page, "ada_b")
     await expect(page.locator("#balance")).to_have_text("1000.00")
     await next_betting(page)
-    await page.fill("#amount", "10.00")
-    await page.click("#bet")
-    await expect(page.locator("#bet-status")).to_contain_text("Bet of 10.00 placed")
+    await page.fill("#amount-0", "10.00")
+    await page.click("#bet-0")
+    await expect(page.locator("#bet-status-0")).to_contain_text("Bet of 10.00 placed")
     await expect(page.locator("#balance")).to_have_text("990.00")
 
     await phase(page, "running")
     await multiplier_reaches(page, 110)  # every round of the chain gets past 1.30x
     # The button shows what a cashout would pay now: at least 1.10x of 10.00.
-    offered = await page.locator("#cashout").text_content() or ""
-    assert offered.startswith("Cash out ")
-    assert parse_money(offered.removeprefix("Cash out ")) >= 1100
-    await page.click("#cashout")
-    status = page.locator("#bet-status[data-payout]")
+    offered = await page.locator("#cashout-0").text_content() or ""
+    assert offered.startswith("Cash out bet 1: ")
+    assert parse_money(offered.removeprefix("Cash out bet 1: ")) >= 1100
+    await page.click("#cashout-0")
+    status = page.locator("#bet-status-0[data-payout]")
     await status.wait_for()
     payout = int(await status.get_attribute("data-payout") or "")
     cashed_at = int(await status.get_attribute("data-multiplier") or "")
@@ -223,8 +223,8 @@ async def test_a_reload_resumes_the_session_and_its_bet(browsing: Browsing) -> N
     await register(page, "carol_r")
     assert await page.evaluate(TOKEN)
     await next_betting(page)
-    await page.fill("#amount", "5.00")
-    await page.click("#bet")
+    await page.fill("#amount-0", "5.00")
+    await page.click("#bet-0")
     await expect(page.locator("#balance")).to_have_text("995.00")
 
     await page.reload()
@@ -233,18 +233,18 @@ async def test_a_reload_resumes_the_session_and_its_bet(browsing: Browsing) -> N
     await expect(page.locator("#auth")).to_be_hidden()
     # The bet placed before the reload is still this page's to cash out.
     await phase(page, "running")
-    await page.click("#cashout")
-    await page.locator("#bet-status[data-payout]").wait_for()
+    await page.click("#cashout-0")
+    await page.locator("#bet-status-0[data-payout]").wait_for()
 
     # A bet after the reload, in the next round, is a new bet: the page's refs
     # are its own (before, "bet-1" again replayed the old round's ack and
     # placed nothing).
     balance = parse_money(await page.locator("#balance").text_content() or "")
     await next_betting(page)
-    await page.fill("#amount", "5.00")
-    await page.click("#bet")
+    await page.fill("#amount-0", "5.00")
+    await page.click("#bet-0")
     await expect(page.locator("#balance")).to_have_text(money(balance - 500))
-    await expect(page.locator("#bet-status")).to_contain_text("Bet of 5.00 placed")
+    await expect(page.locator("#bet-status-0")).to_contain_text("Bet of 5.00 placed")
 
     await page.click("#logout")
     await expect(page.locator("#auth")).to_be_visible()

@@ -37,6 +37,7 @@ from typing import Any
 from ..engine.errors import EngineError
 from ..exceptions import InsufficientBalance, PillarPayoutError, StorageError, UnknownUser
 from ..storage import Storage
+from ..storage.live import ADMIN_DESK
 from .runner import AdjustCommand, GameRunner, LoadAccount
 
 ANSWER_TIMEOUT_S = 10.0
@@ -45,7 +46,7 @@ MAX_REASON_LENGTH = 500
 
 async def _through_server(storage: Storage, request: dict[str, Any]) -> dict[str, Any]:
     request = {**request, "deadline": time.time() + ANSWER_TIMEOUT_S}
-    answer = await storage.live.request_admin(request, timeout_s=ANSWER_TIMEOUT_S + 2)
+    answer = await storage.live.request(ADMIN_DESK, request, timeout_s=ANSWER_TIMEOUT_S + 2)
     if answer is None:
         raise StorageError(
             f"the running server did not take the {request['command']} within "
@@ -109,7 +110,7 @@ class AdminDesk:
         """Apply the commands queued since the last call, each through the game loop."""
         live = self._storage.live
         try:
-            requests = await live.take_admin_requests()
+            requests = await live.take_requests(ADMIN_DESK)
         except PillarPayoutError:
             return
         for request in requests:
@@ -126,7 +127,7 @@ class AdminDesk:
             except PillarPayoutError as exc:
                 answer = {"error": str(exc)}
             with contextlib.suppress(PillarPayoutError):
-                await live.answer_admin(key, answer)
+                await live.answer(ADMIN_DESK, key, answer)
 
     async def _void_round(self) -> dict[str, Any]:
         try:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..exceptions import PillarPayoutError, StorageError, UnknownUser
 from ..storage import Storage
+from ..storage.live import GRANT_DESK
 from .runner import GameRunner, GrantCommand, LoadAccount
 
 ANSWER_TIMEOUT_S = 10.0
@@ -41,7 +42,7 @@ async def grant(storage: Storage, username: str, amount: int, *, key: str) -> tu
         "amount": amount,
         "deadline": time.time() + ANSWER_TIMEOUT_S,
     }
-    answer = await storage.live.request_grant(request, timeout_s=ANSWER_TIMEOUT_S + 2)
+    answer = await storage.live.request(GRANT_DESK, request, timeout_s=ANSWER_TIMEOUT_S + 2)
     if answer is None:
         raise StorageError(
             f"the running server did not take the grant within {ANSWER_TIMEOUT_S:.0f} s; "
@@ -65,7 +66,7 @@ class GrantDesk:
         """Apply the grants queued since the last call, each through the game loop."""
         live, db = self._storage.live, self._storage.db
         try:
-            requests = await live.take_grant_requests()
+            requests = await live.take_requests(GRANT_DESK)
         except PillarPayoutError:
             return
         for request in requests:
@@ -89,4 +90,4 @@ class GrantDesk:
                     except (ValueError, PillarPayoutError) as exc:
                         answer = {"error": str(exc)}
             with contextlib.suppress(PillarPayoutError):
-                await live.answer_grant(key, answer)
+                await live.answer(GRANT_DESK, key, answer)

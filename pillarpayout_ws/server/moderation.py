@@ -44,16 +44,14 @@ from ..protocol import (
     encode_role,
 )
 from ..storage import Storage
+from ..storage.live import MODERATION_DESK
 from ..storage.moderation import (
     RANK,
     Actor,
     ModerationRefused,
     Outcome,
-    answer_request,
     delete_chat,
     moderate_user,
-    request_action,
-    take_requests,
 )
 from ..storage.postgres import Database, UserRow
 from .auth import AuthError
@@ -201,7 +199,7 @@ async def moderate(
         "role": role,
         "deadline": time.time() + ANSWER_TIMEOUT_S,
     }
-    answer = await request_action(storage.live, request, timeout_s=ANSWER_TIMEOUT_S + 2)
+    answer = await storage.live.request(MODERATION_DESK, request, timeout_s=ANSWER_TIMEOUT_S + 2)
     if answer is None:
         raise StorageError(
             f"the running server did not take the {action} within {ANSWER_TIMEOUT_S:.0f} s; "
@@ -224,7 +222,7 @@ class ModerationDesk:
     async def take(self) -> None:
         live = self._storage.live
         try:
-            requests = await take_requests(live)
+            requests = await live.take_requests(MODERATION_DESK)
         except PillarPayoutError:
             return
         for request in requests:
@@ -258,4 +256,4 @@ class ModerationDesk:
             await self._moderation.felt(outcome, str(request["reason"]))
             answer = {"outcome": asdict(outcome)}
         with contextlib.suppress(PillarPayoutError):
-            await answer_request(live, str(request["key"]), answer)
+            await live.answer(MODERATION_DESK, str(request["key"]), answer)

@@ -67,7 +67,6 @@ _FIELDS = {
 
 ROUNDS = "pp:rounds"
 GRANTS = "pp:grants"
-GRANT_REQUESTS = "pp:grant_requests"
 HELLO = "pp:hello"
 HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
 PRESENCE_RELAYS = "pp:presence:relays"
@@ -99,15 +98,21 @@ async def forget_relay(client: aioredis.Redis, relay_id: str) -> None:
     await client.delete(relay_presence_key(relay_id))
 
 
-def grant_reply_key(key: str) -> str:
-    return f"pp:grant_reply:{key}"
+@dataclass(frozen=True, slots=True)
+class Desk:
+    """A queue of requests the command line hands to a running server, and where
+    the server answers each (a list per request key, kept a minute)."""
+
+    requests: str
+    replies: str
+
+    def reply_key(self, key: str) -> str:
+        return f"{self.replies}:{key}"
 
 
-ADMIN_REQUESTS = "pp:admin_requests"
-
-
-def admin_reply_key(key: str) -> str:
-    return f"pp:admin_reply:{key}"
+GRANT_DESK = Desk("pp:grant_requests", "pp:grant_reply")  # server/grants.py
+ADMIN_DESK = Desk("pp:admin_requests", "pp:admin_reply")  # server/admin.py: adjust, void-round
+MODERATION_DESK = Desk("pp:moderation_requests", "pp:moderation_reply")  # server/moderation.py
 
 
 def encode_record(record: Record) -> bytes:
@@ -338,65 +343,33 @@ class LiveStore:
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis write failed: {exc}") from None
 
-    # -- grants handed to a running server ---------------------------------
+    # -- requests handed to a running server (grants, operator commands, moderation)
 
-    async def request_grant(
-        self, request: dict[str, Any], timeout_s: float
+    async def request(
+        self, desk: Desk, request: dict[str, Any], timeout_s: float
     ) -> dict[str, Any] | None:
-        """Queue a grant for the running server and wait for its answer (None: no answer)."""
-        reply = grant_reply_key(str(request["key"]))
+        """Queue ``request`` at ``desk`` for the running server and wait for its
+        answer (None: no answer in time)."""
         try:
-            await self._redis.rpush(GRANT_REQUESTS, orjson.dumps(request))
-            answer = await self._redis.blpop([reply], timeout=timeout_s)
+            await self._redis.rpush(desk.requests, orjson.dumps(request))
+            answer = await self._redis.blpop(
+                [desk.reply_key(str(request["key"]))], timeout=timeout_s
+            )
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis failed: {exc}") from None
         if answer is None:
             return None
         return cast(dict[str, Any], orjson.loads(answer[1]))
 
-    async def take_grant_requests(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def take_requests(self, desk: Desk, limit: int = 100) -> list[dict[str, Any]]:
         try:
-            items = cast("list[bytes] | None", await self._redis.lpop(GRANT_REQUESTS, limit))
+            items = cast("list[bytes] | None", await self._redis.lpop(desk.requests, limit))
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis read failed: {exc}") from None
         return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
 
-    # -- operator commands handed to a running server (server/admin.py) ------
-
-    async def request_admin(
-        self, request: dict[str, Any], timeout_s: float
-    ) -> dict[str, Any] | None:
-        """Queue an operator command for the running server and wait for its answer
-        (None: no answer in time)."""
-        reply = admin_reply_key(str(request["key"]))
-        try:
-            await self._redis.rpush(ADMIN_REQUESTS, orjson.dumps(request))
-            answer = await self._redis.blpop([reply], timeout=timeout_s)
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(f"Redis failed: {exc}") from None
-        if answer is None:
-            return None
-        return cast(dict[str, Any], orjson.loads(answer[1]))
-
-    async def take_admin_requests(self, limit: int = 100) -> list[dict[str, Any]]:
-        try:
-            items = cast("list[bytes] | None", await self._redis.lpop(ADMIN_REQUESTS, limit))
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(f"Redis read failed: {exc}") from None
-        return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
-
-    async def answer_admin(self, key: str, answer: dict[str, Any]) -> None:
-        reply = admin_reply_key(key)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(reply, orjson.dumps(answer))
-        pipe.expire(reply, 60)
-        try:
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise RedisUnavailable(f"Redis write failed: {exc}") from None
-
-    async def answer_grant(self, key: str, answer: dict[str, Any]) -> None:
-        reply = grant_reply_key(key)
+    async def answer(self, desk: Desk, key: str, answer: dict[str, Any]) -> None:
+        reply = desk.reply_key(key)
         pipe = self._redis.pipeline(transaction=True)
         pipe.rpush(reply, orjson.dumps(answer))
         pipe.expire(reply, 60)

@@ -17,13 +17,9 @@ author if they are a moderator, else by a rank above the author's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import orjson
-from redis.exceptions import RedisError
-
-from ..exceptions import PillarPayoutError, RedisUnavailable
-from .live import LiveStore
+from ..exceptions import PillarPayoutError
 from .postgres import Database, _translated
 
 __all__ = [
@@ -33,26 +29,16 @@ __all__ = [
     "Actor",
     "ModerationRefused",
     "Outcome",
-    "answer_request",
     "delete_chat",
     "may_act",
     "moderate_user",
-    "request_action",
-    "take_requests",
 ]
 
 ROLES: Final = ("player", "moderator", "admin")
 RANK: Final = {role: rank for rank, role in enumerate(ROLES)}
 ACTIONS: Final = ("ban", "unban", "mute", "unmute", "role")
 
-# The command line's requests to a running server, and the answers.
-REQUESTS: Final = "pp:moderation_requests"
-
 _PG_MAX_BIGINT: Final = 2**63 - 1
-
-
-def reply_key(key: str) -> str:
-    return f"pp:moderation_reply:{key}"
 
 
 class ModerationRefused(PillarPayoutError):
@@ -232,36 +218,3 @@ async def delete_chat(db: Database, actor: Actor, chat_id: int, reason: str = ""
 
 
 # -- the command line's channel to a running server (as grants.py's) --------------
-
-
-async def request_action(
-    live: LiveStore, request: dict[str, Any], timeout_s: float
-) -> dict[str, Any] | None:
-    """Queue a request for the running server and wait for its answer (None: no answer)."""
-    redis = live._redis
-    try:
-        await redis.rpush(REQUESTS, orjson.dumps(request))
-        answer = await redis.blpop([reply_key(str(request["key"]))], timeout=timeout_s)
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(f"Redis failed: {exc}") from None
-    if answer is None:
-        return None
-    return cast(dict[str, Any], orjson.loads(answer[1]))
-
-
-async def take_requests(live: LiveStore, limit: int = 100) -> list[dict[str, Any]]:
-    try:
-        items = cast("list[bytes] | None", await live._redis.lpop(REQUESTS, limit))
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(f"Redis read failed: {exc}") from None
-    return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
-
-
-async def answer_request(live: LiveStore, key: str, answer: dict[str, Any]) -> None:
-    pipe = live._redis.pipeline(transaction=True)
-    pipe.rpush(reply_key(key), orjson.dumps(answer))
-    pipe.expire(reply_key(key), 60)
-    try:
-        await pipe.execute()
-    except (RedisError, OSError) as exc:
-        raise RedisUnavailable(f"Redis write failed: {exc}") from None

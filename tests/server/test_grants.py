@@ -12,7 +12,7 @@ from pillarpayout_ws.exceptions import UnknownUser
 from pillarpayout_ws.server.grants import GrantDesk, grant
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
-from pillarpayout_ws.storage.live import GRANT_REQUESTS, grant_reply_key
+from pillarpayout_ws.storage.live import GRANT_DESK
 
 from ..conftest import another_process
 from ..storage.helpers import make_users
@@ -55,10 +55,10 @@ async def test_a_request_past_its_deadline_is_never_applied(manual_game: ManualG
     stale = {"key": "late", "username": "alice", "amount": 100, "deadline": time.time() - 1}
     client = aioredis.Redis.from_url(app.storage.live.url)
     try:
-        await client.rpush(GRANT_REQUESTS, orjson.dumps(stale))
+        await client.rpush(GRANT_DESK.requests, orjson.dumps(stale))
         await GrantDesk(app.storage, app.runner).take()  # or the server's own desk took it
-        assert await client.llen(GRANT_REQUESTS) == 0
-        assert await client.exists(grant_reply_key("late")) == 0
+        assert await client.llen(GRANT_DESK.requests) == 0
+        assert await client.exists(GRANT_DESK.reply_key("late")) == 0
     finally:
         await client.aclose()
     assert app.runner.game.balance_of(session["user"]["id"]) == 100_000

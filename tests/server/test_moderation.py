@@ -337,7 +337,7 @@ async def test_a_late_or_malformed_request_is_never_applied(manual_game: ManualG
     import redis.asyncio as aioredis
 
     from pillarpayout_ws.server.moderation import ModerationDesk
-    from pillarpayout_ws.storage.moderation import REQUESTS, reply_key
+    from pillarpayout_ws.storage.live import MODERATION_DESK
 
     app = manual_game.app
     bob, _ = await manual_game.register("bob")
@@ -358,10 +358,15 @@ async def test_a_late_or_malformed_request_is_never_applied(manual_game: ManualG
             {"key": "junk"},
             {**late, "deadline": time.time() + 10, "minutes": 5},
         ):
-            await client.rpush(REQUESTS, orjson.dumps(request))
+            await client.rpush(MODERATION_DESK.requests, orjson.dumps(request))
         await ModerationDesk(app.storage, app.moderation).take()  # or the server's own desk did
-        assert await client.llen(REQUESTS) == 0
-        assert await client.exists(reply_key("late"), reply_key("junk")) == 0
+        assert await client.llen(MODERATION_DESK.requests) == 0
+        assert (
+            await client.exists(
+                MODERATION_DESK.reply_key("late"), MODERATION_DESK.reply_key("junk")
+            )
+            == 0
+        )
     finally:
         await client.aclose()
     assert await log_rows(manual_game) == []

@@ -30,7 +30,6 @@ path, as recovery would. With no server running there is no round to void
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -108,26 +107,17 @@ class AdminDesk:
 
     async def take(self) -> None:
         """Apply the commands queued since the last call, each through the game loop."""
-        live = self._storage.live
+        await self._storage.live.answer_requests(ADMIN_DESK, self._command)
+
+    async def _command(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         try:
-            requests = await live.take_requests(ADMIN_DESK)
-        except PillarPayoutError:
-            return
-        for request in requests:
-            key = str(request["key"])
-            if time.time() > float(request["deadline"]):
-                continue  # the CLI has already told the operator nothing happened
-            try:
-                if request.get("command") == "adjust":
-                    answer = await self._adjust(request, key)
-                elif request.get("command") == "void_round":
-                    answer = await self._void_round()
-                else:
-                    answer = {"error": f"unknown command {request.get('command')!r}"}
-            except PillarPayoutError as exc:
-                answer = {"error": str(exc)}
-            with contextlib.suppress(PillarPayoutError):
-                await live.answer(ADMIN_DESK, key, answer)
+            if request.get("command") == "adjust":
+                return await self._adjust(request, key)
+            if request.get("command") == "void_round":
+                return await self._void_round()
+            return {"error": f"unknown command {request.get('command')!r}"}
+        except PillarPayoutError as exc:
+            return {"error": str(exc)}
 
     async def _void_round(self) -> dict[str, Any]:
         try:

@@ -16,7 +16,6 @@ tries that lock:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -64,30 +63,19 @@ class GrantDesk:
 
     async def take(self) -> None:
         """Apply the grants queued since the last call, each through the game loop."""
-        live, db = self._storage.live, self._storage.db
+        await self._storage.live.answer_requests(GRANT_DESK, self._grant)
+
+    async def _grant(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         try:
-            requests = await live.take_requests(GRANT_DESK)
-        except PillarPayoutError:
-            return
-        for request in requests:
-            key = str(request["key"])
-            if time.time() > float(request["deadline"]):
-                continue  # the CLI has already told the operator nothing happened
-            answer: dict[str, Any]
-            try:
-                user = await db.user_by_name(str(request["username"]))
-            except PillarPayoutError as exc:
-                answer = {"error": str(exc)}
-            else:
-                if user is None:
-                    answer = {"error": "unknown_user"}
-                else:
-                    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-                    account = LoadAccount(user.id, user.username, user.balance, done)
-                    self._runner.submit(GrantCommand(account, int(request["amount"]), key))
-                    try:
-                        answer = {"user_id": user.id, "balance": await done}
-                    except (ValueError, PillarPayoutError) as exc:
-                        answer = {"error": str(exc)}
-            with contextlib.suppress(PillarPayoutError):
-                await live.answer(GRANT_DESK, key, answer)
+            user = await self._storage.db.user_by_name(str(request["username"]))
+        except PillarPayoutError as exc:
+            return {"error": str(exc)}
+        if user is None:
+            return {"error": "unknown_user"}
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        account = LoadAccount(user.id, user.username, user.balance, done)
+        self._runner.submit(GrantCommand(account, int(request["amount"]), key))
+        try:
+            return {"user_id": user.id, "balance": await done}
+        except (ValueError, PillarPayoutError) as exc:
+            return {"error": str(exc)}

@@ -24,7 +24,6 @@ The rules (who may act on whom) and the storage are in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -220,24 +219,9 @@ class ModerationDesk:
         self._moderation = moderation
 
     async def take(self) -> None:
-        live = self._storage.live
-        try:
-            requests = await live.take_requests(MODERATION_DESK)
-        except PillarPayoutError:
-            return
-        for request in requests:
-            try:
-                await self._take_one(request)
-            except Exception:
-                # A malformed request (not from our command line) must not stop the
-                # server: this task's failure would (tasks.Supervisor).
-                log.exception("a moderation request could not be handled: %r", request)
+        await self._storage.live.answer_requests(MODERATION_DESK, self._take_one)
 
-    async def _take_one(self, request: dict[str, Any]) -> None:
-        live = self._storage.live
-        if time.time() > float(request["deadline"]):
-            return  # the command line has already said nothing happened
-        answer: dict[str, Any]
+    async def _take_one(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         try:
             outcome = await moderate_user(
                 self._storage.db,
@@ -249,11 +233,8 @@ class ModerationDesk:
                 role=request["role"],
             )
         except ModerationRefused as exc:
-            answer = {"code": exc.code, "message": exc.message}
+            return {"code": exc.code, "message": exc.message}
         except PillarPayoutError as exc:
-            answer = {"error": str(exc)}
-        else:
-            await self._moderation.felt(outcome, str(request["reason"]))
-            answer = {"outcome": asdict(outcome)}
-        with contextlib.suppress(PillarPayoutError):
-            await live.answer(MODERATION_DESK, str(request["key"]), answer)
+            return {"error": str(exc)}
+        await self._moderation.felt(outcome, str(request["reason"]))
+        return {"outcome": asdict(outcome)}

@@ -33,9 +33,11 @@ a loop turn, returning only after Redis acknowledged it. Redis runs with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -367,6 +369,35 @@ class LiveStore:
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis read failed: {exc}") from None
         return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
+
+    async def answer_requests(
+        self,
+        desk: Desk,
+        handle: Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]],
+    ) -> None:
+        """Answer each request queued at ``desk`` with ``handle(request, key)``.
+
+        A request past its ``deadline`` is dropped unanswered: its command line
+        has already told the operator that nothing happened. A malformed one
+        (not from our command line) is logged and dropped, never raised: the
+        server's task that takes them must not die of it. Redis down: nothing
+        is taken, the requests wait.
+        """
+        try:
+            requests = await self.take_requests(desk)
+        except RedisUnavailable:
+            return
+        for request in requests:
+            try:
+                key = str(request["key"])
+                if time.time() > float(request["deadline"]):
+                    continue
+                answer = await handle(request, key)
+            except Exception:
+                log.exception("a request at %s could not be handled: %r", desk.requests, request)
+                continue
+            with contextlib.suppress(RedisUnavailable):
+                await self.answer(desk, key, answer)
 
     async def answer(self, desk: Desk, key: str, answer: dict[str, Any]) -> None:
         reply = desk.reply_key(key)

@@ -63,3 +63,33 @@ async def test_a_request_past_its_deadline_is_never_applied(manual_game: ManualG
         await client.aclose()
     assert app.runner.game.balance_of(session["user"]["id"]) == 100_000
     await alice.close()
+
+
+async def test_a_malformed_request_is_dropped_and_the_next_one_applied(
+    manual_game: ManualGame, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything in the queue that our command line did not write (no key, no
+    deadline, an amount that is not a number) is logged and dropped: the desk's
+    task would otherwise die and take the server with it."""
+    app = manual_game.app
+    alice, session = await manual_game.register("alice")
+    deadline = time.time() + 60
+    junk = [
+        {"username": "alice", "amount": 100},
+        {"key": "no-deadline", "username": "alice", "amount": 100},
+        {"key": "nan", "username": "alice", "amount": "lots", "deadline": deadline},
+    ]
+    good = {"key": "good", "username": "alice", "amount": 700, "deadline": deadline}
+    client = aioredis.Redis.from_url(app.storage.live.url)
+    try:
+        for request in [*junk, good]:
+            await client.rpush(GRANT_DESK.requests, orjson.dumps(request))
+        await GrantDesk(app.storage, app.runner).take()  # or the server's own desk took them
+        answer = await client.blpop([GRANT_DESK.reply_key("good")], timeout=10)
+        assert answer is not None and orjson.loads(answer[1])["balance"] == 100_700
+    finally:
+        await client.aclose()
+    assert app.runner.game.balance_of(session["user"]["id"]) == 100_700
+    dropped = [r for r in caplog.records if "could not be handled" in r.getMessage()]
+    assert len(dropped) == len(junk)
+    await alice.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any
 
 import orjson
@@ -21,7 +22,6 @@ from pillarpayout_ws.protocol import (
     Login,
     Logout,
     LogoutAll,
-    ModerationCommand,
     Mute,
     Ping,
     PlaceBet,
@@ -437,21 +437,7 @@ def check_outcome(data: str | bytes) -> None:
             "ref": result.ref,
         }
         return
-    assert isinstance(
-        result,
-        Register
-        | Login
-        | Resume
-        | Logout
-        | LogoutAll
-        | PlaceBet
-        | CashOut
-        | Chat
-        | Ping
-        | ModerationCommand
-        | SetLimits
-        | GetLimits,
-    )
+    assert isinstance(result, typing.get_args(Command))
     if isinstance(result, Mute):
         assert type(result.minutes) is int and 1 <= result.minutes <= 43_200
     if isinstance(result, PlaceBet):

@@ -21,6 +21,9 @@ import { Leaderboard, StatsPanel, userLink } from "./stats.js";
 import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
 
 const TOKEN_KEY = "pillarpayout.token";
+// The auto cash-out target of a bet this tab placed, per round and slot: the
+// server never repeats it (it is private), so after a reload only this tab knows it.
+const armedKey = (roundId, slot) => `pillarpayout.auto.${roundId}.${slot}`;
 const HISTORY_KEPT = 50;
 const CHAT_KEPT = 100;
 const SEEDS_KEPT = 500; // rounds of seeds and hashes remembered for the verify panel
@@ -122,6 +125,12 @@ const handlers = {
     if (f.round_id !== null) seeds.published.set(f.round_id, f.seed_hash);
     announceFairness(f.fairness);
     if (f.round_id !== null) seeds.houseEdges.set(f.round_id, f.fairness.house_edge);
+    for (const slot of SLOTS) {
+      const mine = state.myBets[slot];
+      if (mine !== null && mine.roundId !== f.round_id && mine.status === "open") {
+        betStatus(slot, `Round #${mine.roundId} ended while you were offline: see My bets.`);
+      }
+    }
     forgetOtherRounds(f.round_id);
     state.history = f.history.slice(-HISTORY_KEPT);
     for (const h of state.history) seeds.crashPoints.set(h.round_id, hundredths(h.crash_point));
@@ -286,6 +295,9 @@ const handlers = {
       multiplier: null,
       payout: null,
     };
+    if (f.auto_cashout !== null) {
+      sessionStorage.setItem(armedKey(f.round_id, slot), String(hundredths(f.auto_cashout)));
+    }
     const auto =
       f.auto_cashout === null
         ? ""
@@ -381,17 +393,45 @@ function onStatus(status, detail) {
 function adoptBetView(view) {
   const slot = slotOf(view);
   const mine = state.myBets[slot];
+  const multiplier = view.multiplier === null ? null : hundredths(view.multiplier);
   if (mine === null || mine.roundId !== state.round.id) {
+    const armed = sessionStorage.getItem(armedKey(state.round.id, slot));
     state.myBets[slot] = {
       roundId: state.round.id,
       amount: view.amount,
-      autoCashout: null,
+      autoCashout: armed === null ? null : Number(armed),
       status: view.status,
-      multiplier: view.multiplier === null ? null : hundredths(view.multiplier),
+      multiplier,
       payout: view.payout,
     };
+    showAdoptedBet(slot);
   } else if (mine.status === "open" && view.status !== "open") {
-    mine.status = view.status;
+    Object.assign(mine, { status: view.status, multiplier, payout: view.payout });
+    showAdoptedBet(slot);
+  }
+}
+
+// What the server's frames say of this slot's bet, once the page comes back.
+function showAdoptedBet(slot) {
+  const mine = state.myBets[slot];
+  if (mine.status === "cashed_out") {
+    betStatus(
+      slot,
+      `Cashed out at ${formatMultiplier(mine.multiplier)}: +${formatMoney(mine.payout)}.`,
+      "win",
+    );
+    const status = part("bet-status", slot);
+    status.dataset.payout = String(mine.payout);
+    status.dataset.multiplier = String(mine.multiplier);
+  } else if (mine.status === "lost") {
+    betStatus(slot, `Lost: your ${formatMoney(mine.amount)} fell with the pillar.`, "loss");
+  } else {
+    // The target is known only if this tab placed the bet (sessionStorage).
+    const auto =
+      mine.autoCashout === null
+        ? ""
+        : `, auto cash-out armed at ${formatMultiplier(mine.autoCashout)}`;
+    betStatus(slot, `Bet of ${formatMoney(mine.amount)} placed for round #${mine.roundId}${auto}.`);
   }
 }
 

@@ -66,6 +66,7 @@ const state = {
   goal: null,
   refs: 0,
   chatSinceHello: 0, // chat frames since the last hello (see loadChat)
+  connLost: false, // the socket dropped and no hello has come back yet
 };
 
 const seeds = new RoundSeeds();
@@ -372,6 +373,10 @@ function onFrame(frame) {
 function onStatus(status, detail) {
   const conn = $("conn");
   conn.dataset.state = status;
+  if (status === "live") state.connLost = false;
+  else if (status === "down") state.connLost = true;
+  $("conn-lost").hidden = !state.connLost;
+  $("stage").classList.toggle("offline", state.connLost);
   if (status === "live") conn.textContent = "live";
   else if (status === "connecting") conn.textContent = "connecting…";
   else {
@@ -791,7 +796,9 @@ function renderBetPanels() {
     const cashout = part("cashout", slot);
     cashout.disabled =
       !canPlay || r.phase !== "running" || mine === null || mine.status !== "open";
-    if (mine === null || mine.status !== "open") cashout.textContent = `Cash out bet ${slot + 1}`;
+    if (mine === null || mine.status !== "open" || !canPlay) {
+      cashout.textContent = `Cash out bet ${slot + 1}`; // never a stale amount
+    }
     renderAutoBet(slot);
   }
 }
@@ -979,7 +986,7 @@ function frame(now) {
     "cashed",
     mine.length > 0 && mine.every((bet) => bet.status === "cashed_out") && r.phase === "running",
   );
-  setText("phase", PHASES[r.phase] ?? r.phase);
+  setText("phase", state.connLost ? "connection lost — reconnecting…" : (PHASES[r.phase] ?? r.phase));
   $("phase").dataset.phase = r.phase;
   $("round").textContent = r.id === null ? "Round –" : `Round #${r.id}`;
   let countdown = "";
@@ -997,7 +1004,8 @@ function frame(now) {
   for (const slot of SLOTS) {
     const bet = state.myBets[slot];
     const key = `cashout-${slot}`;
-    if (bet !== null && bet.roundId === r.id && bet.status === "open" && r.phase === "running") {
+    const live = !state.connLost && socket.open;
+    if (live && bet?.roundId === r.id && bet.status === "open" && r.phase === "running") {
       const offer = payoutAt(bet.amount, m);
       setText(key, `Cash out bet ${slot + 1}: ${formatMoney(offer)}`);
       $(key).dataset.offer = String(offer);

@@ -82,3 +82,27 @@ async def test_an_auto_cash_out_while_offline_shows_after_the_reconnect(
     await expect(status).to_contain_text("auto cash-out armed at 1.10x")
     await phase(page, "crashed")
     await expect(status).to_contain_text("Auto cash-out at 1.10x: +1.10")
+
+
+async def test_a_lost_connection_is_obvious_and_clears_on_hello(browsing: Browsing) -> None:
+    tab = await browsing.open()
+    page = tab.page
+    await register(page, "dropped_b")
+    await next_betting(page)
+    await page.fill("#amount-0", "2.00")
+    await page.click("#bet-0")
+    await phase(page, "running")
+    await expect(page.locator("#cashout-0")).to_have_text(re.compile(r"^Cash out bet 1: "))
+    banner = page.locator("#conn-lost")
+    await expect(banner).to_be_hidden()
+    browsing.site.kill()
+    await expect(banner).to_be_visible()
+    await expect(banner).to_have_text("Connection lost — reconnecting…")
+    await expect(page.locator("#phase")).to_have_text(re.compile(r"connection lost", re.I))
+    cashout = page.locator("#cashout-0")
+    await expect(cashout).to_be_disabled()
+    await expect(cashout).to_have_text("Cash out bet 1")
+    await browsing.site.restart()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=60_000)
+    await expect(banner).to_be_hidden()
+    await expect(page.locator("#phase")).not_to_have_text(re.compile(r"connection lost", re.I))

@@ -299,6 +299,23 @@ const handlers = {
     if (f.auto_cashout !== null) {
       sessionStorage.setItem(armedKey(f.round_id, slot), String(hundredths(f.auto_cashout)));
     }
+    // The public list gets this bet with the round's first `bets` frame, when
+    // the round starts running: the page lists its own bet at once, as a page
+    // loaded now would see it in hello.
+    if (state.me !== null && f.round_id === state.round.id) {
+      const key = `${state.me.id}:${slot}`;
+      if (!state.bets.has(key)) {
+        state.bets.set(key, {
+          user_id: state.me.id,
+          username: state.me.username,
+          amount: f.amount,
+          status: "open",
+          multiplier: null,
+          payout: null,
+          slot,
+        });
+      }
+    }
     const auto =
       f.auto_cashout === null
         ? ""
@@ -306,6 +323,7 @@ const handlers = {
     betStatus(slot, `Bet of ${formatMoney(f.amount)} placed for round #${f.round_id}${auto}.`);
     part("bet-error", slot).textContent = "";
     renderAccount();
+    renderBets();
     renderBetPanels();
   },
 

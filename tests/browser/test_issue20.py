@@ -106,3 +106,30 @@ async def test_a_lost_connection_is_obvious_and_clears_on_hello(browsing: Browsi
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=60_000)
     await expect(banner).to_be_hidden()
     await expect(page.locator("#phase")).not_to_have_text(re.compile(r"connection lost", re.I))
+
+
+async def test_the_own_bet_is_listed_alike_on_a_connected_and_a_new_page(
+    browsing: Browsing,
+) -> None:
+    tab = await browsing.open()
+    page = tab.page
+    other = await browsing.open()
+    await register(page, "lister_c")
+    await next_betting(page)
+    await page.fill("#amount-0", "3.00")
+    await page.click("#bet-0")
+    await expect(page.locator("#bet-status-0")).to_contain_text("Bet of 3.00 placed")
+    # Both while the betting window (4 s) is still open: the connected page at
+    # once, and a page loaded now (its hello lists the bet).
+    await other.page.reload()
+    for shown in (page, other.page):
+        row = shown.locator("#bets li[data-status='open']")
+        await expect(row).to_have_count(1, timeout=3_000)
+        await expect(row).to_contain_text("lister_c")
+        await expect(row).to_contain_text("3.00")
+        assert await shown.locator("#phase").get_attribute("data-phase") == "betting"
+    await expect(page.locator("#bets li.me")).to_have_count(1)
+    await phase(page, "running")
+    for shown in (page, other.page):
+        await expect(shown.locator("#bets li")).to_have_count(1)
+    assert tab.errors == []

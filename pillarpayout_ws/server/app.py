@@ -139,7 +139,12 @@ class App:
         if not await db.try_server_lock():
             raise ConfigError("another pillarpayout serve is already running on this database")
         await recover(storage.live, db)
-        chains = await load_chains(db, length=config.chain_length, client_seed=config.client_seed)
+        chains = await load_chains(
+            db,
+            length=config.chain_length,
+            client_seed=config.client_seed,
+            played=await storage.live.played(),
+        )
         game = await restore_game(db, config.game, chains)
         self.runner = runner = GameRunner(
             game, chains, storage.live, self.flusher, self.hub, self.metrics, self.clock

@@ -15,6 +15,14 @@ and the chains' rows in PostgreSQL. bustabit's seeding event, step by step:
    is used up, the newest other salted chain with rounds left (the runner
    announces the change with a ``fairness`` frame).
 
+A round's seed is public once it crashes. Redis remembers the last round
+opened on each chain (``pp:played``, never deleted); when a salted chain's
+last nonce in PostgreSQL is behind it, PostgreSQL was restored to an earlier
+point and the chain would replay seeds already published, so ``serve``
+refuses to start until a new chain is made and salted. The remembered
+round's seed hash must be the chain's own at that nonce, so a chain whose id
+a restored database gave again to a new chain is not mistaken for it.
+
 With no chain at all, ``serve`` makes and salts its own, and says so in
 ``client_seed_source`` and in the log: fine for development, not a seeding
 event. With a chain that waits for its salt, it refuses to start.
@@ -24,11 +32,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 
 from ..engine.errors import SeedChainExhausted
-from ..engine.fairness import ChainSeedSource, RoundSeed, SeedChain
+from ..engine.fairness import ChainSeedSource, RoundSeed, SeedChain, seed_hash
 from ..exceptions import ConfigError
 from ..protocol import Fairness
+from ..storage.live import Played
 from ..storage.postgres import CHOSEN_WITH_CHAIN, Database, SeedChainRow
 
 __all__ = ["Chains", "create_chain", "load_chains", "salt_chain"]
@@ -135,10 +145,51 @@ def _playable(row: SeedChainRow) -> bool:
     return row.client_seed is not None and row.rounds_left > 0
 
 
-async def load_chains(db: Database, *, length: int, client_seed: str | None) -> Chains:
-    """The chains to play (module docstring), making a development chain if there is none."""
+def _replayed(row: SeedChainRow, played: Mapping[int, Played]) -> str | None:
+    """Why ``row`` must not be played from its next nonce, or None (module docstring)."""
+    seen = played.get(row.id)
+    if seen is None or not row.last_nonce < seen.nonce <= row.length:
+        return None
+    if seed_hash(SeedChain.from_top(row.top_seed, row.length).seed_for(seen.nonce)) != (
+        seen.seed_hash
+    ):
+        return None  # another chain, which had this id before a restore
+    return (
+        f"seed chain {row.id} was played up to nonce {seen.nonce} (round {seen.round_id}), "
+        f"as Redis remembers, but PostgreSQL's last round of it is nonce {row.last_nonce}: "
+        "PostgreSQL was restored to an earlier point, and those rounds' seeds are public"
+    )
+
+
+def _not_replayed(playable: list[SeedChainRow], played: Mapping[int, Played]) -> list[SeedChainRow]:
+    """``playable`` (oldest first) without the chains that would replay public seeds;
+    refuses when the chain to play now is one."""
+    kept = []
+    for row in playable:
+        why = _replayed(row, played)
+        if why is None:
+            kept.append(row)
+        elif row is playable[-1]:
+            raise ConfigError(
+                f"{why}. Make and salt a new seed chain (pillarpayout chain, pillarpayout "
+                "salt) before starting serve (README: PostgreSQL lost)"
+            )
+        else:
+            log.warning("%s: it will not be played", why)
+    return kept
+
+
+async def load_chains(
+    db: Database,
+    *,
+    length: int,
+    client_seed: str | None,
+    played: Mapping[int, Played] | None = None,
+) -> Chains:
+    """The chains to play (module docstring), making a development chain if there is
+    none; ``played`` is what Redis remembers of each chain's last round."""
     rows = await db.seed_chains()
-    playable = [r for r in rows if _playable(r)]
+    playable = _not_replayed([r for r in rows if _playable(r)], played or {})
     if not playable:
         waiting = [r for r in rows if r.client_seed is None]
         if waiting:

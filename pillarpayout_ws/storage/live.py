@@ -11,6 +11,9 @@ Keys (``pp:`` is the prefix of everything this project writes)::
                               running server (``server/admin.py``)
     pp:admin_reply:{k} list   the server's answer to operator command k
     pp:hello           string the latest ``hello`` snapshot, for relays greeting newcomers
+    pp:played          hash   seed chain id -> {"nonce", "seed_hash", "round_id"} of the
+                              last round opened on it; never deleted, so a PostgreSQL
+                              restored to an earlier point is caught (``server/seeds.py``)
     game_state         hash   round_id, multiplier, integrity, state, active_players: the
                               game as of its last tick or phase change
     active_bets        hash   user id -> {"amount", "cashout_multiplier", "timestamp"}: the
@@ -70,6 +73,7 @@ _FIELDS = {
 ROUNDS = "pp:rounds"
 GRANTS = "pp:grants"
 HELLO = "pp:hello"
+PLAYED = "pp:played"
 HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
 PRESENCE_RELAYS = "pp:presence:relays"
 PRESENCE_TTL_S = 5.0  # a relay's count outlives the relay by at most this much
@@ -144,6 +148,15 @@ def _mask(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """The last round opened on a seed chain, as Redis remembers it (``pp:played``)."""
+
+    nonce: int
+    seed_hash: str
+    round_id: int
 
 
 @dataclass(slots=True)
@@ -225,6 +238,7 @@ class LiveStore:
         # Few commands whatever the batch size: one RPUSH per round, one HSET of grants.
         wal: dict[str, list[bytes]] = {}
         opened: dict[str, int] = {}
+        played: dict[str, bytes] = {}
         grants: dict[str, bytes] = {}
         for record in records:
             data = encode_record(record)
@@ -234,9 +248,13 @@ class LiveStore:
             wal.setdefault(round_key(record.round_id), []).append(data)
             if isinstance(record, RoundOpened):
                 opened[str(record.round_id)] = record.round_id
+                played[str(record.chain_id)] = orjson.dumps(
+                    Played(record.nonce, record.seed_hash, record.round_id)
+                )
         pipe = self._redis.pipeline(transaction=True)
         if opened:
             pipe.zadd(ROUNDS, cast(Any, opened))
+            pipe.hset(PLAYED, mapping=cast(Any, played))
         for key, items in wal.items():
             pipe.rpush(key, *items)
         if grants:
@@ -305,6 +323,14 @@ class LiveStore:
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis read failed: {exc}") from None
         return [int(i) for i in ids]
+
+    async def played(self) -> dict[int, Played]:
+        """Seed chain id -> the last round this Redis saw opened on it."""
+        try:
+            entries = cast(dict[bytes, bytes], await self._redis.hgetall(PLAYED))
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+        return {int(k): Played(**orjson.loads(v)) for k, v in entries.items()}
 
     async def round_records(self, round_ids: Iterable[int]) -> dict[int, list[RoundRecord]]:
         ids = list(round_ids)

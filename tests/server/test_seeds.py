@@ -6,7 +6,10 @@ import pytest
 
 from pillarpayout_ws.engine.errors import SeedChainExhausted
 from pillarpayout_ws.engine.fairness import SeedChain, seed_hash
+from pillarpayout_ws.engine.records import RoundOpened
 from pillarpayout_ws.exceptions import ConfigError
+from pillarpayout_ws.server.app import App
+from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.seeds import (
     DEVELOPMENT_SOURCE,
     Chains,
@@ -15,6 +18,8 @@ from pillarpayout_ws.server.seeds import (
     salt_chain,
 )
 from pillarpayout_ws.storage import Storage
+
+from .conftest import ManualGame, fast_config, start_game
 
 
 async def test_a_new_chain_is_published_unsalted_and_cannot_be_played(storage: Storage) -> None:
@@ -91,3 +96,73 @@ async def test_chains_salted_while_serving_are_played_next(storage: Storage) -> 
     await salt_chain(storage.db, later.id, "later", "block")
     chains.add(await storage.db.seed_chains())
     assert chains.next_round_seed().chain_id == later.id
+
+
+async def opened_in_redis(storage: Storage, chain_id: int, nonce: int, seed: str) -> None:
+    """What a server's write-ahead says when it opens round ``100 + nonce`` of a chain."""
+    record = RoundOpened(100 + nonce, chain_id, nonce, seed_hash(seed), "salt", 1.0)
+    await storage.live.commit([record])
+
+
+async def test_a_chain_redis_saw_played_further_than_postgresql_is_not_played(
+    storage: Storage,
+) -> None:
+    """PostgreSQL restored to an earlier point: the next nonces' seeds are public."""
+    old = await create_chain(storage.db, length=5, client_seed="old")
+    current = await create_chain(storage.db, length=5, client_seed="current")
+    for row in (old, current):
+        seed = SeedChain.from_top(row.top_seed, 5).seed_for(2)
+        await opened_in_redis(storage, row.id, 2, seed)
+    played = await storage.live.played()
+    assert (played[current.id].nonce, played[current.id].round_id) == (2, 102)
+    with pytest.raises(ConfigError, match=f"seed chain {current.id} was played up to nonce 2 "):
+        await load_chains(storage.db, length=5, client_seed=None, played=played)
+
+    # A new chain is played; the old ones never again.
+    newest = await create_chain(storage.db, length=5, client_seed="new")
+    chains = await load_chains(storage.db, length=5, client_seed=None, played=played)
+    assert chains.current.id == newest.id
+    assert [chains.next_round_seed().chain_id for _ in range(5)] == [newest.id] * 5
+    with pytest.raises(SeedChainExhausted):
+        chains.next_round_seed()
+
+
+async def test_a_chain_with_the_id_of_one_redis_saw_is_played_when_its_seeds_differ(
+    storage: Storage,
+) -> None:
+    """After a restore a new chain may get an old one's id: the seed hash tells them apart."""
+    row = await create_chain(storage.db, length=5, client_seed="salt")
+    await opened_in_redis(storage, row.id, 3, "ab" * 32)  # not this chain's seed
+    chains = await load_chains(
+        storage.db, length=5, client_seed=None, played=await storage.live.played()
+    )
+    assert chains.next_round_seed().nonce == 1
+
+
+async def test_a_restored_postgresql_stops_serve_before_it_replays_a_seed(
+    storage_for_game: Storage,
+) -> None:
+    clock = ManualClock()
+    app = await start_game(storage_for_game, clock=clock, stop_timeout_s=0)
+    game = ManualGame(app, clock)
+    try:
+        while (first := app.runner.game.round_id) is None:  # the first round opens
+            app.runner.turn_done.clear()
+            await app.runner.turn_done.wait()
+        for _ in range(2):  # two more rounds crash and publish their seeds
+            await game.to_phase("crashed")
+            await game.to_phase("betting")
+    finally:
+        await app.stop()  # voids and flushes the round open
+    # The database as a backup taken after the first round held it.
+    for table, column in (("goal_progress", "round_id"), ("rounds", "id")):
+        await storage_for_game.db._pool.execute(f"DELETE FROM {table} WHERE {column} > $1", first)
+    again = App(fast_config(), storage_for_game, clock=ManualClock(), stop_timeout_s=0)
+    with pytest.raises(ConfigError, match="restored to an earlier point"):
+        await again.start()
+    await storage_for_game.db.release_server_lock()
+
+    await create_chain(storage_for_game.db, length=5, client_seed="after the restore")
+    again = App(fast_config(), storage_for_game, clock=ManualClock(), stop_timeout_s=0)
+    await again.start()
+    await again.stop()

@@ -52,7 +52,7 @@ async def test_group_commit_writes_the_batch_and_nothing_else(storage: Storage) 
     assert records == [opened, *bets]
     client = aioredis.Redis.from_url(storage.live.url)
     try:
-        assert sorted(await client.keys("*")) == [b"pp:round:1", b"pp:rounds"]
+        assert sorted(await client.keys("*")) == [b"pp:played", b"pp:round:1", b"pp:rounds"]
     finally:
         await client.aclose()
 

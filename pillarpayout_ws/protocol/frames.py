@@ -33,6 +33,7 @@ from pillarpayout_ws.engine.events import (
     BetRefunded,
     BettingOpened,
     BetView,
+    CancelDone,
     CashoutDone,
     CommandRejected,
     Crashed,
@@ -151,6 +152,15 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "balance": event.balance,
                 "reason": event.reason,
                 "slot": event.slot,
+            }
+        case CancelDone():
+            frame = {
+                "type": "bet_cancelled",
+                "ref": event.ref,
+                "round_id": event.round_id,
+                "slot": event.slot,
+                "amount": event.amount,
+                "balance": event.balance,
             }
         case CommandRejected():
             return encode_error(event.code, event.message, event.ref)

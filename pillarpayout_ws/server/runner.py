@@ -16,8 +16,8 @@ desk append commands to a queue and wake the loop; each turn the loop
    everyone, the live-bets delta once per tick, and answers the turn's
    account loads and grants.
 
-So no ``bet_accepted`` or ``cashed_out`` ever leaves before its record is
-durable (architecture rule 3). If Redis is down, step 3 retries with backoff
+So no ``bet_accepted``, ``bet_cancelled`` or ``cashed_out`` ever leaves
+before its record is durable (architecture rule 3). If Redis is down, step 3 retries with backoff
 and nothing of that turn is sent; the loop resumes where it stopped.
 
 Reads: ``greet`` hands a newcomer's callback the game's snapshot at a moment
@@ -45,13 +45,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..engine.config import GameConfig
+from ..engine.config import SLOTS, GameConfig
 from ..engine.errors import EngineError
 from ..engine.events import (
     BetAccepted,
     BetRefunded,
     BettingOpened,
     BetView,
+    CancelDone,
     CashoutDone,
     CommandRejected,
     Crashed,
@@ -116,6 +117,18 @@ class CashoutCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelCommand:
+    user_id: int
+    ref: str | None
+    at_ms: int  # as for BetCommand: betting is open or closed as of this instant
+    slot: int = 0
+    received: float = field(default_factory=time.perf_counter)
+
+
+PlayerCommand = BetCommand | CashoutCommand | CancelCommand
+
+
+@dataclass(frozen=True, slots=True)
 class LoadAccount:
     """Make a user's wallet known to the engine; answered with its balance there."""
 
@@ -169,6 +182,7 @@ class VoidCommand:
 GameCommand = (
     BetCommand
     | CashoutCommand
+    | CancelCommand
     | LoadAccount
     | GrantCommand
     | LimitsCommand
@@ -188,6 +202,8 @@ class Mirror(Protocol):
     def bet(
         self, key: tuple[int, int], amount: int, placed_at: float, multiplier: int | None
     ) -> None: ...
+
+    def cancelled(self, key: tuple[int, int]) -> None: ...
 
 
 async def restore_game(db: Database, config: GameConfig, seeds: Chains) -> Game:
@@ -296,7 +312,7 @@ class GameRunner:
             )
             return
         self._pending.append(command)
-        if isinstance(command, BetCommand | CashoutCommand):
+        if isinstance(command, PlayerCommand):
             self._hub.hold()  # released once its answer is written (_turn)
             self._holding += 1
         self._wake.set()
@@ -412,6 +428,8 @@ class GameRunner:
                 )
             elif isinstance(command, CashoutCommand):
                 game.cash_out(command.at_ms, command.user_id, command.ref, command.slot)
+            elif isinstance(command, CancelCommand):
+                game.cancel_bet(command.at_ms, command.user_id, command.ref, command.slot)
             elif isinstance(command, VoidCommand):
                 try:
                     voided.append((game.void_round(now), command.done))
@@ -455,7 +473,7 @@ class GameRunner:
             # Its write-ahead ends without a crash: the flush settles it void.
             self._flusher.round_completed(round_id)
         self._dispatch(events)
-        answered = sum(isinstance(c, BetCommand | CashoutCommand) for c in pending)
+        answered = sum(isinstance(c, PlayerCommand) for c in pending)
         if answered:
             self._holding -= answered
             self._hub.release(answered)
@@ -492,6 +510,8 @@ class GameRunner:
                 self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
             elif isinstance(command, CashoutCommand):
                 self._metrics.answer_seconds.labels("cashout").observe(answered - command.received)
+            elif isinstance(command, CancelCommand):
+                self._metrics.answer_seconds.labels("cancel").observe(answered - command.received)
 
     async def _commit(self, records: list[Record]) -> None:
         backoff = Backoff(COMMIT_RETRY_FIRST_S, COMMIT_RETRY_MAX_S)
@@ -536,6 +556,14 @@ class GameRunner:
                 self._note_bet_change(event.round_id, key)
                 if event.round_id == self._game.round_id:
                     self._mirror_bet(key, event.multiplier)
+            elif isinstance(event, CancelDone):
+                hub.send_user(event.user_id, encode_event(event, ts=ts))
+                key = (event.user_id, event.slot)
+                self._note_bet_change(event.round_id, key)
+                if self._bets.pop(key, None) is not None and self.mirror is not None:
+                    self.mirror.cancelled(key)
+                if not any((event.user_id, slot) in self._bets for slot in range(SLOTS)):
+                    self._bettors.discard(event.user_id)
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()

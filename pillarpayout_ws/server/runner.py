@@ -281,6 +281,12 @@ class GameRunner:
         """The chain being played and the house edge, as ``hello`` and ``fairness`` show them."""
         return self._chains.fairness(self._game.config.house_edge)
 
+    def bet_limits(self) -> tuple[int, int, int]:
+        """The smallest and largest bet (cents) and the highest auto-cashout
+        (hundredths), as ``hello`` shows them."""
+        config = self._game.config
+        return config.min_bet, config.max_bet, config.max_auto_cashout
+
     def open_bets(self) -> tuple[int | None, list[tuple[int, int, int, int]]]:
         """The current round and its open bets as (user id, slot, amount, balance
         before any refund), for the refunds of a round the shutdown voids. Only

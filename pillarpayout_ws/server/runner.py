@@ -13,8 +13,9 @@ desk append commands to a queue and wake the loop; each turn the loop
 3. commits the turn's write-ahead records to Redis in ONE pipeline (the
    group commit) and waits for Redis to acknowledge it,
 4. and only then sends the turn's events: acks to their users, the rest to
-   everyone, the live-bets delta once per tick, and answers the turn's
-   account loads and grants.
+   everyone, the live-bets delta once per tick (while betting, when there
+   are no ticks, at most once per ``tick_ms`` on its own), and answers the
+   turn's account loads and grants.
 
 So no ``bet_accepted``, ``bet_cancelled`` or ``cashed_out`` ever leaves
 before its record is durable (architecture rule 3). If Redis is down, step 3 retries with backoff
@@ -262,6 +263,7 @@ class GameRunner:
         self._greetings: list[Greeting] = []
         self.accepting_bets = True
         self._bets_delta: dict[tuple[int, int], BetView] = {}
+        self._bets_sent_ms = 0  # when the last betting-phase bets frame went out
         self._rounds_since_full_gc = 0
         self.round_id: int | None = None  # the current round, as of the last turn
         self.sent_ms = 0  # game time up to which every event has been sent
@@ -384,6 +386,9 @@ class GameRunner:
         await self._turn()
         while not self._stopped:
             due = self._game.next_due_ms()
+            bets_due = self._betting_bets_due()
+            if bets_due is not None and due is not None:
+                due = min(due, bets_due)
             deadline = self._clock.now() + IDLE_WAKE_S if due is None else due / 1000
             await self._clock.sleep_until(deadline, self._wake)
             self._wake.clear()
@@ -479,6 +484,7 @@ class GameRunner:
             # Its write-ahead ends without a crash: the flush settles it void.
             self._flusher.round_completed(round_id)
         self._dispatch(events)
+        self._send_betting_bets(now)
         answered = sum(isinstance(c, PlayerCommand) for c in pending)
         if answered:
             self._holding -= answered
@@ -647,6 +653,27 @@ class GameRunner:
         view = self._game.bet_view(round_id, *key)
         if view is not None:  # None: the round is already over, its crash frame says it
             self._bets_delta[key] = view
+
+    def _betting_bets_due(self) -> int | None:
+        """While betting, when the bets that changed are due in a ``bets`` frame.
+
+        Without it nobody would see the others' bets until the round runs. At
+        most one a ``tick_ms``, as the ticks carry them once it runs: a crowd
+        betting at once costs a frame of at most ``LIVE_BETS_LIMIT`` bets a
+        tick to each client, not one per bet.
+        """
+        if self._game.phase is not Phase.BETTING or not self._bets_delta:
+            return None
+        return self._bets_sent_ms + self._game.config.tick_ms
+
+    def _send_betting_bets(self, now: int) -> None:
+        due, round_id = self._betting_bets_due(), self._game.round_id
+        if due is None or now < due or round_id is None:
+            return
+        frame = self._take_bets_delta(round_id)
+        if frame is not None:
+            self._hub.broadcast(frame)
+            self._bets_sent_ms = now
 
     def _take_bets_delta(self, round_id: int) -> bytes | None:
         """The ``bets`` frame of what changed since the last one, if anything did."""

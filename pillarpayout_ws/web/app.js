@@ -299,9 +299,9 @@ const handlers = {
     if (f.auto_cashout !== null) {
       sessionStorage.setItem(armedKey(f.round_id, slot), String(hundredths(f.auto_cashout)));
     }
-    // The public list gets this bet with the round's first `bets` frame, when
-    // the round starts running: the page lists its own bet at once, as a page
-    // loaded now would see it in hello.
+    // The public list gets this bet with the next `bets` frame, up to a tick
+    // later: the page lists its own bet at once, as a page loaded now would
+    // see it in hello.
     if (state.me !== null && f.round_id === state.round.id) {
       const key = `${state.me.id}:${slot}`;
       if (!state.bets.has(key)) {

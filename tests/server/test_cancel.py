@@ -32,6 +32,11 @@ async def test_a_cancel_refunds_through_the_ledger_and_the_bet_leaves_every_list
     await alice.send(type="bet", amount=2500, auto_cashout=1.5, ref="b0")
     await alice.send(type="bet", amount=1000, ref="b1", slot=1)
     await alice.next("bet_accepted", ref="b1")
+    # Others see the bets while betting is still open (at most a frame a tick).
+    await bob.next_where(
+        lambda f: f["type"] == "bets" and any(b["username"] == "alice" for b in f["bets"])
+    )
+    assert app.runner.game.phase.value == "betting"
     await bob.send(type="bet", amount=700, ref="bob")
     await bob.next("bet_accepted", ref="bob")
     # A page loaded now lists alice's bet.
@@ -65,13 +70,16 @@ async def test_a_cancel_refunds_through_the_ledger_and_the_bet_leaves_every_list
     hello = await late.next("hello")
     assert ("alice", 0) not in {(b["username"], b["slot"]) for b in hello["bets"]}
 
-    await game.to_phase("running")
-    # Everyone who may have listed it is told it is gone, once.
+    # Everyone who may have listed it is told it is gone, once, while betting.
+    await game.advance(app.runner.game.config.tick_ms)
     bets = await early.next_where(
         lambda f: f["type"] == "bets" and any(b["username"] == "alice" for b in f["bets"])
     )
-    shown = {(b["username"], b["slot"]): b["status"] for b in bets["bets"]}
-    assert shown[("alice", 0)] == "cancelled" and shown[("alice", 1)] == "open"
+    assert app.runner.game.phase.value == "betting"
+    assert [(b["slot"], b["status"]) for b in bets["bets"] if b["username"] == "alice"] == [
+        (0, "cancelled")
+    ]
+    await game.to_phase("running")
     assert await error(alice, "closed", type="cancel_bet", slot=1) == "betting_closed"
     assert await error(alice, "out", type="cashout", slot=0) == "no_active_bet"
 

@@ -18,8 +18,9 @@ desk append commands to a queue and wake the loop; each turn the loop
    turn's account loads and grants.
 
 So no ``bet_accepted``, ``bet_cancelled`` or ``cashed_out`` ever leaves
-before its record is durable (architecture rule 3). If Redis is down, step 3 retries with backoff
-and nothing of that turn is sent; the loop resumes where it stopped.
+before its record is durable (architecture rule 3). If Redis is down, step 3
+retries with backoff and nothing of that turn is sent; the loop resumes where
+it stopped.
 
 Reads: ``greet`` hands a newcomer's callback the game's snapshot at a moment
 when the engine holds exactly what has been sent (between turns, or at the

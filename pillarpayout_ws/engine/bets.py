@@ -16,8 +16,8 @@ The book (``RoundBook``)
 
     * auto-cashout targets sit in a heap ordered by (target, placement order),
       so the next one to fire is read without scanning; bets that left the
-      heap's view (cashed out by hand, forced) are dropped lazily when they
-      reach the top;
+      heap's view (cashed out by hand, forced, cancelled) are dropped lazily
+      when they reach the top;
     * the sum of open stakes and the realised profit are running totals, so
       the max-profit cap turns into one number, ``force_multiplier()``.
 
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from pillarpayout_ws.engine.config import MIN_AUTO_CASHOUT, SLOTS, GameConfig
 from pillarpayout_ws.engine.errors import RejectCode, Rejection
-from pillarpayout_ws.engine.events import BetAccepted, BetStatus, CashoutDone
+from pillarpayout_ws.engine.events import BetAccepted, BetStatus, CancelDone, CashoutDone
 from pillarpayout_ws.engine.fairness import format_multiplier
 from pillarpayout_ws.engine.growth import ONE_X
 
@@ -91,7 +91,9 @@ class Bet:
     """One accepted bet; it ends exactly once: ``cashed_out`` or ``lost``.
 
     (A third ending, refunded: a round voided by an operator (``Game.void_round``)
-    or by storage's recovery of a round that never crashed.)
+    or by storage's recovery of a round that never crashed; and a fourth,
+    ``cancelled``: its player took it back while the round was betting, and
+    storage settles it as refunded.)
     """
 
     user_id: int
@@ -106,6 +108,8 @@ class Bet:
     status: BetStatus = "open"
     # The answer to the cashout, kept to answer a repeated cashout the same way.
     cashout: CashoutDone | None = None
+    # The answer to the cancel, kept to answer a repeated cancel the same way.
+    cancel: CancelDone | None = None
 
     @property
     def key(self) -> BetKey:
@@ -118,7 +122,16 @@ class RoundBook:
     The book tracks stakes and multipliers only; balances belong to ``Game``.
     """
 
-    __slots__ = ("_bets", "_max_profit", "_open", "_open_stakes", "_realised", "_seq", "_targets")
+    __slots__ = (
+        "_bets",
+        "_cancelled",
+        "_max_profit",
+        "_open",
+        "_open_stakes",
+        "_realised",
+        "_seq",
+        "_targets",
+    )
 
     def __init__(self, max_profit: int) -> None:
         self._max_profit = max_profit
@@ -129,10 +142,11 @@ class RoundBook:
         self._seq = 0
         self._open_stakes = 0
         self._realised = 0
+        self._cancelled = 0
 
     def __len__(self) -> int:
-        """How many bets the round took."""
-        return len(self._bets)
+        """How many bets the round took and kept (a cancelled bet is not counted)."""
+        return len(self._bets) - self._cancelled
 
     def get(self, key: BetKey) -> Bet | None:
         """The user's bet in this slot of the round, if any."""
@@ -198,6 +212,18 @@ class RoundBook:
         self._realised += payout - bet.amount
         if bet.auto_cashout is not None and self._targets and self._targets[0][2] is bet:
             heapq.heappop(self._targets)
+
+    def cancel(self, bet: Bet) -> None:
+        """Take an open bet back (betting only: it has no payout to account for).
+
+        It stays in the book, ``cancelled``, so its slot stays taken for the
+        round and a repeated cancel finds it.
+        """
+        if bet.status != "open" or self._open.pop(bet.key, None) is not bet:
+            raise ValueError(f"bet of user {bet.user_id} in slot {bet.slot} is not open")
+        bet.status = "cancelled"
+        self._open_stakes -= bet.amount
+        self._cancelled += 1
 
     def refund_open(self) -> list[Bet]:
         """The round is voided: every open bet is refunded. Returns them, in placement order."""

@@ -21,6 +21,7 @@ Tick               everyone, droppable snapshot (``tick``)
 Crashed            everyone, never dropped (``crashed``)
 BetAccepted        the bettor (``bet_accepted``); public part to live bets
 CashoutDone        the bettor (``cashed_out``); public part to live bets
+CancelDone         the bettor (``bet_cancelled``); public part to live bets
 CommandRejected    the user who sent the command (``error``)
 GoalUpdated        everyone (``goal``)
 FundsGranted       the user credited (a balance update)
@@ -41,6 +42,7 @@ __all__ = [
     "BetStatus",
     "BetView",
     "BettingOpened",
+    "CancelDone",
     "CashoutDone",
     "CashoutReason",
     "CommandRejected",
@@ -54,7 +56,9 @@ __all__ = [
     "Tick",
 ]
 
-BetStatus = Literal["open", "cashed_out", "lost", "refunded"]
+# cancelled: taken back by its player during betting (``Game.cancel_bet``); the
+# bets frame says so once, then the bet is listed nowhere.
+BetStatus = Literal["open", "cashed_out", "lost", "refunded", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,22 @@ class CashoutDone:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelDone:
+    """A bet was taken back during betting: ``amount`` refunded, ``balance`` after it.
+
+    ``ref`` is the ref of the cancel command it answers (a replayed cancel
+    gets the same answer under its own ref).
+    """
+
+    user_id: int
+    ref: str | None
+    round_id: int
+    slot: int
+    amount: int
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRejected:
     """A player's command was refused with ``code``; nothing changed."""
 
@@ -200,6 +220,7 @@ Event = (
     | Crashed
     | BetAccepted
     | CashoutDone
+    | CancelDone
     | CommandRejected
     | GoalUpdated
     | FundsGranted

@@ -29,9 +29,10 @@ drives the engine:
   if the call that finds the cooldown over comes a whole betting window late,
   the next round opens at that call's time, with a full window.
   ``BettingOpened.betting_ms`` is always the window left at emission.
-* Commands (``place_bet``, ``cash_out``) first ``advance`` to their ``now_ms``:
-  a cashout stamped after the crash instant is refused with ``round_crashed``
-  even if no ``advance`` ran in between.
+* Commands (``place_bet``, ``cancel_bet``, ``cash_out``) first ``advance`` to
+  their ``now_ms``: a cashout stamped after the crash instant is refused with
+  ``round_crashed``, a cancel stamped after betting ended with
+  ``betting_closed``, even if no ``advance`` ran in between.
 * Time never runs backwards: a ``now_ms`` earlier than one already seen is
   taken as the latest seen.
 * Ticks are snapshots: one is emitted every ``tick_ms`` of running time, and
@@ -45,8 +46,12 @@ gets the same ``BetAccepted`` again without a second debit or record; one
 accepted in one of the last ``config.ref_memory_rounds`` rounds before is
 refused with ``ref_reused``, which names that round: a ref is tied to the
 round it was made for, so a retry is never taken for a new bet and an old
-round's ack is never replayed as if it were this round's. A cashout of a bet already cashed out
-gets the same ``CashoutDone`` again (under the new command's ref); a grant
+round's ack is never replayed as if it were this round's (a replayed bet ref
+whose bet was since cancelled gets its ``BetAccepted`` too: it is that
+frame's answer; the cancel's answer and the bets frame say the bet is gone).
+A cashout of a bet already cashed out gets the same ``CashoutDone`` again, a
+cancel of a bet already cancelled the same ``CancelDone`` (under the new
+command's ref, with no second refund); a grant
 ``key`` already seen is answered with the first ``FundsGranted``. The bet refs
 survive a restart: the server hands the engine the ``BetAccepted`` of earlier
 rounds' bets (``bet_refs``, from storage). Grant keys live in the process
@@ -81,6 +86,7 @@ from pillarpayout_ws.engine.events import (
     BetRefunded,
     BettingOpened,
     BetView,
+    CancelDone,
     CashoutDone,
     CommandRejected,
     Crashed,
@@ -104,12 +110,14 @@ from pillarpayout_ws.engine.growth import (
 from pillarpayout_ws.engine.limits import Activity, Limits, check_bet, check_blocked, day_of
 from pillarpayout_ws.engine.phases import (
     ACCEPTS_BETS,
+    ACCEPTS_CANCELS,
     ACCEPTS_CASHOUTS,
     Phase,
     Trigger,
     next_phase,
 )
 from pillarpayout_ws.engine.records import (
+    BetCancelled,
     BetPlaced,
     CashedOut,
     CashoutReason,
@@ -361,7 +369,8 @@ class Game:
 
     def _bet_views(self, r: _Round) -> tuple[BetView, ...]:
         if r.views_cache is None:
-            views = r.views.values()
+            # A cancelled bet is the bets frame's news once, then listed nowhere.
+            views = [view for view in r.views.values() if view.status != "cancelled"]
             if self._phase is Phase.CRASHED:
                 # Bets still shown open when the pillar fell are the lost ones.
                 r.views_cache = tuple(
@@ -803,7 +812,16 @@ class Game:
         if r is None or self._phase not in ACCEPTS_BETS:
             raise Rejection(RejectCode.BETTING_CLOSED, "bets are taken only while betting is open")
         key = (user_id, slot)
-        if r.book.get(key) is not None:
+        taken = r.book.get(key)
+        if taken is not None and taken.status == "cancelled":
+            # Its ledger keys are the slot's (storage/settle.py): a second bet
+            # would collide with them, so the slot waits for the next round.
+            raise Rejection(
+                RejectCode.ALREADY_BET,
+                f"you cancelled your bet in slot {slot} of this round: "
+                "bet in the other slot, or in this one next round",
+            )
+        if taken is not None:
             raise Rejection(
                 RejectCode.ALREADY_BET, f"you already have a bet in slot {slot} of this round"
             )
@@ -826,6 +844,59 @@ class Game:
         self._events.append(accepted)
         self._records.append(
             BetPlaced(r.round_id, user_id, ref, stake, target, account.balance, self._now, slot)
+        )
+
+    def cancel_bet(self, now_ms: int, user_id: int, ref: str | None, slot: int = 0) -> None:
+        """A player takes back the bet in ``slot`` while its round is still betting.
+
+        Promises: after advancing to ``now_ms`` (so betting that ended by then
+        is closed, however late the call), either the stake is refunded with
+        ``CancelDone`` and a ``BetCancelled`` record, the bet leaves the public
+        list and stops counting toward the player's limits, or a bet already
+        cancelled gets its ``CancelDone`` again (no second refund), or
+        ``CommandRejected`` is emitted and nothing changes. Codes:
+        ``unknown_account``, ``invalid_slot``, ``no_active_bet`` (no bet in
+        this slot of the current round), ``betting_closed`` (the round runs or
+        crashed: the bet rides). The slot stays taken until the next round
+        (``place_bet`` says ``already_bet``).
+        """
+        self.advance(now_ms)
+        try:
+            self._cancel_bet(user_id, ref, slot)
+        except Rejection as rejection:
+            self._events.append(
+                CommandRejected(user_id, ref, rejection.code.value, rejection.message)
+            )
+
+    def _cancel_bet(self, user_id: int, ref: str | None, slot: int) -> None:
+        account = self._account(user_id)
+        check_slot(slot)
+        key = (user_id, slot)
+        r = self._round
+        bet = None if r is None else r.book.get(key)
+        if r is None or bet is None:
+            raise Rejection(
+                RejectCode.NO_ACTIVE_BET, f"you have no bet in slot {slot} of this round"
+            )
+        if bet.cancel is not None:
+            self._events.append(replace(bet.cancel, ref=ref))
+            return
+        if self._phase not in ACCEPTS_CANCELS or bet.status != "open":
+            raise Rejection(
+                RejectCode.BETTING_CLOSED, "betting has closed: the bet rides, cash it out"
+            )
+        # Every check passed: from here on nothing can fail.
+        r.book.cancel(bet)
+        account.balance += bet.amount
+        if account.activity is not None:
+            account.activity.refunded(bet.placed_day, bet.amount)
+        event = CancelDone(user_id, ref, r.round_id, slot, bet.amount, account.balance)
+        bet.cancel = event
+        r.views[key] = replace(r.views[key], status="cancelled")
+        r.views_cache = None
+        self._events.append(event)
+        self._records.append(
+            BetCancelled(r.round_id, user_id, slot, bet.amount, account.balance, self._now)
         )
 
     def cash_out(self, now_ms: int, user_id: int, ref: str | None, slot: int = 0) -> None:
@@ -868,6 +939,8 @@ class Game:
             raise Rejection(RejectCode.ROUND_CRASHED, "the pillar fell before your cashout")
         if bet.status == "refunded":
             raise Rejection(RejectCode.NO_ACTIVE_BET, "the round was voided and your bet refunded")
+        if bet.status == "cancelled":
+            raise Rejection(RejectCode.NO_ACTIVE_BET, "you cancelled this bet")
         if r is None or bet.round_id != r.round_id or self._phase not in ACCEPTS_CASHOUTS:
             raise Rejection(RejectCode.ROUND_NOT_RUNNING, "the round has not started yet")
         now = self._now if self._now is not None else r.running_ms

@@ -21,7 +21,8 @@ How a period's totals are counted (``Activity``):
 * loss = stakes minus payouts of those bets. An open bet's stake counts in
   full (the potential loss) until it is paid; a lost bet's stake stays; a
   cash-out subtracts its payout. So winnings earlier in the period give room
-  (the loss can be negative). A refunded bet (a voided round) counts nothing.
+  (the loss can be negative). A refunded bet (a voided round, or a bet its
+  player cancelled during betting) counts nothing.
 
 A bet of ``stake`` is refused (``limit_reached``) when ``wagered + stake`` or
 ``loss + stake`` would pass a limit in force for one of the three periods.
@@ -267,7 +268,7 @@ class Activity:
                 del self._days[old]
 
     def refunded(self, day: int, stake: int) -> None:
-        """A voided round gave the stake back: it counts nothing."""
+        """A voided round or a cancel gave the stake back: it counts nothing."""
         entry = self._days.setdefault(day, [0, 0])
         entry[0] -= stake
         entry[1] -= stake

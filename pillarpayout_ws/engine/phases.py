@@ -20,7 +20,7 @@ Every phase change in the engine goes through ``next_phase``, which consults
 ``TransitionError`` with nothing half-applied (h11's discipline).
 
 Which *player commands* each phase accepts is part of the same picture:
-``ACCEPTS_BETS`` and ``ACCEPTS_CASHOUTS`` are the two columns of it.
+``ACCEPTS_BETS``, ``ACCEPTS_CANCELS`` and ``ACCEPTS_CASHOUTS`` are its columns.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pillarpayout_ws.engine.errors import TransitionError
 
 __all__ = [
     "ACCEPTS_BETS",
+    "ACCEPTS_CANCELS",
     "ACCEPTS_CASHOUTS",
     "TRANSITIONS",
     "Phase",
@@ -72,6 +73,9 @@ TRANSITIONS: Final[dict[tuple[Phase, Trigger], Phase]] = {
 
 ACCEPTS_BETS: Final = frozenset({Phase.BETTING})
 """Phases in which ``place_bet`` may succeed."""
+
+ACCEPTS_CANCELS: Final = ACCEPTS_BETS
+"""Phases in which ``cancel_bet`` may take a bet back: exactly those that take bets."""
 
 ACCEPTS_CASHOUTS: Final = frozenset({Phase.RUNNING})
 """Phases in which a manual ``cash_out`` may succeed."""

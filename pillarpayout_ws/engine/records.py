@@ -51,6 +51,20 @@ class BetPlaced:
 
 
 @dataclass(frozen=True, slots=True)
+class BetCancelled:
+    """The player took a bet back while its round was still betting: its stake
+    is refunded (``balance_after`` includes the refund) and the bet is settled
+    as refunded, whatever the round does next."""
+
+    round_id: int
+    user_id: int
+    slot: int
+    amount: int
+    balance_after: int
+    cancelled_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CashedOut:
     round_id: int
     user_id: int
@@ -98,5 +112,5 @@ class Granted:
     reason: str | None = None
 
 
-RoundRecord = RoundOpened | BetPlaced | CashedOut | RoundCrashed | GoalAdvanced
+RoundRecord = RoundOpened | BetPlaced | BetCancelled | CashedOut | RoundCrashed | GoalAdvanced
 Record = RoundRecord | Granted

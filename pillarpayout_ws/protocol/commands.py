@@ -18,6 +18,7 @@ logout_all (none)                                               LogoutAll
 bet        ``amount`` (cents), ``auto_cashout`` (number|null),  PlaceBet
            ``slot`` (0|1, default 0)
 cashout    ``slot`` (0|1, default 0)                            CashOut
+cancel_bet ``slot`` (0|1, default 0)                            CancelBet
 chat       ``text``                                             Chat
 ping       (none)                                               Ping
 mute       ``username``, ``minutes``, ``reason`` (optional)     Mute
@@ -87,6 +88,7 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "MIN_USERNAME_LENGTH",
     "Ban",
+    "CancelBet",
     "CashOut",
     "Chat",
     "Command",
@@ -200,6 +202,14 @@ class CashOut:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelBet:
+    """Take back the bet in ``slot`` while betting is open (``cancel_bet``)."""
+
+    ref: str | None = None
+    slot: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Chat:
     """Say ``text`` to everyone (``chat``): trimmed, 1 to 280 characters."""
 
@@ -293,6 +303,7 @@ Command = (
     | LogoutAll
     | PlaceBet
     | CashOut
+    | CancelBet
     | Chat
     | Ping
     | Mute
@@ -403,6 +414,10 @@ def _bet(frame: _Frame, ref: str | None) -> PlaceBet:
 
 def _cashout(frame: _Frame, ref: str | None) -> CashOut:
     return CashOut(ref, _slot(frame.get("slot"), ref))
+
+
+def _cancel_bet(frame: _Frame, ref: str | None) -> CancelBet:
+    return CancelBet(ref, _slot(frame.get("slot"), ref))
 
 
 def _chat(frame: _Frame, ref: str | None) -> Chat:
@@ -531,6 +546,7 @@ _DECODERS: Final[Mapping[str, Callable[[_Frame, str | None], Command]]] = {
     "logout_all": _logout_all,
     "bet": _bet,
     "cashout": _cashout,
+    "cancel_bet": _cancel_bet,
     "chat": _chat,
     "ping": _ping,
     "mute": _mute,

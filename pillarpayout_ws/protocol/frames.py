@@ -33,6 +33,7 @@ from pillarpayout_ws.engine.events import (
     BetRefunded,
     BettingOpened,
     BetView,
+    CancelDone,
     CashoutDone,
     CommandRejected,
     Crashed,
@@ -151,6 +152,15 @@ def encode_event(event: Event, *, ts: float) -> bytes:
                 "balance": event.balance,
                 "reason": event.reason,
                 "slot": event.slot,
+            }
+        case CancelDone():
+            frame = {
+                "type": "bet_cancelled",
+                "ref": event.ref,
+                "round_id": event.round_id,
+                "slot": event.slot,
+                "amount": event.amount,
+                "balance": event.balance,
             }
         case CommandRejected():
             return encode_error(event.code, event.message, event.ref)
@@ -319,6 +329,7 @@ def encode_hello(
     chat: Sequence[tuple[int, str, str, float]],
     ts: float,
     presence: tuple[int, int] = (0, 0),
+    bet_limits: tuple[int, int, int] | None = None,
 ) -> bytes:
     """The first frame of every connection: everything needed to draw the game now,
     and to check it (``fairness``), in at most ``HELLO_LIMIT`` bytes.
@@ -327,7 +338,9 @@ def encode_hello(
     the recent crash points, and as many of the newest ``chat`` lines
     (``(id, username, text, ts)``, oldest first) as fit; more history and chat
     are on ``/api/rounds`` and ``/api/chat``. ``presence`` is (players online,
-    spectators connected), as ``encode_presence`` sends them. (Only operators' own long goal or
+    spectators connected), as ``encode_presence`` sends them. ``bet_limits``
+    (min bet and max bet in cents, max auto-cashout in hundredths) are the
+    game's rules, for a client's bet controls. (Only operators' own long goal or
     salt texts could crowd out the bets or the history: then they go first.)
     """
     shown, more = _largest(snapshot.bets, HELLO_BETS)
@@ -356,6 +369,13 @@ def encode_hello(
         "presence": {"players": presence[0], "spectators": presence[1]},
         "ts": ts,
     }
+    if bet_limits is not None:
+        min_bet, max_bet, max_auto = bet_limits
+        frame["bet_limits"] = {
+            "min_bet": min_bet,
+            "max_bet": max_bet,
+            "max_auto_cashout": _multiplier(max_auto),
+        }
     data = orjson.dumps(frame)
     while len(data) > HELLO_LIMIT and (shown or history):
         if shown:

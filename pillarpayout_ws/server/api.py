@@ -48,7 +48,7 @@ from ..engine.records import RoundRecord
 from ..exceptions import PillarPayoutError
 from ..storage import Storage
 from ..storage.postgres import ALL_TIME, LEADERBOARD_VALUES
-from ..storage.settle import SettledRound, settle_round
+from ..storage.settle import SettledBet, SettledRound, settle_round
 from ..storage.stats import PlayerStats
 from .auth import Accounts, AuthError
 from .chat import RECENT_CHAT, ChatRoom
@@ -455,6 +455,7 @@ def _bet_row(row: Mapping[str, Any]) -> Json:
 def _settled_round(settled: SettledRound, *, open_round: bool) -> Json:
     """A round from Redis: crashed (waiting for its flush), or the one being played."""
     opened = settled.opened
+    bets = _kept_bets(settled, open_round=open_round)
     return {
         "id": opened.round_id,
         "chain_id": opened.chain_id,
@@ -467,10 +468,18 @@ def _settled_round(settled: SettledRound, *, open_round: bool) -> Json:
         "status": "open" if open_round else "crashed",
         "started_at": _ts(settled.started_at),
         "ended_at": _ts(settled.ended_at),
-        "bets_count": len(settled.bets),
-        "total_wagered": sum(b.amount for b in settled.bets),
+        "bets_count": len(bets),
+        "total_wagered": sum(b.amount for b in bets),
         "total_paid": settled.total_paid,
     }
+
+
+def _kept_bets(settled: SettledRound, *, open_round: bool) -> list[SettledBet]:
+    """The bets to show: of the round being played, a cancelled bet is gone (as
+    from the bets frame); once crashed it is a refunded bet, as PostgreSQL keeps it."""
+    if not open_round:
+        return list(settled.bets)
+    return [b for b in settled.bets if (b.user_id, b.slot) not in settled.cancelled]
 
 
 def _settled_bets(settled: SettledRound, names: Mapping[int, str]) -> list[Json]:
@@ -484,5 +493,5 @@ def _settled_bets(settled: SettledRound, names: Mapping[int, str]) -> list[Json]
             "placed_at": _ts(b.placed_at),
             "slot": b.slot,
         }
-        for b in settled.bets
+        for b in _kept_bets(settled, open_round=settled.void)
     ]

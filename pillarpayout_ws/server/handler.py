@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..exceptions import PillarPayoutError
 from ..protocol import (
+    CancelBet,
     CashOut,
     Chat,
     Command,
@@ -69,7 +70,7 @@ from .limits import ClientAddresses, FrameLimiter, Verdict
 from .metrics import Metrics
 from .moderation import Moderation
 from .player_limits import LimitsDesk
-from .runner import BetCommand, CashoutCommand, GameRunner
+from .runner import BetCommand, CancelCommand, CashoutCommand, GameRunner
 
 __all__ = ["ConnectionHandler", "Services"]
 
@@ -198,6 +199,9 @@ class ConnectionHandler:
         elif isinstance(command, CashOut):
             at_ms = services.runner.now_ms()
             services.runner.submit(CashoutCommand(client.user_id, command.ref, at_ms, command.slot))
+        elif isinstance(command, CancelBet):
+            at_ms = services.runner.now_ms()  # betting may end while it waits for its turn
+            services.runner.submit(CancelCommand(client.user_id, command.ref, at_ms, command.slot))
         elif isinstance(command, Chat):
             self.chat(command.text, command.ref)
         elif isinstance(command, ModerationCommand):

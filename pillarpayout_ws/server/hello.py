@@ -41,6 +41,7 @@ class Hello:
             chat=[(line.id, line.username, line.text, line.ts) for line in self._chat.recent()],
             ts=time.time(),
             presence=self._presence.counts(),
+            bet_limits=self._runner.bet_limits(),
         )
 
     def greet(self, send: Callable[[bytes], object]) -> None:

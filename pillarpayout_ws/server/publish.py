@@ -86,9 +86,12 @@ class Publisher:
     ) -> None:
         """A bet (user id, slot) of the current round, placed or (with ``multiplier``)
         cashed out. Its field is the user id (slot 0) or ``"<user id>:1"`` (slot 1)."""
-        user_id, slot = key
-        field = str(user_id) if slot == 0 else f"{user_id}:{slot}"
-        self._bets.entries[field] = active_bet(amount, placed_at, multiplier)
+        self._bets.entries[_field(key)] = active_bet(amount, placed_at, multiplier)
+        self._wake.set()
+
+    def cancelled(self, key: tuple[int, int]) -> None:
+        """A bet (user id, slot) of the current round was cancelled: its field goes."""
+        self._bets.entries[_field(key)] = None
         self._wake.set()
 
     @property
@@ -154,6 +157,11 @@ class Publisher:
     async def _notify(self) -> None:
         async with self._attempted:
             self._attempted.notify_all()
+
+
+def _field(key: tuple[int, int]) -> str:
+    user_id, slot = key
+    return str(user_id) if slot == 0 else f"{user_id}:{slot}"
 
 
 def _merged(older: ActiveBets, newer: ActiveBets) -> ActiveBets:

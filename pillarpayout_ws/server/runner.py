@@ -13,12 +13,14 @@ desk append commands to a queue and wake the loop; each turn the loop
 3. commits the turn's write-ahead records to Redis in ONE pipeline (the
    group commit) and waits for Redis to acknowledge it,
 4. and only then sends the turn's events: acks to their users, the rest to
-   everyone, the live-bets delta once per tick, and answers the turn's
-   account loads and grants.
+   everyone, the live-bets delta once per tick (while betting, when there
+   are no ticks, at most once per ``tick_ms`` on its own), and answers the
+   turn's account loads and grants.
 
-So no ``bet_accepted`` or ``cashed_out`` ever leaves before its record is
-durable (architecture rule 3). If Redis is down, step 3 retries with backoff
-and nothing of that turn is sent; the loop resumes where it stopped.
+So no ``bet_accepted``, ``bet_cancelled`` or ``cashed_out`` ever leaves
+before its record is durable (architecture rule 3). If Redis is down, step 3
+retries with backoff and nothing of that turn is sent; the loop resumes where
+it stopped.
 
 Reads: ``greet`` hands a newcomer's callback the game's snapshot at a moment
 when the engine holds exactly what has been sent (between turns, or at the
@@ -45,13 +47,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..engine.config import GameConfig
+from ..engine.config import SLOTS, GameConfig
 from ..engine.errors import EngineError
 from ..engine.events import (
     BetAccepted,
     BetRefunded,
     BettingOpened,
     BetView,
+    CancelDone,
     CashoutDone,
     CommandRejected,
     Crashed,
@@ -116,6 +119,18 @@ class CashoutCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelCommand:
+    user_id: int
+    ref: str | None
+    at_ms: int  # as for BetCommand: betting is open or closed as of this instant
+    slot: int = 0
+    received: float = field(default_factory=time.perf_counter)
+
+
+PlayerCommand = BetCommand | CashoutCommand | CancelCommand
+
+
+@dataclass(frozen=True, slots=True)
 class LoadAccount:
     """Make a user's wallet known to the engine; answered with its balance there."""
 
@@ -169,6 +184,7 @@ class VoidCommand:
 GameCommand = (
     BetCommand
     | CashoutCommand
+    | CancelCommand
     | LoadAccount
     | GrantCommand
     | LimitsCommand
@@ -188,6 +204,8 @@ class Mirror(Protocol):
     def bet(
         self, key: tuple[int, int], amount: int, placed_at: float, multiplier: int | None
     ) -> None: ...
+
+    def cancelled(self, key: tuple[int, int]) -> None: ...
 
 
 async def restore_game(db: Database, config: GameConfig, seeds: Chains) -> Game:
@@ -246,6 +264,7 @@ class GameRunner:
         self._greetings: list[Greeting] = []
         self.accepting_bets = True
         self._bets_delta: dict[tuple[int, int], BetView] = {}
+        self._bets_sent_ms = 0  # when the last betting-phase bets frame went out
         self._rounds_since_full_gc = 0
         self.round_id: int | None = None  # the current round, as of the last turn
         self.sent_ms = 0  # game time up to which every event has been sent
@@ -264,6 +283,12 @@ class GameRunner:
     def fairness(self) -> Fairness:
         """The chain being played and the house edge, as ``hello`` and ``fairness`` show them."""
         return self._chains.fairness(self._game.config.house_edge)
+
+    def bet_limits(self) -> tuple[int, int, int]:
+        """The smallest and largest bet (cents) and the highest auto-cashout
+        (hundredths), as ``hello`` shows them."""
+        config = self._game.config
+        return config.min_bet, config.max_bet, config.max_auto_cashout
 
     def open_bets(self) -> tuple[int | None, list[tuple[int, int, int, int]]]:
         """The current round and its open bets as (user id, slot, amount, balance
@@ -296,7 +321,7 @@ class GameRunner:
             )
             return
         self._pending.append(command)
-        if isinstance(command, BetCommand | CashoutCommand):
+        if isinstance(command, PlayerCommand):
             self._hub.hold()  # released once its answer is written (_turn)
             self._holding += 1
         self._wake.set()
@@ -362,6 +387,9 @@ class GameRunner:
         await self._turn()
         while not self._stopped:
             due = self._game.next_due_ms()
+            bets_due = self._betting_bets_due()
+            if bets_due is not None and due is not None:
+                due = min(due, bets_due)
             deadline = self._clock.now() + IDLE_WAKE_S if due is None else due / 1000
             await self._clock.sleep_until(deadline, self._wake)
             self._wake.clear()
@@ -412,6 +440,8 @@ class GameRunner:
                 )
             elif isinstance(command, CashoutCommand):
                 game.cash_out(command.at_ms, command.user_id, command.ref, command.slot)
+            elif isinstance(command, CancelCommand):
+                game.cancel_bet(command.at_ms, command.user_id, command.ref, command.slot)
             elif isinstance(command, VoidCommand):
                 try:
                     voided.append((game.void_round(now), command.done))
@@ -455,7 +485,8 @@ class GameRunner:
             # Its write-ahead ends without a crash: the flush settles it void.
             self._flusher.round_completed(round_id)
         self._dispatch(events)
-        answered = sum(isinstance(c, BetCommand | CashoutCommand) for c in pending)
+        self._send_betting_bets(now)
+        answered = sum(isinstance(c, PlayerCommand) for c in pending)
         if answered:
             self._holding -= answered
             self._hub.release(answered)
@@ -492,6 +523,8 @@ class GameRunner:
                 self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
             elif isinstance(command, CashoutCommand):
                 self._metrics.answer_seconds.labels("cashout").observe(answered - command.received)
+            elif isinstance(command, CancelCommand):
+                self._metrics.answer_seconds.labels("cancel").observe(answered - command.received)
 
     async def _commit(self, records: list[Record]) -> None:
         backoff = Backoff(COMMIT_RETRY_FIRST_S, COMMIT_RETRY_MAX_S)
@@ -536,6 +569,14 @@ class GameRunner:
                 self._note_bet_change(event.round_id, key)
                 if event.round_id == self._game.round_id:
                     self._mirror_bet(key, event.multiplier)
+            elif isinstance(event, CancelDone):
+                hub.send_user(event.user_id, encode_event(event, ts=ts))
+                key = (event.user_id, event.slot)
+                self._note_bet_change(event.round_id, key)
+                if self._bets.pop(key, None) is not None and self.mirror is not None:
+                    self.mirror.cancelled(key)
+                if not any((event.user_id, slot) in self._bets for slot in range(SLOTS)):
+                    self._bettors.discard(event.user_id)
             elif isinstance(event, CommandRejected):
                 hub.send_user(event.user_id, encode_event(event, ts=ts))
                 self._metrics.errors.labels(event.code).inc()
@@ -613,6 +654,27 @@ class GameRunner:
         view = self._game.bet_view(round_id, *key)
         if view is not None:  # None: the round is already over, its crash frame says it
             self._bets_delta[key] = view
+
+    def _betting_bets_due(self) -> int | None:
+        """While betting, when the bets that changed are due in a ``bets`` frame.
+
+        Without it nobody would see the others' bets until the round runs. At
+        most one a ``tick_ms``, as the ticks carry them once it runs: a crowd
+        betting at once costs a frame of at most ``LIVE_BETS_LIMIT`` bets a
+        tick to each client, not one per bet.
+        """
+        if self._game.phase is not Phase.BETTING or not self._bets_delta:
+            return None
+        return self._bets_sent_ms + self._game.config.tick_ms
+
+    def _send_betting_bets(self, now: int) -> None:
+        due, round_id = self._betting_bets_due(), self._game.round_id
+        if due is None or now < due or round_id is None:
+            return
+        frame = self._take_bets_delta(round_id)
+        if frame is not None:
+            self._hub.broadcast(frame)
+            self._bets_sent_ms = now
 
     def _take_bets_delta(self, round_id: int) -> bytes | None:
         """The ``bets`` frame of what changed since the last one, if anything did."""

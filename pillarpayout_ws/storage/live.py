@@ -49,6 +49,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from ..engine.records import (
+    BetCancelled,
     BetPlaced,
     CashedOut,
     GoalAdvanced,
@@ -64,7 +65,15 @@ log = logging.getLogger("pillarpayout.storage")
 
 _RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (RoundOpened, BetPlaced, CashedOut, RoundCrashed, GoalAdvanced, Granted)
+    for cls in (
+        RoundOpened,
+        BetPlaced,
+        BetCancelled,
+        CashedOut,
+        RoundCrashed,
+        GoalAdvanced,
+        Granted,
+    )
 }
 _FIELDS = {
     cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in _RECORD_TYPES.values()
@@ -161,10 +170,11 @@ class Played:
 
 @dataclass(slots=True)
 class ActiveBets:
-    """Changes to ``active_bets`` since the last publish: emptied first if a round opened."""
+    """Changes to ``active_bets`` since the last publish: emptied first if a round
+    opened; an entry of ``None`` is a bet cancelled, whose field is deleted."""
 
     reset: bool = False
-    entries: dict[str, bytes] = field(default_factory=dict)
+    entries: dict[str, bytes | None] = field(default_factory=dict)
 
 
 def active_bet(amount: int, placed_at: float, multiplier: int | None) -> bytes:
@@ -292,8 +302,12 @@ class LiveStore:
         if active_bets is not None:
             if active_bets.reset:
                 pipe.delete(ACTIVE_BETS)
-            if active_bets.entries:
-                pipe.hset(ACTIVE_BETS, mapping=cast(Any, active_bets.entries))
+            written = {k: v for k, v in active_bets.entries.items() if v is not None}
+            gone = [k for k, v in active_bets.entries.items() if v is None]
+            if written:
+                pipe.hset(ACTIVE_BETS, mapping=cast(Any, written))
+            if gone:
+                pipe.hdel(ACTIVE_BETS, *gone)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:

@@ -8,6 +8,11 @@ or is finished by recovery after a restart.
   that cashed out are paid, the others are lost.
 - A round with no ``RoundCrashed`` never finished (the server stopped): it is
   **void**. Acknowledged cashouts are honoured; every other bet is refunded.
+- A bet its player cancelled during betting (``BetCancelled``) is refunded in
+  either case, once: its stake is debited and refunded like a voided round's
+  bet (``bets.status`` ``refunded``), so the ledger shows both and the audit
+  checks it as any refund. It keeps the slot's keys, which is why the engine
+  takes no second bet in that slot of the round.
 
 Every ledger row carries an idempotency key derived from (round, user, slot):
 ``bet:<round>:<user>`` for slot 0 (as before there were two slots, so a round
@@ -29,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from ..engine.records import (
+    BetCancelled,
     BetPlaced,
     CashedOut,
     CashoutReason,
@@ -88,6 +94,8 @@ class SettledRound:
     bets: tuple[SettledBet, ...]
     ledger: tuple[LedgerRow, ...]  # every balance change of the bets, each bet's in order
     goal: GoalAdvanced | None
+    # The (user, slot) of the bets their players cancelled (settled as refunded).
+    cancelled: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def round_id(self) -> int:
@@ -113,6 +121,7 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
     opened = records[0]
     bets: dict[tuple[int, int], BetPlaced] = {}
     cashouts: dict[tuple[int, int], CashedOut] = {}
+    cancelled: set[tuple[int, int]] = set()
     crashed: RoundCrashed | None = None
     goal: GoalAdvanced | None = None
     for record in records[1:]:
@@ -128,12 +137,20 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
             bets[key] = record
         elif isinstance(record, CashedOut):
             key = (record.user_id, record.slot)
-            if key not in bets or key in cashouts:
+            if key not in bets or key in cashouts or key in cancelled:
                 raise StorageError(
                     f"round {opened.round_id}: cashout of user {record.user_id} "
-                    f"in slot {record.slot} without one bet"
+                    f"in slot {record.slot} without one open bet"
                 )
             cashouts[key] = record
+        elif isinstance(record, BetCancelled):
+            key = (record.user_id, record.slot)
+            if key not in bets or key in cashouts or key in cancelled:
+                raise StorageError(
+                    f"round {opened.round_id}: cancel of user {record.user_id} "
+                    f"in slot {record.slot} without one open bet"
+                )
+            cancelled.add(key)
         elif isinstance(record, RoundCrashed):
             crashed = record
         elif isinstance(record, GoalAdvanced):
@@ -170,6 +187,7 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
             )
             ledger.append(ledger_row("payout", cashout.payout, round_id, user_id, slot))
         else:
+            status = "refunded" if key in cancelled else unpaid
             settled.append(
                 SettledBet(
                     round_id,
@@ -179,14 +197,14 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     bet.auto_cashout,
                     None,
                     0,
-                    unpaid,
+                    status,
                     None,
                     bet.balance_after,
                     at(bet.placed_ms),
                     slot,
                 )
             )
-            if unpaid == "refunded":
+            if status == "refunded":
                 ledger.append(ledger_row("refund", bet.amount, round_id, user_id, slot))
     started = ended = None
     if crashed is not None and crashed.crashed_ms is not None:
@@ -200,4 +218,5 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
         bets=tuple(settled),
         ledger=tuple(ledger),
         goal=goal if crashed is not None else None,
+        cancelled=frozenset(cancelled),
     )

@@ -12,6 +12,7 @@ import {
   payoutAt,
 } from "./format.js";
 import { AutoBetRun, parseRule } from "./autobet.js";
+import { BetControls } from "./betcontrols.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
 import { Moderation } from "./moderation.js";
 import { LimitsPanel } from "./limits.js";
@@ -231,6 +232,10 @@ const handlers = {
   bets(f) {
     if (f.round_id !== state.round.id) return;
     for (const bet of f.bets) {
+      if (bet.status === "cancelled") {
+        state.bets.delete(betKey(bet)); // taken back during betting: listed no more
+        continue;
+      }
       state.bets.set(betKey(bet), bet);
       if (state.me !== null && bet.user_id === state.me.id) adoptBetView(bet);
     }
@@ -299,9 +304,9 @@ const handlers = {
     if (f.auto_cashout !== null) {
       sessionStorage.setItem(armedKey(f.round_id, slot), String(hundredths(f.auto_cashout)));
     }
-    // The public list gets this bet with the round's first `bets` frame, when
-    // the round starts running: the page lists its own bet at once, as a page
-    // loaded now would see it in hello.
+    // The public list gets this bet with the next `bets` frame, up to a tick
+    // later: the page lists its own bet at once, as a page loaded now would
+    // see it in hello.
     if (state.me !== null && f.round_id === state.round.id) {
       const key = `${state.me.id}:${slot}`;
       if (!state.bets.has(key)) {
@@ -348,6 +353,23 @@ const handlers = {
     renderBetPanels();
   },
 
+  bet_cancelled(f) {
+    const slot = slotOf(f);
+    state.balance = f.balance;
+    const mine = state.myBets[slot];
+    if (mine !== null && mine.roundId === f.round_id) mine.status = "cancelled";
+    if (state.me !== null) state.bets.delete(`${state.me.id}:${slot}`);
+    sessionStorage.removeItem(armedKey(f.round_id, slot));
+    betStatus(
+      slot,
+      `Bet of ${formatMoney(f.amount)} cancelled and refunded. This slot takes a bet again next round.`,
+    );
+    part("bet-error", slot).textContent = "";
+    renderAccount();
+    renderBets();
+    renderBetPanels();
+  },
+
   balance(f) {
     state.balance = f.balance;
     toast(`${formatMoney(f.amount)} credited to your balance.`);
@@ -364,7 +386,7 @@ const handlers = {
       $("auth-error").textContent = text;
     } else if (kind === "auth") {
       $("auth-error").textContent = text;
-    } else if ((kind === "bet" || kind === "auto" || kind === "cashout") && slot !== null) {
+    } else if (["bet", "auto", "cashout", "cancel"].includes(kind) && slot !== null) {
       part("bet-error", slot).textContent = text;
       part("bet-error", slot).dataset.code = f.code;
       const run = state.autoBets[slot];
@@ -383,6 +405,7 @@ const handlers = {
 
 function onFrame(frame) {
   limitsPanel.onFrame(frame); // web/limits.js: the player's own limits
+  controls.onFrame(frame); // web/betcontrols.js: the bet limits, the last amounts
   const handler = handlers[frame.type];
   if (handler !== undefined) handler(frame); // frame types added later are ignored
   moderation.onFrame(frame); // roles, deleted lines, the moderator's answers (moderation.js)
@@ -694,6 +717,13 @@ for (const slot of SLOTS) {
   });
   part("ab-stop", slot).addEventListener("click", () => stopAutoBet(slot, "user", "Stopped."));
 }
+const controls = new BetControls({
+  slots: SLOTS,
+  part,
+  send: (frame) => requireSocket(`bet-error-${frame.slot}`) && socket.send(frame),
+  ref,
+  balance: () => state.balance,
+});
 
 function placeBet(slot) {
   const error = part("bet-error", slot);
@@ -809,7 +839,9 @@ function renderBetPanels() {
       : r.phase === "betting"
         ? mine === null
           ? `Place bet ${slot + 1}`
-          : "Bet placed"
+          : mine.status === "cancelled"
+            ? "Cancelled: next round"
+            : "Bet placed"
         : "Betting opens next round";
     const cashout = part("cashout", slot);
     cashout.disabled =
@@ -817,6 +849,7 @@ function renderBetPanels() {
     if (mine === null || mine.status !== "open" || !canPlay) {
       cashout.textContent = `Cash out bet ${slot + 1}`; // never a stale amount
     }
+    controls.render(slot, canPlay && r.phase === "betting" && mine?.status === "open" && !auto);
     renderAutoBet(slot);
   }
 }
@@ -1025,7 +1058,7 @@ function frame(now) {
     const live = !state.connLost && socket.open;
     if (live && bet?.roundId === r.id && bet.status === "open" && r.phase === "running") {
       const offer = payoutAt(bet.amount, m);
-      setText(key, `Cash out bet ${slot + 1}: ${formatMoney(offer)}`);
+      setText(key, `Cash out bet ${slot + 1}: ${formatMoney(offer)}${controls.hint(slot)}`);
       $(key).dataset.offer = String(offer);
     } else {
       shown[key] = "";

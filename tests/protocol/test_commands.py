@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from pillarpayout_ws.protocol import (
     COMMAND_TYPES,
+    CancelBet,
     CashOut,
     Chat,
     Command,
@@ -106,6 +107,8 @@ def test_set_limits_and_limits_decode() -> None:
         (frame(type="bet", amount=500, slot=None), PlaceBet(500, None)),
         (frame(type="cashout", slot=1), CashOut(None, 1)),
         (frame(type="cashout", slot=None, ref="c2"), CashOut("c2")),
+        (frame(type="cancel_bet", ref="x1"), CancelBet("x1")),
+        (frame(type="cancel_bet", slot=1), CancelBet(None, 1)),
         (frame(type="chat", text="  hello 🎉 wörld  "), Chat("hello 🎉 wörld")),
         (frame(type="ping", ref="p"), Ping("p")),
         # Unknown extra fields are ignored.
@@ -120,6 +123,7 @@ def test_every_type_has_a_case() -> None:
     assert sorted(COMMAND_TYPES) == [
         "ban",
         "bet",
+        "cancel_bet",
         "cashout",
         "chat",
         "delete_chat",
@@ -232,6 +236,7 @@ CASES: list[tuple[str | bytes, str]] = [
     (frame(type="bet", amount=100, slot=[0]), "invalid_slot"),
     (frame(type="cashout", slot=2), "invalid_slot"),
     (frame(type="cashout", slot=False), "invalid_slot"),
+    (frame(type="cancel_bet", slot=2), "invalid_slot"),
     (frame(type="bet", amount=100, auto_cashout=1.005), "invalid_auto_cashout"),
     (frame(type="bet", amount=100, auto_cashout=1.00), "invalid_auto_cashout"),
     (frame(type="bet", amount=100, auto_cashout=1), "invalid_auto_cashout"),

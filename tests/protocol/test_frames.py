@@ -14,6 +14,7 @@ from pillarpayout_ws.engine.events import (
     BetAccepted,
     BettingOpened,
     BetView,
+    CancelDone,
     CashoutDone,
     CommandRejected,
     Crashed,
@@ -170,6 +171,17 @@ def decoded(data: bytes) -> Any:
                 "balance": 101_375,
                 "reason": "auto",
                 "slot": 0,
+            },
+        ),
+        (
+            CancelDone(user_id=1, ref="x1", round_id=7, slot=1, amount=1250, balance=100_000),
+            {
+                "type": "bet_cancelled",
+                "ref": "x1",
+                "round_id": 7,
+                "slot": 1,
+                "amount": 1250,
+                "balance": 100_000,
             },
         ),
         (
@@ -444,6 +456,20 @@ def test_encode_hello_before_the_first_round() -> None:
         None,
     )
     assert (hello["m"], hello["integrity"]) == (1.0, 100.0)
+    assert "bet_limits" not in hello  # only when the server gives them
+    limited = encode_hello(
+        snapshot,
+        server="s",
+        fairness=FAIRNESS,
+        chat=[],
+        ts=TS,
+        bet_limits=(10, 1_000_000, 1_000_000),
+    )
+    assert decoded(limited)["bet_limits"] == {
+        "min_bet": 10,
+        "max_bet": 1_000_000,
+        "max_auto_cashout": 10_000.0,
+    }
 
 
 def test_live_bets_are_capped_to_the_largest() -> None:

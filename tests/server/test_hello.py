@@ -33,6 +33,12 @@ async def test_hello_draws_the_game_as_it_stands(manual_game: ManualGame) -> Non
     assert (hello["phase"], hello["round_id"]) == ("running", manual_game.app.runner.round_id)
     assert hello["elapsed_ms"] == 1000 and hello["m"] == 1.06  # floor(100 * e^0.06) / 100
     assert hello["crash_point"] is None  # secret until the crash
+    config = manual_game.app.runner.game.config  # the bet controls' bounds
+    assert hello["bet_limits"] == {
+        "min_bet": config.min_bet,
+        "max_bet": config.max_bet,
+        "max_auto_cashout": config.max_auto_cashout / 100,
+    }
     assert [(b["username"], b["amount"], b["status"]) for b in hello["bets"]] == [
         ("alice", 1000, "open")
     ]

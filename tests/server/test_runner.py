@@ -384,3 +384,31 @@ async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
     assert app.hub._holds == 0  # every answer written, nothing held
     for player in (alice, bob):
         await player.close()
+
+
+async def test_bets_show_during_betting_at_most_a_frame_a_tick(manual_game: ManualGame) -> None:
+    """Bets go out while the round is still betting (else nobody sees the others'
+    bets until it runs), but never more than one ``bets`` frame a tick."""
+    game = manual_game
+    alice, _ = await game.register("alice")
+    bob, _ = await game.register("bob")
+    carol, _ = await game.register("carol")
+    round_id = game.app.runner.round_id
+
+    def bettors(frame: dict[str, Any]) -> list[str]:
+        return [b["username"] for b in frame["bets"]] if frame["type"] == "bets" else []
+
+    await alice.send(type="bet", amount=1000, ref="a1")
+    assert bettors(await carol.next("bets", round_id=round_id)) == ["alice"]
+    # Bob's bet in the same tick waits: carol's pong, written after his ack's
+    # turn, comes before any bets frame naming him.
+    await bob.send(type="bet", amount=2000, ref="b1")
+    await bob.next("bet_accepted", ref="b1")
+    await carol.send(type="ping", ref="p")
+    await carol.next("pong", ref="p")
+    assert "bob" not in [name for f in carol.frames for name in bettors(f)]
+    await game.advance(game.app.runner.game.config.tick_ms)
+    assert bettors(await carol.next("bets", round_id=round_id)) == ["bob"]
+    assert game.app.runner.game.phase is Phase.BETTING
+    for player in (alice, bob, carol):
+        await player.close()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pillarpayout_ws.engine.records import CashedOut
+from pillarpayout_ws.engine.records import BetCancelled, CashedOut, RoundCrashed
 from pillarpayout_ws.exceptions import DatabaseUnavailable, StorageError
 from pillarpayout_ws.storage import Storage, open_storage
 from pillarpayout_ws.storage.audit import audit
@@ -95,6 +95,42 @@ async def test_recovery_of_a_round_with_both_slots_open_pays_one_refunds_the_oth
         (f"payout:6:{user.id}:1", 1),
     ]
     assert (await audit(storage.db, storage.live)).clean
+
+
+async def test_a_cancel_acked_before_a_kill_is_refunded_by_recovery_once(
+    storage: Storage,
+) -> None:
+    """The server died after a cancel was acknowledged (its record is in Redis)
+    and before the round was flushed: whether the round had crashed or not,
+    recovery refunds the cancelled bet, once, and the audit adds up."""
+    users = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    a, b = (u.id for u in users)
+    balances = {a: 100_000, b: 100_000}
+    # Round 20 crashed after a's cancel; round 21 was still betting when it died.
+    crashed = round_records(20, chain, balances, {a: 1000, b: 2000}, {}, None)
+    balances[a] += 1000
+    crashed += [BetCancelled(20, a, 0, 1000, balances[a]), RoundCrashed(20, 300, 1000)]
+    betting = round_records(21, chain, balances, {a: 500, b: 700}, {}, None)
+    balances[a] += 500
+    betting.append(BetCancelled(21, a, 0, 500, balances[a]))
+    await storage.live.commit([*crashed, *betting])
+    report = await recover(storage.live, storage.db)
+    assert (report.crashed, report.voided) == (1, 1)
+    # a: both bets cancelled, nothing lost; b: lost round 20's, refunded round 21's.
+    assert await balances_in_db(storage, [a, b]) == {a: 100_000, b: 98_000}
+    rows = await storage.db.fetch(
+        "SELECT round_id, status FROM bets WHERE user_id = $1 ORDER BY round_id", a
+    )
+    assert [tuple(r) for r in rows] == [(20, "refunded"), (21, "refunded")]
+    refunds = await storage.db.fetch(
+        "SELECT idem_key FROM ledger WHERE user_id = $1 AND kind = 'refund' ORDER BY id", a
+    )
+    assert [r["idem_key"] for r in refunds] == [f"refund:20:{a}", f"refund:21:{a}"]
+    assert (await audit(storage.db, storage.live)).clean
+    again = await recover(storage.live, storage.db)
+    assert (again.crashed, again.voided) == (0, 0)
+    assert await balances_in_db(storage, [a, b]) == {a: 100_000, b: 98_000}
 
 
 @pytest.mark.external

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pillarpayout_ws.engine.records import BetPlaced, CashedOut, RoundCrashed
+from pillarpayout_ws.engine.records import BetCancelled, BetPlaced, CashedOut, RoundCrashed
 from pillarpayout_ws.exceptions import StorageError
 from pillarpayout_ws.storage.settle import settle_round
 
@@ -89,3 +89,45 @@ def test_two_bets_in_one_slot_are_refused() -> None:
     records.insert(2, BetPlaced(9, 1, "again", 100, None, 800, None, 0))
     with pytest.raises(StorageError, match="two bets of user 1 in slot 0"):
         settle_round(records)
+
+
+def test_a_cancelled_bet_is_refunded_in_a_crashed_round_with_the_slots_keys() -> None:
+    balances = {1: 1000, 2: 1000}
+    records = round_records(11, 1, balances, {1: 100, 2: 200}, {}, 300, slots=(0, 1))
+    balances[1] += 100
+    records.insert(-1, BetCancelled(11, 1, 1, 100, balances[1]))
+    settled = settle_round(records)
+    statuses = {(b.user_id, b.slot): b.status for b in settled.bets}
+    assert statuses == {(1, 0): "lost", (1, 1): "refunded", (2, 0): "lost", (2, 1): "lost"}
+    assert settled.cancelled == {(1, 1)}
+    assert [row for row in settled.ledger if row[0] == 1] == [
+        (1, "bet", -100, 11, "bet:11:1", 0),
+        (1, "bet", -100, 11, "bet:11:1:1", 1),
+        (1, "refund", 100, 11, "refund:11:1:1", 1),
+    ]
+    assert settled.total_wagered == 100 + 400
+
+
+def test_a_cancelled_bet_of_a_void_round_is_refunded_once() -> None:
+    records = round_records(12, 1, {1: 1000}, {1: 100}, {}, None)
+    records.append(BetCancelled(12, 1, 0, 100, 1000))
+    settled = settle_round(records)
+    assert settled.ledger == (
+        (1, "bet", -100, 12, "bet:12:1", 0),
+        (1, "refund", 100, 12, "refund:12:1", 0),
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [BetCancelled(13, 2, 0, 100, 1000)],  # no such bet
+        [BetCancelled(13, 1, 0, 100, 1000)] * 2,  # cancelled twice
+        [BetCancelled(13, 1, 0, 100, 1000), CashedOut(13, 1, 150, 150, 1150, "manual")],
+        [CashedOut(13, 1, 150, 150, 1050, "manual"), BetCancelled(13, 1, 0, 100, 1150)],
+    ],
+)
+def test_a_cancel_that_does_not_fit_is_refused(extra: list[BetCancelled | CashedOut]) -> None:
+    records = round_records(13, 1, {1: 1000}, {1: 100}, {}, None)
+    with pytest.raises(StorageError, match="without one open bet"):
+        settle_round([*records, *extra])

@@ -6,12 +6,14 @@ import {
   clockTime,
   formatMoney,
   formatMultiplier,
+  formatSigned,
   hundredths,
   parseMoney,
   parseMultiplier,
   payoutAt,
 } from "./format.js";
 import { AutoBetRun, parseRule } from "./autobet.js";
+import { errorSentence } from "./errors.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
 import { Moderation } from "./moderation.js";
 import { LimitsPanel } from "./limits.js";
@@ -339,10 +341,8 @@ const handlers = {
       { manual: "Cashed out", auto: "Auto cash-out", forced: "Cashed out by the house's cap" }[
         f.reason
       ] ?? "Cashed out";
-    const status = part("bet-status", slot);
-    betStatus(slot, `${how} at ${formatMultiplier(multiplier)}: +${formatMoney(f.payout)}.`, "win");
-    status.dataset.payout = String(f.payout);
-    status.dataset.multiplier = String(multiplier);
+    const amount = mine !== null && mine.roundId === f.round_id ? mine.amount : null;
+    wonStatus(slot, how, multiplier, amount, f.payout);
     part("bet-error", slot).textContent = "";
     renderAccount();
     renderBetPanels();
@@ -355,7 +355,7 @@ const handlers = {
   },
 
   error(f) {
-    const text = readable(f);
+    const text = errorSentence(f);
     const { kind, slot } = refKind(f.ref);
     if (kind === "resume") {
       // The stored session has ended (expired, revoked): back to the forms.
@@ -371,7 +371,7 @@ const handlers = {
       // An auto-bet stops at the first refusal of one of its bets: it never
       // guesses what the player would want instead.
       if (run !== null && run.bet !== null && run.bet.ref === f.ref) {
-        stopAutoBet(slot, "error", `Stopped: the server refused the bet (${text}).`);
+        stopAutoBet(slot, "error", `Stopped: the server refused the bet. ${text}`);
       }
     } else if (kind === "chat") {
       $("chat-error").textContent = text;
@@ -438,14 +438,7 @@ function adoptBetView(view) {
 function showAdoptedBet(slot) {
   const mine = state.myBets[slot];
   if (mine.status === "cashed_out") {
-    betStatus(
-      slot,
-      `Cashed out at ${formatMultiplier(mine.multiplier)}: +${formatMoney(mine.payout)}.`,
-      "win",
-    );
-    const status = part("bet-status", slot);
-    status.dataset.payout = String(mine.payout);
-    status.dataset.multiplier = String(mine.multiplier);
+    wonStatus(slot, "Cashed out", mine.multiplier, mine.amount, mine.payout);
   } else if (mine.status === "lost") {
     betStatus(slot, `Lost: your ${formatMoney(mine.amount)} fell with the pillar.`, "loss");
   } else {
@@ -604,18 +597,6 @@ function renderAutoBet(slot) {
     status.className = planned ? "status" : "status loss";
     status.textContent = run.stopped.text;
   }
-}
-
-const READABLE = {
-  rate_limited: "Too fast: wait a moment and try again.",
-  unavailable: "The server's storage is busy or down: try again in a moment.",
-  internal_error: "The server failed on that request: try again.",
-  shutting_down: "The server is restarting: bets resume in a moment.",
-};
-
-function readable(f) {
-  const text = READABLE[f.code] ?? f.message ?? f.code;
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 // -- what the user does ----------------------------------------------------------
@@ -858,7 +839,7 @@ function renderBets() {
     row.append(name, element("span", "amount", formatMoney(bet.amount)));
     let result = "…";
     if (bet.status === "cashed_out") {
-      result = `${formatMultiplier(hundredths(bet.multiplier))} +${formatMoney(bet.payout)}`;
+      result = `${formatMultiplier(hundredths(bet.multiplier))}: won ${formatMoney(bet.payout)}`;
     } else if (bet.status === "lost") result = "lost";
     row.append(element("span", "result", result));
     return row;
@@ -911,6 +892,15 @@ function addChatLine(line) {
   list.append(item);
   while (list.children.length > CHAT_KEPT) list.firstElementChild.remove();
   if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+// "Cashed out at 1.50x: won 7.50 (+2.50)": what came back, and the profit on the stake.
+function wonStatus(slot, how, multiplier, amount, payout) {
+  const profit = amount === null ? "" : ` (${formatSigned(payout - amount)})`;
+  betStatus(slot, `${how} at ${formatMultiplier(multiplier)}: won ${formatMoney(payout)}${profit}.`, "win");
+  const status = part("bet-status", slot);
+  status.dataset.payout = String(payout);
+  status.dataset.multiplier = String(multiplier);
 }
 
 function betStatus(slot, text, tone = "") {

@@ -822,6 +822,16 @@ function renderHistory() {
       return chip;
     });
   $("history").replaceChildren(...chips);
+  fitChips();
+}
+
+// Only the chips that fit in the row whole are shown (and reached with Tab);
+// the others would be cut off under "Verify a seed…".
+function fitChips() {
+  const chips = [...$("history").children];
+  for (const chip of chips) chip.hidden = false;
+  const row = chips[0]?.offsetTop;
+  for (const chip of chips) chip.hidden = chip.offsetTop > row;
 }
 
 function renderBets() {
@@ -1037,6 +1047,7 @@ function frame(now) {
 new ResizeObserver(([entry]) => {
   pillar.resize(entry.contentRect.width, entry.contentRect.height);
 }).observe($("pillar"));
+new ResizeObserver(fitChips).observe($("history"));
 
 renderAll();
 socket.connect();

@@ -1,14 +1,16 @@
-"""Issue 20, the page as a player reads it: money that says what it is, and
-errors in a player's words."""
+"""Issue 20, the page as a player reads it: money that says what it is,
+errors in a player's words, nothing covered or cut off."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from playwright.async_api import expect
+import orjson
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from ..conftest import REPO
-from .conftest import Browsing
+from .conftest import Browsing, Tab
 from .test_page import multiplier_reaches, next_betting, phase, register
 
 ERRORS_JS = "() => import(new URL('errors.js', location.href))"
@@ -19,6 +21,37 @@ def protocol_error_codes() -> set[str]:
     text = (REPO / "protocol.md").read_text()
     section = text.split("## Error codes", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+
+
+class Frames:
+    """The page's sockets through a route that can change the server's frames
+    (``edit``) and hand the page frames of its own (``inject``)."""
+
+    def __init__(self, edit: Any = None) -> None:
+        self.edit = edit
+        self.routes: list[WebSocketRoute] = []
+
+    def __call__(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        self.routes.append(ws)
+
+        def to_page(message: str | bytes) -> None:
+            frame = orjson.loads(message)
+            if self.edit is not None:
+                frame = self.edit(frame)
+            ws.send(orjson.dumps(frame).decode())
+
+        server.on_message(to_page)
+
+    def inject(self, frame: dict[str, Any]) -> None:
+        self.routes[-1].send(orjson.dumps(frame).decode())
+
+
+async def routed(tab: Tab, frames: Frames) -> Page:
+    await tab.page.route_web_socket(re.compile(r"/ws$"), frames)
+    await tab.page.reload()
+    await expect(tab.page.locator("#conn")).to_have_attribute("data-state", "live")
+    return tab.page
 
 
 async def test_money_says_what_it_is_and_errors_speak_to_players(browsing: Browsing) -> None:
@@ -78,4 +111,94 @@ async def test_money_says_what_it_is_and_errors_speak_to_players(browsing: Brows
     assert limit == (
         "This bet would pass your daily loss limit of 123,456.00; it resets 2026-12-01 00:00 UTC."
     )
+    assert tab.errors == []
+
+
+async def test_the_toast_covers_nothing_and_history_chips_show_whole(
+    browsing: Browsing,
+) -> None:
+    def long_history(frame: dict[str, Any]) -> dict[str, Any]:
+        if frame["type"] == "hello":
+            frame["history"] = [
+                {"round_id": i, "crash_point": 1000.0 + i} for i in range(1, 41)
+            ] + frame["history"]
+        return frame
+
+    tab = await browsing.open(width=1280, height=860)
+    frames = Frames(long_history)
+    page = await routed(tab, frames)
+    chips = page.locator("#history .chip")
+    await expect(chips.first).to_be_visible()
+    boxes = await page.evaluate(
+        """() => {
+          const box = (node) => node.getBoundingClientRect().toJSON();
+          return { row: box(document.getElementById('history')),
+                   verify: box(document.getElementById('open-verify')),
+                   chips: [...document.querySelectorAll('#history .chip')].map(box) };
+        }"""
+    )
+    row, verify = boxes["row"], boxes["verify"]
+    shown = 0
+    for chip in boxes["chips"]:
+        if chip["width"] == 0:
+            continue  # hidden: no room left in the row
+        inside = chip["top"] >= row["top"] and chip["bottom"] <= row["bottom"]
+        outside = chip["top"] >= row["bottom"]
+        assert inside or outside, "a chip is cut off"
+        if inside:
+            shown += 1
+            assert chip["right"] <= verify["left"], "a chip runs under 'Verify a seed…'"
+            assert chip["left"] >= row["left"]
+    assert shown >= 5
+
+    # A toast (a completed goal here) covers nothing the player can click or type in,
+    # wherever the page is scrolled: the chat's Send button above all.
+    goal = await page.evaluate("() => document.getElementById('goal').dataset.current")
+    await page.locator("#chat-form button").scroll_into_view_if_needed()
+    await page.evaluate(
+        "() => window.scrollBy(0, document.getElementById('chat-form').getBoundingClientRect()"
+        ".bottom - window.innerHeight + 12)"
+    )
+    frames.inject(
+        {
+            "type": "goal",
+            "id": 1,
+            "name": "Tower of Babel",
+            "current_blocks": 500,
+            "target_blocks": 500,
+            "reward": "a golden pillar skin for everyone",
+            "status": "active",
+        }
+    )
+    frames.inject(
+        {
+            "type": "goal",
+            "id": 1,
+            "name": "Tower of Babel",
+            "current_blocks": 500,
+            "target_blocks": 500,
+            "reward": "a golden pillar skin for everyone",
+            "status": "completed",
+        }
+    )
+    toast = page.locator("#toast")
+    await expect(toast).to_contain_text("completed")
+    await tab.shot("toast-over-chat")
+    for scroll in ("window.scrollY", "0"):
+        await page.evaluate(f"() => window.scrollTo(0, {scroll})")
+        covered = await page.evaluate(
+            """() => {
+              const t = document.getElementById('toast').getBoundingClientRect();
+              return [...document.querySelectorAll('button, input, select, a, summary')]
+                .filter((node) => {
+                  const b = node.getBoundingClientRect();
+                  return b.width > 0 && b.left < t.right && b.right > t.left
+                    && b.top < t.bottom && b.bottom > t.top;
+                })
+                .map((node) => node.id || node.textContent);
+            }"""
+        )
+        assert covered == [], covered
+    await tab.shot("toast-and-chips")
+    assert goal is not None
     assert tab.errors == []

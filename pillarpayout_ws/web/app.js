@@ -13,6 +13,7 @@ import {
   payoutAt,
 } from "./format.js";
 import { AutoBetRun, parseRule } from "./autobet.js";
+import { ChatCue } from "./chat-cue.js";
 import { errorSentence } from "./errors.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
 import { Moderation } from "./moderation.js";
@@ -77,6 +78,7 @@ new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
 const pillar = new PillarView($("pillar"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
+const chatCue = new ChatCue($("chat"));
 const socket = new GameSocket(
   `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   onFrame,
@@ -773,6 +775,7 @@ function renderAccount() {
   $("chat-text").disabled = me === null;
   $("chat-text").placeholder = me === null ? "Log in to chat" : "Say something (280 characters)";
   $("chat-form").querySelector("button").disabled = me === null;
+  for (const item of $("chat").children) markOwnLine(item);
 }
 
 function renderBetPanels() {
@@ -891,17 +894,32 @@ function renderGoal() {
 
 function addChatLine(line) {
   const list = $("chat");
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  const atBottom = chatCue.atBottom();
   const item = element("li");
   Object.assign(item.dataset, { id: String(line.id), username: line.username }); // moderation.js
+  // Read aloud as a sentence: "14:03 ada says: gl all".
   item.append(
     element("span", "time", clockTime(line.ts)),
     userLink(line.username, "from"),
+    element("span", "sr-only", " says: "),
     element("span", "text", line.text),
   );
+  markOwnLine(item);
   list.append(item);
   while (list.children.length > CHAT_KEPT) list.firstElementChild.remove();
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  chatCue.added(atBottom);
+}
+
+// The player's own chat lines: class "mine" and a visible "you" tag.
+function markOwnLine(item) {
+  const mine = state.me !== null && item.dataset.username === state.me.username;
+  item.classList.toggle("mine", mine);
+  const tag = item.querySelector(".you-tag");
+  if (mine && tag === null) {
+    const you = element("span", "you-tag", "you");
+    you.setAttribute("aria-hidden", "true"); // a cue to the eye; the name says who
+    item.querySelector(".from").after(you);
+  } else if (!mine && tag !== null) tag.remove();
 }
 
 // "Cashed out at 1.50x: won 7.50 (+2.50)": what came back, and the profit on the stake.

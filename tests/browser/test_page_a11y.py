@@ -1,5 +1,5 @@
 """Issue 20, the page as a player reads it: money that says what it is,
-errors in a player's words, nothing covered or cut off."""
+errors in a player's words, nothing covered or cut off, chat cues."""
 
 from __future__ import annotations
 
@@ -202,3 +202,69 @@ async def test_the_toast_covers_nothing_and_history_chips_show_whole(
     await tab.shot("toast-and-chips")
     assert goal is not None
     assert tab.errors == []
+
+
+async def test_own_chat_lines_are_marked_and_new_lines_are_cued(browsing: Browsing) -> None:
+    tab = await browsing.open()
+    frames = Frames()
+    page = await routed(tab, frames)
+    other = await browsing.open()
+    await register(page, "chat_me")
+    await register(other.page, "chat_you")
+    await page.fill("#chat-text", "my own line")
+    await page.press("#chat-text", "Enter")
+    await other.page.fill("#chat-text", "their line")
+    await other.page.press("#chat-text", "Enter")
+    await expect(page.locator("#chat li")).to_have_count(2)
+    # Enough lines to scroll (handed to the page: the server allows a line a second).
+    for i in range(20):
+        frames.inject(
+            {
+                "type": "chat",
+                "id": 1000 + i,
+                "username": ("chat_me", "chat_you")[i % 2],
+                "text": f"line {i}",
+                "ts": 1767225614.25,
+            }
+        )
+    await expect(page.locator("#chat li")).to_have_count(22)
+    mine = page.locator("#chat li.mine")
+    await expect(mine).to_have_count(11)
+    await expect(mine.first.locator(".you-tag")).to_have_text("you")
+    await expect(mine.first.locator(".you-tag")).to_be_visible()
+    await expect(other.page.locator("#chat li.mine")).to_have_count(1)
+    # Read as a sentence.
+    line = page.locator("#chat li").last
+    await expect(line.locator(".sr-only")).to_have_text(" says: ")
+    assert "chat_you says: line 19" in (await line.text_content() or "")
+    # Scrolled up, a new line does not pull the list down: a cue says it came.
+    cue = page.locator("#chat-new")
+    await expect(cue).to_be_hidden()
+    await page.evaluate("() => { document.getElementById('chat').scrollTop = 0; }")
+    frames.inject(
+        {
+            "type": "chat",
+            "id": 2000,
+            "username": "chat_you",
+            "text": "are you there?",
+            "ts": 1767225614.25,
+        }
+    )
+    await expect(page.locator("#chat li").last).to_contain_text("are you there?")
+    await expect(cue).to_be_visible()
+    await page.locator("#chat").scroll_into_view_if_needed()
+    await tab.shot("chat-new-messages")
+    assert await page.evaluate("() => document.getElementById('chat').scrollTop") == 0
+    await cue.click()
+    await expect(cue).to_be_hidden()
+    at_bottom = (
+        "() => { const l = document.getElementById('chat');"
+        " return l.scrollTop + l.clientHeight >= l.scrollHeight - 8; }"
+    )
+    assert await page.evaluate(at_bottom)
+    # After a reload, the own line from hello is marked once the session is back.
+    await page.reload()
+    await expect(page.locator("#username")).to_have_text("chat_me")
+    await expect(page.locator("#chat li")).to_have_count(2)
+    await expect(page.locator("#chat li.mine")).to_have_count(1)
+    assert tab.errors == [] and other.errors == []

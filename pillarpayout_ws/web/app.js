@@ -12,6 +12,7 @@ import {
   parseMultiplier,
   payoutAt,
 } from "./format.js";
+import { Announcer } from "./announce.js";
 import { AutoBetRun, parseRule } from "./autobet.js";
 import { ChatCue } from "./chat-cue.js";
 import { errorSentence } from "./errors.js";
@@ -78,6 +79,7 @@ new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
 const pillar = new PillarView($("pillar"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
+const announcer = new Announcer();
 const chatCue = new ChatCue($("chat"));
 const socket = new GameSocket(
   `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
@@ -173,6 +175,7 @@ const handlers = {
     forgetOtherRounds(f.round_id);
     verifyPanel.seedArrived(f.round_id - 1);
     renderAll();
+    announcer.say(`Round ${f.round_id}: place your bets.`);
     for (const slot of SLOTS) placeAutoBet(slot);
     // The round before is flushed to PostgreSQL by now, most likely (within a
     // second of its crash): its bets are in /api/me/bets.
@@ -189,6 +192,7 @@ const handlers = {
       shownElapsed: 0,
     });
     renderBetPanels();
+    announcer.say(`Round ${f.round_id}: bets are closed, the pillar is building.`);
   },
 
   tick(f) {
@@ -230,6 +234,7 @@ const handlers = {
     }
     verifyPanel.seedArrived(f.round_id);
     renderAll();
+    announcer.say(`Round ${f.round_id}: the pillar fell at ${formatMultiplier(crash)}.`);
   },
 
   bets(f) {
@@ -822,6 +827,7 @@ function renderHistory() {
       chip.type = "button";
       chip.dataset.roundId = String(h.round_id);
       chip.title = `Round #${h.round_id}: click to verify`;
+      chip.setAttribute("aria-label", `Round ${h.round_id} crashed at ${formatMultiplier(crash)}`);
       return chip;
     });
   $("history").replaceChildren(...chips);

@@ -1,5 +1,6 @@
 """Issue 20, the page as a player reads it: money that says what it is,
-errors in a player's words, nothing covered or cut off, chat cues."""
+errors in a player's words, nothing covered or cut off, chat cues, and what a
+screen reader hears (axe-core)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from typing import Any
 
 import orjson
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, WebSocketRoute, expect
 
 from ..conftest import REPO
@@ -268,3 +270,86 @@ async def test_own_chat_lines_are_marked_and_new_lines_are_cued(browsing: Browsi
     await expect(page.locator("#chat li")).to_have_count(2)
     await expect(page.locator("#chat li.mine")).to_have_count(1)
     assert tab.errors == [] and other.errors == []
+
+
+async def test_phases_and_the_crash_are_announced_without_every_tick(browsing: Browsing) -> None:
+    tab = await browsing.open()
+    page = tab.page
+    region = page.locator("#announce")
+    await expect(region).to_have_attribute("aria-live", "polite")
+    await next_betting(page)
+    await page.evaluate(
+        """() => {
+          window.announced = [];
+          new MutationObserver(() => window.announced.push(
+            document.getElementById('announce').textContent))
+            .observe(document.getElementById('announce'),
+                     { childList: true, characterData: true, subtree: true });
+        }"""
+    )
+    ticks_before = len(tab.received_of("tick"))
+    await next_betting(page)
+    await expect(region).to_contain_text("place your bets")
+    crashed = tab.received_of("crashed")[-1]
+    announced: list[str] = await page.evaluate("() => window.announced")
+    said = " ".join(announced)
+    assert f"the pillar fell at {crashed['crash_point']:.2f}x" in said
+    assert "building" in said
+    assert len(tab.received_of("tick")) - ticks_before > 10
+    assert len(announced) <= 4, announced  # betting, running, crash: not the ticks
+    # The history chips are named for a screen reader.
+    chip = page.locator("#history .chip").first
+    await expect(chip).to_have_attribute(
+        "aria-label", f"Round {crashed['round_id']} crashed at {crashed['crash_point']:.2f}x"
+    )
+    assert tab.errors == []
+
+
+async def axe_serious(page: Page) -> list[str]:
+    results = await Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+async def test_axe_finds_no_serious_violation(browsing: Browsing) -> None:
+    def every_tone(frame: dict[str, Any]) -> dict[str, Any]:
+        # Chips of every colour (bust, low, good, big), for the contrast check.
+        if frame["type"] == "hello":
+            tones = [1.0, 1.5, 5.0, 25.0]
+            frame["history"] = [
+                {"round_id": -i, "crash_point": crash} for i, crash in enumerate(tones, 1)
+            ] + frame["history"]
+        return frame
+
+    tab = await browsing.open()
+    page = await routed(tab, Frames(every_tone))
+    await expect(page.locator("#history .chip.bust")).to_have_count(1)
+    assert await axe_serious(page) == []  # logged out
+
+    await register(page, "axe_a")
+    await next_betting(page)
+    await page.fill("#amount-0", "1.00")
+    await page.click("#bet-0")
+    await page.fill("#amount-1", "0.05")  # an error on show
+    await page.click("#bet-1")
+    await expect(page.locator("#bet-error-1")).not_to_be_empty()
+    await page.fill("#chat-text", "hello axe")
+    await page.press("#chat-text", "Enter")
+    await expect(page.locator("#chat li.mine")).to_have_count(1)
+    await phase(page, "running")
+    assert await axe_serious(page) == []  # logged in, during a round
+
+    # A disabled Cash out looks disabled: not the green of one to click.
+    await phase(page, "crashed")
+    cashout = page.locator("#cashout-1")
+    await expect(cashout).to_be_disabled()
+    background = await cashout.evaluate("(node) => getComputedStyle(node).backgroundColor")
+    assert background != "rgb(60, 207, 126)"
+
+    await page.locator("#history .chip").first.click()
+    await expect(page.locator("#v-result")).to_have_attribute("data-state", "done")
+    assert await axe_serious(page) == []  # the verify dialog
+    assert tab.errors == []

@@ -237,6 +237,22 @@ const handlers = {
     announcer.say(`Round ${f.round_id}: the pillar fell at ${formatMultiplier(crash)}.`);
   },
 
+  round_voided(f) {
+    // Cash-outs made stand; every other bet was refunded (a `balance` frame each,
+    // before this one, says so in the slot), and the next round's `betting`,
+    // which clears the bets list, follows at once. An auto-bet's refunded bet
+    // is not a round played: the run bets again.
+    for (const slot of SLOTS) {
+      const run = state.autoBets[slot];
+      if (run !== null && run.bet !== null && run.bet.roundId === f.round_id) run.bet = null;
+    }
+    const bets = f.refunded === 1 ? "1 bet was" : `${f.refunded} bets were`;
+    const text = `Round #${f.round_id} was voided by the operator: ${bets} refunded, cash-outs made stand.`;
+    toast(text);
+    announcer.say(text);
+    renderBetPanels();
+  },
+
   bets(f) {
     if (f.round_id !== state.round.id) return;
     for (const bet of f.bets) {
@@ -357,7 +373,12 @@ const handlers = {
 
   balance(f) {
     state.balance = f.balance;
-    toast(`${formatMoney(f.amount)} credited to your balance.`);
+    const mine = f.reason === "refund" ? state.myBets[slotOf(f)] : null;
+    if (mine !== null && mine.roundId === f.round_id && mine.status === "open") {
+      refunded(slotOf(f), f.round_id, f.amount);
+    } else {
+      toast(`${formatMoney(f.amount)} credited to your balance.`);
+    }
     renderAccount();
   },
 
@@ -456,6 +477,11 @@ function showAdoptedBet(slot) {
         : `, auto cash-out armed at ${formatMultiplier(mine.autoCashout)}`;
     betStatus(slot, `Bet of ${formatMoney(mine.amount)} placed for round #${mine.roundId}${auto}.`);
   }
+}
+
+function refunded(slot, roundId, amount) {
+  state.myBets[slot].status = "refunded";
+  betStatus(slot, `Round #${roundId} was voided: your ${formatMoney(amount)} is refunded.`);
 }
 
 function forgetOtherRounds(roundId) {

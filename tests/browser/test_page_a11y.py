@@ -1,6 +1,6 @@
 """Issue 20, the page as a player reads it: money that says what it is,
-errors in a player's words, nothing covered or cut off, chat cues, and what a
-screen reader hears (axe-core)."""
+errors in a player's words, nothing covered or cut off, chat cues, a voided
+round, and what a screen reader hears (axe-core)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from typing import Any
 import orjson
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, WebSocketRoute, expect
+
+from pillarpayout_ws.server.admin import void_round
+from pillarpayout_ws.storage import open_storage
 
 from ..conftest import REPO
 from .conftest import Browsing, Tab
@@ -353,3 +356,28 @@ async def test_axe_finds_no_serious_violation(browsing: Browsing) -> None:
     await expect(page.locator("#v-result")).to_have_attribute("data-state", "done")
     assert await axe_serious(page) == []  # the verify dialog
     assert tab.errors == []
+
+
+async def test_a_voided_round_is_shown(browsing: Browsing) -> None:
+    tab = await browsing.open()
+    page = tab.page
+    watcher = await browsing.open()
+    await register(page, "voided_v")
+    await next_betting(page)
+    await page.fill("#amount-0", "4.00")
+    await page.click("#bet-0")
+    await expect(page.locator("#bet-status-0")).to_contain_text("Bet of 4.00 placed")
+    await expect(page.locator("#balance")).to_have_text("996.00")
+    storage = await open_storage(data_dir=browsing.site.data_dir)
+    try:
+        round_id, refunded = await void_round(storage, key="void-a11y")
+    finally:
+        await storage.close()
+    assert refunded == 1
+    status = page.locator("#bet-status-0")
+    await expect(status).to_have_text(f"Round #{round_id} was voided: your 4.00 is refunded.")
+    await expect(page.locator("#balance")).to_have_text("1,000.00")
+    for shown in (page, watcher.page):
+        await expect(shown.locator("#toast")).to_contain_text(f"Round #{round_id} was voided")
+        await expect(shown.locator("#announce")).to_contain_text(f"Round #{round_id} was voided")
+    assert tab.errors == [] and watcher.errors == []

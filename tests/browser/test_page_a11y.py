@@ -1,6 +1,6 @@
-"""Issue 20, the page as a player reads it: money that says what it is,
-errors in a player's words, nothing covered or cut off, chat cues, a voided
-round, and what a screen reader hears (axe-core)."""
+"""Issue 20, the page as a player reads it: money that says what it is, errors
+in a player's words, verify straight after a load, nothing covered or cut off,
+chat cues, a voided round, and what a screen reader hears (axe-core)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pillarpayout_ws.storage import open_storage
 
 from ..conftest import REPO
 from .conftest import Browsing, Tab
-from .test_page import multiplier_reaches, next_betting, phase, register
+from .test_page import multiplier_reaches, next_betting, phase, register, verified
 
 ERRORS_JS = "() => import(new URL('errors.js', location.href))"
 
@@ -381,3 +381,28 @@ async def test_a_voided_round_is_shown(browsing: Browsing) -> None:
         await expect(shown.locator("#toast")).to_contain_text(f"Round #{round_id} was voided")
         await expect(shown.locator("#announce")).to_contain_text(f"Round #{round_id} was voided")
     assert tab.errors == [] and watcher.errors == []
+
+
+async def test_chips_from_hello_verify_at_once(browsing: Browsing) -> None:
+    """Issue 20 found every chip saying "the client seed is needed" until the page
+    saw a crash; hello's `fairness` and `seed_hash` are all it needs."""
+    tab = await browsing.open()
+    await next_betting(tab.page)
+    await next_betting(tab.page)
+    # A new page, which has seen no crash and cannot load /api/rounds (as on a
+    # spectator relay, which serves none), during a betting window.
+    later = await browsing.open()
+    page = later.page
+    await page.route(re.compile(r"/api/rounds/"), lambda route: route.fulfill(status=404))
+    await page.reload()
+    await phase(page, "betting")
+    chips = page.locator("#history .chip")
+    await expect(chips).to_have_count(2)
+    for chip in await chips.all():
+        crash = float((await chip.text_content() or "").removesuffix("x"))
+        await chip.click()
+        await verified(page, crash)
+        await expect(page.locator("#v-source")).to_contain_text("seed chain")
+        await page.click("#v-close")
+    assert not later.received_of("crashed")
+    assert all("404" in error for error in later.errors), later.errors

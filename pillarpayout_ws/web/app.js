@@ -6,13 +6,17 @@ import {
   clockTime,
   formatMoney,
   formatMultiplier,
+  formatSigned,
   hundredths,
   parseMoney,
   parseMultiplier,
   payoutAt,
 } from "./format.js";
+import { Announcer } from "./announce.js";
 import { AutoBetRun, parseRule } from "./autobet.js";
 import { BetControls } from "./betcontrols.js";
+import { ChatCue } from "./chat-cue.js";
+import { errorSentence } from "./errors.js";
 import { heightAt, integrityAt, multiplierAt } from "./growth.js";
 import { Moderation } from "./moderation.js";
 import { LimitsPanel } from "./limits.js";
@@ -76,6 +80,8 @@ new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
 const pillar = new PillarView($("pillar"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
+const announcer = new Announcer();
+const chatCue = new ChatCue($("chat"));
 const socket = new GameSocket(
   `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   onFrame,
@@ -170,6 +176,7 @@ const handlers = {
     forgetOtherRounds(f.round_id);
     verifyPanel.seedArrived(f.round_id - 1);
     renderAll();
+    announcer.say(`Round ${f.round_id}: place your bets.`);
     for (const slot of SLOTS) placeAutoBet(slot);
     // The round before is flushed to PostgreSQL by now, most likely (within a
     // second of its crash): its bets are in /api/me/bets.
@@ -186,6 +193,7 @@ const handlers = {
       shownElapsed: 0,
     });
     renderBetPanels();
+    announcer.say(`Round ${f.round_id}: bets are closed, the pillar is building.`);
   },
 
   tick(f) {
@@ -227,6 +235,23 @@ const handlers = {
     }
     verifyPanel.seedArrived(f.round_id);
     renderAll();
+    announcer.say(`Round ${f.round_id}: the pillar fell at ${formatMultiplier(crash)}.`);
+  },
+
+  round_voided(f) {
+    // Cash-outs made stand; every other bet was refunded (a `balance` frame each,
+    // before this one, says so in the slot), and the next round's `betting`,
+    // which clears the bets list, follows at once. An auto-bet's refunded bet
+    // is not a round played: the run bets again.
+    for (const slot of SLOTS) {
+      const run = state.autoBets[slot];
+      if (run !== null && run.bet !== null && run.bet.roundId === f.round_id) run.bet = null;
+    }
+    const bets = f.refunded === 1 ? "1 bet was" : `${f.refunded} bets were`;
+    const text = `Round #${f.round_id} was voided by the operator: ${bets} refunded, cash-outs made stand.`;
+    toast(text);
+    announcer.say(text);
+    renderBetPanels();
   },
 
   bets(f) {
@@ -344,10 +369,8 @@ const handlers = {
       { manual: "Cashed out", auto: "Auto cash-out", forced: "Cashed out by the house's cap" }[
         f.reason
       ] ?? "Cashed out";
-    const status = part("bet-status", slot);
-    betStatus(slot, `${how} at ${formatMultiplier(multiplier)}: +${formatMoney(f.payout)}.`, "win");
-    status.dataset.payout = String(f.payout);
-    status.dataset.multiplier = String(multiplier);
+    const amount = mine !== null && mine.roundId === f.round_id ? mine.amount : null;
+    wonStatus(slot, how, multiplier, amount, f.payout);
     part("bet-error", slot).textContent = "";
     renderAccount();
     renderBetPanels();
@@ -372,13 +395,18 @@ const handlers = {
 
   balance(f) {
     state.balance = f.balance;
-    toast(`${formatMoney(f.amount)} credited to your balance.`);
+    const mine = f.reason === "refund" ? state.myBets[slotOf(f)] : null;
+    if (mine !== null && mine.roundId === f.round_id && mine.status === "open") {
+      refunded(slotOf(f), f.round_id, f.amount);
+    } else {
+      toast(`${formatMoney(f.amount)} credited to your balance.`);
+    }
     renderAccount();
   },
 
   error(f) {
-    const text = readable(f);
     const { kind, slot } = refKind(f.ref);
+    const text = errorSentence(f, kind);
     if (kind === "resume") {
       // The stored session has ended (expired, revoked): back to the forms.
       localStorage.removeItem(TOKEN_KEY);
@@ -393,7 +421,7 @@ const handlers = {
       // An auto-bet stops at the first refusal of one of its bets: it never
       // guesses what the player would want instead.
       if (run !== null && run.bet !== null && run.bet.ref === f.ref) {
-        stopAutoBet(slot, "error", `Stopped: the server refused the bet (${text}).`);
+        stopAutoBet(slot, "error", `Stopped: the server refused the bet. ${text}`);
       }
     } else if (kind === "chat") {
       $("chat-error").textContent = text;
@@ -461,14 +489,7 @@ function adoptBetView(view) {
 function showAdoptedBet(slot) {
   const mine = state.myBets[slot];
   if (mine.status === "cashed_out") {
-    betStatus(
-      slot,
-      `Cashed out at ${formatMultiplier(mine.multiplier)}: +${formatMoney(mine.payout)}.`,
-      "win",
-    );
-    const status = part("bet-status", slot);
-    status.dataset.payout = String(mine.payout);
-    status.dataset.multiplier = String(mine.multiplier);
+    wonStatus(slot, "Cashed out", mine.multiplier, mine.amount, mine.payout);
   } else if (mine.status === "lost") {
     betStatus(slot, `Lost: your ${formatMoney(mine.amount)} fell with the pillar.`, "loss");
   } else {
@@ -479,6 +500,11 @@ function showAdoptedBet(slot) {
         : `, auto cash-out armed at ${formatMultiplier(mine.autoCashout)}`;
     betStatus(slot, `Bet of ${formatMoney(mine.amount)} placed for round #${mine.roundId}${auto}.`);
   }
+}
+
+function refunded(slot, roundId, amount) {
+  state.myBets[slot].status = "refunded";
+  betStatus(slot, `Round #${roundId} was voided: your ${formatMoney(amount)} is refunded.`);
 }
 
 function forgetOtherRounds(roundId) {
@@ -627,18 +653,6 @@ function renderAutoBet(slot) {
     status.className = planned ? "status" : "status loss";
     status.textContent = run.stopped.text;
   }
-}
-
-const READABLE = {
-  rate_limited: "Too fast: wait a moment and try again.",
-  unavailable: "The server's storage is busy or down: try again in a moment.",
-  internal_error: "The server failed on that request: try again.",
-  shutting_down: "The server is restarting: bets resume in a moment.",
-};
-
-function readable(f) {
-  const text = READABLE[f.code] ?? f.message ?? f.code;
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 // -- what the user does ----------------------------------------------------------
@@ -822,6 +836,7 @@ function renderAccount() {
   $("chat-text").disabled = me === null;
   $("chat-text").placeholder = me === null ? "Log in to chat" : "Say something (280 characters)";
   $("chat-form").querySelector("button").disabled = me === null;
+  for (const item of $("chat").children) markOwnLine(item);
 }
 
 function renderBetPanels() {
@@ -871,9 +886,20 @@ function renderHistory() {
       chip.type = "button";
       chip.dataset.roundId = String(h.round_id);
       chip.title = `Round #${h.round_id}: click to verify`;
+      chip.setAttribute("aria-label", `Round ${h.round_id} crashed at ${formatMultiplier(crash)}`);
       return chip;
     });
   $("history").replaceChildren(...chips);
+  fitChips();
+}
+
+// Only the chips that fit in the row whole are shown (and reached with Tab);
+// the others would be cut off under "Verify a seed…".
+function fitChips() {
+  const chips = [...$("history").children];
+  for (const chip of chips) chip.hidden = false;
+  const row = chips[0]?.offsetTop;
+  for (const chip of chips) chip.hidden = chip.offsetTop > row;
 }
 
 function renderBets() {
@@ -891,7 +917,7 @@ function renderBets() {
     row.append(name, element("span", "amount", formatMoney(bet.amount)));
     let result = "…";
     if (bet.status === "cashed_out") {
-      result = `${formatMultiplier(hundredths(bet.multiplier))} +${formatMoney(bet.payout)}`;
+      result = `${formatMultiplier(hundredths(bet.multiplier))}: won ${formatMoney(bet.payout)}`;
     } else if (bet.status === "lost") result = "lost";
     row.append(element("span", "result", result));
     return row;
@@ -933,17 +959,41 @@ function renderGoal() {
 
 function addChatLine(line) {
   const list = $("chat");
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  const atBottom = chatCue.atBottom();
   const item = element("li");
   Object.assign(item.dataset, { id: String(line.id), username: line.username }); // moderation.js
+  // Read aloud as a sentence: "14:03 ada says: gl all".
   item.append(
     element("span", "time", clockTime(line.ts)),
     userLink(line.username, "from"),
+    element("span", "sr-only", " says: "),
     element("span", "text", line.text),
   );
+  markOwnLine(item);
   list.append(item);
   while (list.children.length > CHAT_KEPT) list.firstElementChild.remove();
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  chatCue.added(atBottom);
+}
+
+// The player's own chat lines: class "mine" and a visible "you" tag.
+function markOwnLine(item) {
+  const mine = state.me !== null && item.dataset.username === state.me.username;
+  item.classList.toggle("mine", mine);
+  const tag = item.querySelector(".you-tag");
+  if (mine && tag === null) {
+    const you = element("span", "you-tag", "you");
+    you.setAttribute("aria-hidden", "true"); // a cue to the eye; the name says who
+    item.querySelector(".from").after(you);
+  } else if (!mine && tag !== null) tag.remove();
+}
+
+// "Cashed out at 1.50x: won 7.50 (+2.50)": what came back, and the profit on the stake.
+function wonStatus(slot, how, multiplier, amount, payout) {
+  const profit = amount === null ? "" : ` (${formatSigned(payout - amount)})`;
+  betStatus(slot, `${how} at ${formatMultiplier(multiplier)}: won ${formatMoney(payout)}${profit}.`, "win");
+  const status = part("bet-status", slot);
+  status.dataset.payout = String(payout);
+  status.dataset.multiplier = String(multiplier);
 }
 
 function betStatus(slot, text, tone = "") {
@@ -1080,6 +1130,7 @@ function frame(now) {
 new ResizeObserver(([entry]) => {
   pillar.resize(entry.contentRect.width, entry.contentRect.height);
 }).observe($("pillar"));
+new ResizeObserver(fitChips).observe($("history"));
 
 renderAll();
 socket.connect();

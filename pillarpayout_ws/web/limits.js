@@ -6,6 +6,7 @@
 // app.js only hands this module every frame (`panel.onFrame`) and a way to send
 // one; the panel builds its own DOM after the bet panel.
 
+import { errorSentence } from "./errors.js";
 import { formatMoney, parseMoney } from "./format.js";
 
 const NAMES = [
@@ -165,7 +166,7 @@ export class LimitsPanel {
       this.render(f);
     } else if (f.type === "error" && this.refs.has(f.ref)) {
       this.refs.delete(f.ref);
-      this.error.textContent = f.message;
+      this.error.textContent = errorSentence(f);
     }
   }
 }

@@ -6,6 +6,8 @@
 // the rest of the page. The server decides who may do what (protocol.md,
 // "Moderation"); the controls only save moderators typing frames.
 
+import { errorSentence } from "./errors.js";
+
 const IGNORED_KEY = "pillarpayout.ignored";
 const MODERATORS = new Set(["moderator", "admin"]);
 
@@ -110,7 +112,7 @@ export class Moderation {
         break;
       case "error":
         if (typeof frame.ref === "string" && frame.ref.startsWith("mod-")) {
-          this.status(frame.message, true);
+          this.status(errorSentence(frame), true);
         }
         break;
       default:

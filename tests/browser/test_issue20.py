@@ -67,9 +67,9 @@ async def test_an_auto_cash_out_while_offline_shows_after_the_reconnect(
     gate.shut = False
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=60_000)
     status = page.locator("#bet-status-0")
-    await expect(status).to_contain_text("Cashed out at 1.10x: +2.20")
+    await expect(status).to_contain_text("Cashed out at 1.10x: won 2.20 (+0.20)")
     await expect(status).not_to_contain_text("placed")
-    await expect(page.locator("#balance")).to_have_text("1000.20")
+    await expect(page.locator("#balance")).to_have_text("1,000.20")
 
     # A reload during the next round's betting with a bet placed: open, armed.
     await next_betting(page)
@@ -81,7 +81,7 @@ async def test_an_auto_cash_out_while_offline_shows_after_the_reconnect(
     await expect(status).to_contain_text("Bet of 1.00 placed")
     await expect(status).to_contain_text("auto cash-out armed at 1.10x")
     await phase(page, "crashed")
-    await expect(status).to_contain_text("Auto cash-out at 1.10x: +1.10")
+    await expect(status).to_contain_text("Auto cash-out at 1.10x: won 1.10 (+0.10)")
 
 
 async def test_a_lost_connection_is_obvious_and_clears_on_hello(browsing: Browsing) -> None:

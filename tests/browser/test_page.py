@@ -23,11 +23,12 @@ SHOWN_MULTIPLIER = "() => Number(document.getElementById('multiplier').dataset.h
 
 
 def money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
+    """As the page shows it: 123456 -> "1,234.56"."""
+    return f"{cents // 100:,}.{cents % 100:02d}"
 
 
 def parse_money(text: str) -> int:
-    units, cents = text.split(".")
+    units, cents = text.replace(",", "").split(".")
     return int(units) * 100 + int(cents)
 
 
@@ -110,7 +111,7 @@ async def test_a_player_registers_bets_and_cashes_out(browsing: Browsing) -> Non
     tab = await browsing.open()
     page = tab.page
     await register(page, "ada_b")
-    await expect(page.locator("#balance")).to_have_text("1000.00")
+    await expect(page.locator("#balance")).to_have_text("1,000.00")
     await next_betting(page)
     await page.fill("#amount-0", "10.00")
     await page.click("#bet-0")
@@ -131,11 +132,11 @@ async def test_a_player_registers_bets_and_cashes_out(browsing: Browsing) -> Non
     cashed_at = int(await status.get_attribute("data-multiplier") or "")
     assert cashed_at >= 110
     assert payout == 1000 * cashed_at // 100
-    await expect(status).to_contain_text(f"+{money(payout)}")
+    await expect(status).to_contain_text(f"won {money(payout)} (+{money(payout - 1000)})")
     await expect(page.locator("#balance")).to_have_text(money(100_000 - 1000 + payout))
     mine = page.locator("#bets li.me")
     await expect(mine).to_have_attribute("data-status", "cashed_out")
-    await expect(mine).to_contain_text(f"{money(cashed_at)}x +{money(payout)}")
+    await expect(mine).to_contain_text(f"{money(cashed_at)}x: won {money(payout)}")
     await tab.shot("cashed-out")
 
     await page.fill("#chat-text", "gl all")
@@ -267,7 +268,7 @@ async def test_the_page_reconnects_and_resumes_after_a_server_restart(
     await browsing.site.restart()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=60_000)
     await expect(page.locator("#username")).to_have_text("dave_k")
-    await expect(page.locator("#balance")).to_have_text("1000.00")
+    await expect(page.locator("#balance")).to_have_text("1,000.00")
     await tab.shot("reconnected")
     # Only the refused connection attempts while the server was down.
     assert all(error.startswith("WebSocket connection to") for error in tab.errors), tab.errors

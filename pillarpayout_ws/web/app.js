@@ -73,7 +73,7 @@ const seeds = new RoundSeeds();
 const stats = new StatsPanel(() => state.token);
 new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
-const pillar = new PillarView($("pillar"));
+const pillar = new PillarView($("pillar"), document.querySelector("#stage .overlay"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
 const socket = new GameSocket(
   `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
@@ -1044,9 +1044,12 @@ function frame(now) {
   requestAnimationFrame(frame);
 }
 
-new ResizeObserver(([entry]) => {
-  pillar.resize(entry.contentRect.width, entry.contentRect.height);
-}).observe($("pillar"));
+// The canvas's size, and the overlay's (the scale stays under it), set the view's layout.
+const stageSize = new ResizeObserver(() => {
+  pillar.resize($("pillar").clientWidth, $("pillar").clientHeight);
+});
+stageSize.observe($("pillar"));
+stageSize.observe(document.querySelector("#stage .overlay"));
 
 renderAll();
 socket.connect();

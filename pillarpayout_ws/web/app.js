@@ -17,6 +17,7 @@ import { Moderation } from "./moderation.js";
 import { LimitsPanel } from "./limits.js";
 import { GameSocket } from "./net.js";
 import { PillarView } from "./pillar.js";
+import { Sound } from "./sound.js";
 import { Leaderboard, StatsPanel, userLink } from "./stats.js";
 import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
 
@@ -73,6 +74,7 @@ const seeds = new RoundSeeds();
 const stats = new StatsPanel(() => state.token);
 new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
+const sound = new Sound($("sound"));
 const pillar = new PillarView($("pillar"), document.querySelector("#stage .overlay"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
 const socket = new GameSocket(
@@ -206,6 +208,7 @@ const handlers = {
       crashedAt: performance.now(),
       tickElapsed: f.elapsed_ms,
     });
+    sound.crash();
     seeds.revealed.set(f.round_id, f.server_seed);
     seeds.crashPoints.set(f.round_id, crash);
     seeds.clientSeed = f.client_seed;
@@ -335,6 +338,7 @@ const handlers = {
     if (mine !== null && mine.roundId === f.round_id) {
       Object.assign(mine, { status: "cashed_out", multiplier, payout: f.payout });
     }
+    sound.cashout();
     const how =
       { manual: "Cashed out", auto: "Auto cash-out", forced: "Cashed out by the house's cap" }[
         f.reason
@@ -995,6 +999,8 @@ function frame(now) {
   const r = state.round;
   const { m, height } = current(now);
   const integrity = integrityAt(m);
+  if (r.phase === "running") sound.climb(m);
+  else sound.reset();
   const multiplier = $("multiplier");
   setText("multiplier", formatMultiplier(m));
   multiplier.dataset.hundredths = String(m);

@@ -83,6 +83,7 @@ export class PillarView {
     this.clearTop = 0; // px from the canvas's top that the overlay covers
     this.rubble = null; // the pieces of the last collapse
     this.labels = []; // the scale labels of the last frame: {text, x, y, w, h}
+    this.last = null; // the last frame's arguments, redrawn at once after a resize
   }
 
   resize(width, height) {
@@ -97,6 +98,9 @@ export class PillarView {
       const top = this.canvas.getBoundingClientRect().top;
       this.clearTop = Math.max(0, this.overlay.getBoundingClientRect().bottom - top);
     }
+    // Resizing cleared the canvas, after this frame's draw (a ResizeObserver
+    // runs after the animation frames): without a redraw it would show blank.
+    if (this.last !== null) this.draw(...this.last);
   }
 
   /** Where everything sits for a pillar `height` (1.0 = no blocks). */
@@ -122,6 +126,7 @@ export class PillarView {
    */
   draw(view, now) {
     const { ctx, width: w, height: h } = this;
+    this.last = [view, now];
     if (w === 0 || h === 0) return;
     const sky = ctx.createLinearGradient(0, 0, 0, h);
     sky.addColorStop(0, SKY[0]);
@@ -286,8 +291,17 @@ export class PillarView {
       while (p.land < 4 && this.flying(p, p.land).y < lay.floor - this.extent(p, turn + p.spin * p.land)) {
         p.land += 1 / 240;
       }
-      p.landAngle = turn + p.spin * p.land;
     }
+    // On a narrow canvas the courses fly less far: the farthest lands (and
+    // slides) inside it, not against its edge.
+    const room = side > 0 ? this.width - pivot.x : pivot.x;
+    let scale = 1;
+    for (const p of pieces) {
+      const left = room - 8 - side * (p.bx - pivot.x) - p.w / 2;
+      const flight = Math.abs(p.vx) * (p.land + SETTLE_S * 0.4);
+      if (flight > 0) scale = Math.min(scale, Math.max(0, left) / flight);
+    }
+    for (const p of pieces) p.vx *= scale;
     return { lay, side, pivot, alpha, breakAt, pieces };
   }
 
@@ -340,14 +354,16 @@ export class PillarView {
     const dust = t - breakAt * 0.5;
     if (dust > 0 && dust < 1.5) {
       const fade = 1 - dust / 1.5;
-      ctx.fillStyle = `rgba(190, 180, 160, ${0.1 * fade})`;
-      const reach = Math.min(this.width * 0.45, (pieces.length + 4) * 12);
-      for (let k = 0; k < 18; k++) {
-        const along = (noise(k, 12) * reach + dust * 30) * side;
-        const puff = 10 + dust * 40 * (0.5 + noise(k, 11));
-        ctx.beginPath();
-        ctx.arc(pivot.x + along, lay.floor - puff * 0.4 - dust * 25 * noise(k, 13), puff, 0, Math.PI * 2);
-        ctx.fill();
+      const reach = Math.min(this.width * 0.4, (pieces.length + 4) * 12);
+      for (let k = 0; k < 14; k++) {
+        const x = pivot.x + (noise(k, 12) * reach + dust * 30) * side;
+        const y = lay.floor - 6 - dust * 30 * noise(k, 13);
+        const puff = 16 + dust * 50 * (0.5 + noise(k, 11));
+        const cloud = ctx.createRadialGradient(x, y, 0, x, y, puff);
+        cloud.addColorStop(0, `rgba(190, 180, 160, ${0.22 * fade})`);
+        cloud.addColorStop(1, "rgba(190, 180, 160, 0)");
+        ctx.fillStyle = cloud;
+        ctx.fillRect(x - puff, y - puff, puff * 2, puff * 2);
       }
     }
   }

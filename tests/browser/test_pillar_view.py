@@ -11,6 +11,7 @@ exactly, as it would when ticks stop coming: a still picture to look at."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -31,6 +32,13 @@ STATES = [
     ("100x", "running", 10000, ["25x", "50x", "75x", "100x"]),
     ("crash-30x", "crashed", 3000, ["10x", "20x", "30x"]),
     ("crash-1x", "crashed", 100, ["1.2x", "2x"]),
+]
+
+# name, the state before the crash, the crash point, the ms after it to look at
+FALLS = [
+    ("falling-30x", "running", 3000, 350),
+    ("falling-100x", "running", 10000, 450),
+    ("falling-1x", "betting", 100, 250),
 ]
 
 
@@ -95,13 +103,17 @@ PROBE = """async ([phase, height]) => {
     const r = range.getBoundingClientRect();
     text.push({ id: node.id, x: r.left, y: r.top, w: r.width, h: r.height });
   }
+  return { labels, text, canvas: { x: box.left, y: box.top, w: box.width, h: box.height } };
+}"""
+# How many colours the page's canvas shows (every 7th pixel): a blank one has 1.
+COLOURS = """() => {
+  const canvas = document.getElementById("pillar");
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   const colours = new Set();
   for (let i = 0; i < pixels.length; i += 4 * 7) {
     colours.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2]);
   }
-  return { labels, text, colours: colours.size,
-           canvas: { x: box.left, y: box.top, w: box.width, h: box.height } };
+  return colours.size;
 }"""
 
 
@@ -130,16 +142,17 @@ async def test_the_pillar_reads_at_any_height(browsing: Browsing, device: str) -
     server = StandIn()
     server.send(hello_for(real, "betting", 100))
     await page.route_web_socket("**/ws", server)
+    await page.clock.install()  # time flows, until a falling pillar is paused to look at
     await page.reload()
     for name, phase, hundredths, expected in STATES:
         server.send(hello_for(real, phase, hundredths))
         await shown(page, phase, hundredths)
         await tab.shot(f"pillar-{device}-{name}")
+        assert await page.evaluate(COLOURS) > 40, f"{name}: the canvas is (nearly) blank"
         drawn = await page.evaluate(PROBE, [phase, hundredths / 100])
         texts = [label["text"] for label in drawn["labels"]]
         assert set(expected) <= set(texts), (name, texts)
         assert len(texts) <= 6, (name, texts)
-        assert drawn["colours"] > 40, f"{name}: the canvas is (nearly) blank"
         canvas = drawn["canvas"]
         for label in drawn["labels"]:
             assert (
@@ -147,7 +160,34 @@ async def test_the_pillar_reads_at_any_height(browsing: Browsing, device: str) -
             )
             for text in drawn["text"]:
                 assert not overlaps(label, text), (name, label, text)
+    # The fall itself, a few frames after the crash frame.
+    for name, start, hundredths, after_ms in FALLS:
+        server.send(hello_for(real, start, hundredths))
+        await shown(page, start, hundredths if start == "running" else 100)
+        chips = await page.locator("#history .chip").count()
+        now_ms = await page.evaluate("Date.now()")
+        await page.clock.pause_at(datetime.fromtimestamp(now_ms / 1000 + 0.1, UTC))
+        server.send(crashed(real, hundredths))
+        # The page took the crash (its history grew); then the frames after it.
+        await expect(page.locator("#history .chip")).to_have_count(chips + 1)
+        await page.clock.run_for(after_ms)
+        await shown(page, "crashed", hundredths)
+        await tab.shot(f"pillar-{device}-{name}")
+        assert await page.evaluate(COLOURS) > 40, f"{name}: the canvas is (nearly) blank"
+        await page.clock.resume()
     assert tab.errors == []
+
+
+def crashed(real: dict[str, Any], hundredths: int) -> dict[str, Any]:
+    return {
+        "type": "crashed",
+        "round_id": real["round_id"],
+        "crash_point": hundredths / 100,
+        "server_seed": "00" * 32,
+        "client_seed": real["fairness"]["client_seed"],
+        "nonce": real["nonce"],
+        "elapsed_ms": elapsed_for(hundredths) if hundredths > 100 else 0,
+    }
 
 
 async def shown(page: Page, phase: str, hundredths: int) -> None:

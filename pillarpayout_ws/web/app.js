@@ -336,9 +336,10 @@ const handlers = {
     const multiplier = hundredths(f.multiplier);
     const mine = state.myBets[slot];
     if (mine !== null && mine.roundId === f.round_id) {
+      // A cashout sent twice is answered twice (protocol.md): one chime.
+      if (mine.status !== "cashed_out") sound.cashout();
       Object.assign(mine, { status: "cashed_out", multiplier, payout: f.payout });
     }
-    sound.cashout();
     const how =
       { manual: "Cashed out", auto: "Auto cash-out", forced: "Cashed out by the house's cap" }[
         f.reason

@@ -37,7 +37,7 @@ export class Sound {
 
   render() {
     this.button.setAttribute("aria-pressed", String(this.on));
-    this.button.title = this.on ? "Sound is on: click to mute" : "Sound is off: click to turn it on";
+    this.button.title = this.on ? "Sound on: click to mute" : "Sound off: click to turn it on";
   }
 
   context() {

@@ -189,8 +189,8 @@ export class PillarView {
       const filled = Math.min(1, (blocks - n * lay.per) / lay.per);
       const m = 1 + ((n + 0.5) * lay.per) / 10;
       const y = FOOTING + n * span;
-      const whole = filled === 1;
-      list.push({ x: -half, y: -(y + span * filled), w: lay.width, h: span * filled, n, m, alpha: whole ? 1 : 0.6 });
+      const h = span * filled;
+      list.push({ x: -half, y: -(y + h), w: lay.width, h, n, m, alpha: filled === 1 ? 1 : 0.6 });
     }
     return list;
   }
@@ -269,7 +269,8 @@ export class PillarView {
     const omega = alpha * breakAt;
     const pivot = { x: lay.cx + (side * lay.width) / 2, y: lay.floor - PLINTH };
     const pieces = courses.map((c) => ({ ...c, alpha: 1 }));
-    pieces.push({ x: -lay.width / 2 - 7, y: -length, w: lay.width + 14, h: CAPITAL, n: 99, capital: true });
+    const capital = { x: -lay.width / 2 - 7, y: -length, w: lay.width + 14, h: CAPITAL, n: 99 };
+    pieces.push({ ...capital, capital: true });
     const turn = side * BREAK_ANGLE;
     for (const p of pieces) {
       // The piece's centre relative to the pivot, upright, then at the break.
@@ -288,9 +289,8 @@ export class PillarView {
         spin: side * omega * (0.5 + noise(p.n, 10) * 0.6),
       });
       p.land = 0;
-      while (p.land < 4 && this.flying(p, p.land).y < lay.floor - this.extent(p, turn + p.spin * p.land)) {
-        p.land += 1 / 240;
-      }
+      const aloft = (s) => this.flying(p, s).y < lay.floor - this.extent(p, turn + p.spin * s);
+      while (p.land < 4 && aloft(p.land)) p.land += 1 / 240;
     }
     // On a narrow canvas the courses fly less far: the farthest lands (and
     // slides) inside it, not against its edge.

@@ -98,7 +98,7 @@ async def test_the_phone_layout(browsing: Browsing) -> None:
 
     # The history chips get the bar's width, and the pillar most of the stage.
     chips = await page.locator("#history").bounding_box()
-    assert chips is not None and chips["width"] >= 390 * 0.55, chips
+    assert chips is not None and chips["width"] >= 390 * 0.65, chips
     room = await page.evaluate(
         """async () => {
           const { PillarView } = await import(new URL("pillar.js", location.href));

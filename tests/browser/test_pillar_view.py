@@ -10,7 +10,6 @@ exactly, as it would when ticks stop coming: a still picture to look at."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +18,10 @@ import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
 from websockets.asyncio.client import connect
 
+from pillarpayout_ws.engine import growth
+
 from .conftest import Browsing
 
-GROWTH_RATE = 0.00006  # per ms, as engine/growth.py
 DEVICES = {"desktop": (1280, 860), "phone": (390, 844)}
 # name, phase, multiplier (hundredths), the scale labels that must be drawn
 STATES = [
@@ -43,9 +43,9 @@ FALLS = [
 
 
 def elapsed_for(hundredths: int) -> int:
-    """The first whole ms at which the growth curve reaches `hundredths`."""
-    elapsed = math.ceil(math.log(hundredths / 100) / GROWTH_RATE)
-    assert math.floor(100 * math.exp(GROWTH_RATE * elapsed)) == hundredths
+    """When the engine's curve reaches `hundredths`: exactly it, not past it."""
+    elapsed = growth.elapsed_for(hundredths)
+    assert growth.multiplier_at(elapsed) == hundredths
     return elapsed
 
 
@@ -59,7 +59,7 @@ def hello_for(real: dict[str, Any], phase: str, hundredths: int) -> dict[str, An
         frame.update(
             m=hundredths / 100,
             integrity=round(10_000 / hundredths, 2),
-            elapsed_ms=elapsed_for(hundredths) if hundredths > 100 else 0,
+            elapsed_ms=elapsed_for(hundredths),
             crash_point=hundredths / 100,
         )
     return frame
@@ -186,7 +186,7 @@ def crashed(real: dict[str, Any], hundredths: int) -> dict[str, Any]:
         "server_seed": "00" * 32,
         "client_seed": real["fairness"]["client_seed"],
         "nonce": real["nonce"],
-        "elapsed_ms": elapsed_for(hundredths) if hundredths > 100 else 0,
+        "elapsed_ms": elapsed_for(hundredths),
     }
 
 

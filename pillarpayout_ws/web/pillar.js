@@ -11,7 +11,7 @@
 // - the stone changes with the height (TIERS): 10x, 30x and 100x look apart;
 // - at the crash the pillar topples about its foot as one body, breaks into
 //   its courses and they fall to the ground, at any height, 1.00x included
-//   (the footing and the capital always stand).
+//   (a pillar at 1.00x is its footing and its capital: they fall too).
 //
 // Drawing is a pure function of the state handed to draw() and the time, so a
 // page that joins after a crash draws the rubble, and a test can draw any height.
@@ -55,7 +55,7 @@ function noise(i, k) {
 }
 
 /** The smallest nice step (one of `steps` × 10^k, k ≥ kMin) at least `atLeast`. */
-export function niceStep(atLeast, steps, kMin) {
+function niceStep(atLeast, steps, kMin) {
   for (let k = kMin; ; k++) {
     for (const s of steps) {
       const step = s * 10 ** k;
@@ -82,7 +82,7 @@ export class PillarView {
     this.height = 0;
     this.clearTop = 0; // px from the canvas's top that the overlay covers
     this.rubble = null; // the pieces of the last collapse
-    this.labels = []; // the scale labels of the last frame: {text, x, y, w, h}
+    this.labels = []; // the scale labels of the last frame, {text, x, y, w, h} (for tests)
     this.last = null; // the last frame's arguments, redrawn at once after a resize
   }
 

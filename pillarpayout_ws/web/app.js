@@ -22,6 +22,7 @@ import { Moderation } from "./moderation.js";
 import { LimitsPanel } from "./limits.js";
 import { GameSocket } from "./net.js";
 import { PillarView } from "./pillar.js";
+import { Sound } from "./sound.js";
 import { Leaderboard, StatsPanel, userLink } from "./stats.js";
 import { RoundSeeds, VerifyPanel } from "./verify-panel.js";
 
@@ -78,7 +79,8 @@ const seeds = new RoundSeeds();
 const stats = new StatsPanel(() => state.token);
 new Leaderboard();
 const verifyPanel = new VerifyPanel(seeds);
-const pillar = new PillarView($("pillar"));
+const sound = new Sound($("sound"));
+const pillar = new PillarView($("pillar"), document.querySelector("#stage .overlay"));
 const moderation = new Moderation($("chat"), (frame) => socket.send(frame));
 const announcer = new Announcer();
 const chatCue = new ChatCue($("chat"));
@@ -215,6 +217,7 @@ const handlers = {
       crashedAt: performance.now(),
       tickElapsed: f.elapsed_ms,
     });
+    sound.crash();
     seeds.revealed.set(f.round_id, f.server_seed);
     seeds.crashPoints.set(f.round_id, crash);
     seeds.clientSeed = f.client_seed;
@@ -363,6 +366,8 @@ const handlers = {
     const multiplier = hundredths(f.multiplier);
     const mine = state.myBets[slot];
     if (mine !== null && mine.roundId === f.round_id) {
+      // A cashout sent twice is answered twice (protocol.md): one chime.
+      if (mine.status !== "cashed_out") sound.cashout();
       Object.assign(mine, { status: "cashed_out", multiplier, payout: f.payout });
     }
     const how =
@@ -1078,6 +1083,8 @@ function frame(now) {
   const r = state.round;
   const { m, height } = current(now);
   const integrity = integrityAt(m);
+  if (r.phase === "running") sound.climb(m);
+  else sound.reset();
   const multiplier = $("multiplier");
   setText("multiplier", formatMultiplier(m));
   multiplier.dataset.hundredths = String(m);
@@ -1127,9 +1134,12 @@ function frame(now) {
   requestAnimationFrame(frame);
 }
 
-new ResizeObserver(([entry]) => {
-  pillar.resize(entry.contentRect.width, entry.contentRect.height);
-}).observe($("pillar"));
+// The canvas's size, and the overlay's (the scale stays under it), set the view's layout.
+const stageSize = new ResizeObserver(() => {
+  pillar.resize($("pillar").clientWidth, $("pillar").clientHeight);
+});
+stageSize.observe($("pillar"));
+stageSize.observe(document.querySelector("#stage .overlay"));
 new ResizeObserver(fitChips).observe($("history"));
 
 renderAll();

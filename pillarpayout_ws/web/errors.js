@@ -36,7 +36,10 @@ const SENTENCES = {
   // The game refused a well-formed command.
   insufficient_funds: () => "Your balance is too low for this bet.",
   betting_closed: () => "Bets close when the pillar starts building: bet in the next round.",
-  already_bet: () => "This slot already has a bet this round.",
+  already_bet: (m) =>
+    /cancelled/.test(m ?? "")
+      ? "You cancelled this slot's bet this round: bet in the other slot, or in this one next round."
+      : "This slot already has a bet this round.",
   ref_reused: () => "That bet was already sent in an earlier round: place it again.",
   no_active_bet: () => "You have no bet in this slot this round to cash out.",
   round_not_running: () => "The round has not started yet: cash out once the pillar builds.",

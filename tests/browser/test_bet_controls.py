@@ -31,7 +31,7 @@ async def test_a_bet_is_cancelled_during_betting_and_refunded(browsing: Browsing
     await expect(page.locator("#cancel-1")).to_be_hidden()  # no bet in slot 1
     await cancel.click()
     await expect(page.locator("#bet-status-0")).to_contain_text("Bet of 25.00 cancelled")
-    await expect(page.locator("#balance")).to_have_text("1000.00")
+    await expect(page.locator("#balance")).to_have_text("1,000.00")
     await expect(mine).to_have_count(0)
     await expect(cancel).to_be_hidden()
     # The slot takes no second bet this round (protocol.md, cancel_bet); slot 1 does.
@@ -53,7 +53,7 @@ async def test_amount_buttons_and_the_last_bet_kept_across_a_reload(browsing: Br
     await register(page, "amounts_a")
     amount = page.locator("#amount-0")
     # Min is the server's smallest bet (hello.bet_limits: 0.10); Max the largest
-    # the balance allows (1000.00, below the server's 10,000.00).
+    # the balance allows (1,000.00, below the server's 10,000.00).
     await page.click("#amount-min-0")
     await expect(amount).to_have_value("0.10")
     await page.click("#amount-double-0")
@@ -62,12 +62,12 @@ async def test_amount_buttons_and_the_last_bet_kept_across_a_reload(browsing: Br
     await page.click("#amount-half-0")
     await expect(amount).to_have_value("0.10")  # never below the minimum
     await page.click("#amount-max-0")
-    await expect(amount).to_have_value("1000.00")
+    await expect(amount).to_have_value("1,000.00")
     await page.click("#amount-half-0")
     await expect(amount).to_have_value("500.00")
     await page.click("#amount-double-0")
     await page.click("#amount-double-0")
-    await expect(amount).to_have_value("1000.00")  # never above the balance
+    await expect(amount).to_have_value("1,000.00")  # never above the balance
 
     await next_betting(page)
     await page.fill("#amount-0", "2.50")

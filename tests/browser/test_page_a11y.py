@@ -116,6 +116,24 @@ async def test_money_says_what_it_is_and_errors_speak_to_players(browsing: Brows
     assert limit == (
         "This bet would pass your daily loss limit of 123,456.00; it resets 2026-12-01 00:00 UTC."
     )
+    # A refused cancel is not a refused cash-out; a slot whose bet was cancelled says so.
+    cancel_words = await page.evaluate(
+        f"""async () => {{
+          const {{ errorSentence }} = await ({ERRORS_JS})();
+          return [
+            errorSentence({{ code: "no_active_bet", message: "" }}, "cancel"),
+            errorSentence({{ code: "betting_closed", message: "" }}, "cancel"),
+            errorSentence({{ code: "already_bet",
+              message: "you cancelled your bet in slot 0 of this round: bet in the other slot" }}),
+          ];
+        }}"""
+    )
+    assert cancel_words == [
+        "There is no bet in this slot this round to cancel.",
+        "Too late to cancel: the pillar has started building.",
+        "You cancelled this slot's bet this round: "
+        "bet in the other slot, or in this one next round.",
+    ]
     assert tab.errors == []
 
 

@@ -96,9 +96,21 @@ async def test_the_phone_layout(browsing: Browsing) -> None:
     )
     assert small == [], small
 
-    # The history chips get the bar's width, and the pillar most of the stage.
+    # The history chips get the bar's width, each shown whole (the bar clips
+    # what overflows), and the pillar most of the stage.
     chips = await page.locator("#history").bounding_box()
     assert chips is not None and chips["width"] >= 390 * 0.65, chips
+    cut = await page.evaluate(
+        """() => {
+          const bar = document.getElementById("history").getBoundingClientRect();
+          return [...document.querySelectorAll("#history .chip")]
+            .filter((chip) => !chip.hidden)
+            .map((chip) => chip.getBoundingClientRect())
+            .filter((r) => r.top < bar.top || r.bottom > bar.bottom || r.right > bar.right)
+            .map((r) => `${r.top}-${r.bottom} in ${bar.top}-${bar.bottom}`);
+        }"""
+    )
+    assert cut == [], cut
     room = await page.evaluate(
         """async () => {
           const { PillarView } = await import(new URL("pillar.js", location.href));

@@ -62,7 +62,7 @@ key is what refuses a replayed grant in PostgreSQL).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -779,8 +779,14 @@ class Game:
         replay names.
         """
         self.advance(now_ms)
+        self._answer(
+            user_id, ref, lambda: self._place_bet(user_id, amount, auto_cashout, ref, slot)
+        )
+
+    def _answer(self, user_id: int, ref: str | None, command: Callable[[], None]) -> None:
+        """Run a player's ``command``; a ``Rejection`` it raises is its answer, nothing changed."""
         try:
-            self._place_bet(user_id, amount, auto_cashout, ref, slot)
+            command()
         except Rejection as rejection:
             self._events.append(
                 CommandRejected(user_id, ref, rejection.code.value, rejection.message)
@@ -861,12 +867,7 @@ class Game:
         (``place_bet`` says ``already_bet``).
         """
         self.advance(now_ms)
-        try:
-            self._cancel_bet(user_id, ref, slot)
-        except Rejection as rejection:
-            self._events.append(
-                CommandRejected(user_id, ref, rejection.code.value, rejection.message)
-            )
+        self._answer(user_id, ref, lambda: self._cancel_bet(user_id, ref, slot))
 
     def _cancel_bet(self, user_id: int, ref: str | None, slot: int) -> None:
         account = self._account(user_id)
@@ -912,12 +913,7 @@ class Game:
         round is still betting).
         """
         self.advance(now_ms)
-        try:
-            self._cash_out(user_id, ref, slot)
-        except Rejection as rejection:
-            self._events.append(
-                CommandRejected(user_id, ref, rejection.code.value, rejection.message)
-            )
+        self._answer(user_id, ref, lambda: self._cash_out(user_id, ref, slot))
 
     def _cash_out(self, user_id: int, ref: str | None, slot: int) -> None:
         self._account(user_id)

@@ -135,22 +135,19 @@ def settle_round(records: Sequence[RoundRecord]) -> SettledRound:
                     f"in slot {record.slot}"
                 )
             bets[key] = record
-        elif isinstance(record, CashedOut):
+        elif isinstance(record, CashedOut | BetCancelled):
+            # Either ends an open bet: a cash-out or a cancel, never both, never twice.
             key = (record.user_id, record.slot)
+            what = "cashout" if isinstance(record, CashedOut) else "cancel"
             if key not in bets or key in cashouts or key in cancelled:
                 raise StorageError(
-                    f"round {opened.round_id}: cashout of user {record.user_id} "
+                    f"round {opened.round_id}: {what} of user {record.user_id} "
                     f"in slot {record.slot} without one open bet"
                 )
-            cashouts[key] = record
-        elif isinstance(record, BetCancelled):
-            key = (record.user_id, record.slot)
-            if key not in bets or key in cashouts or key in cancelled:
-                raise StorageError(
-                    f"round {opened.round_id}: cancel of user {record.user_id} "
-                    f"in slot {record.slot} without one open bet"
-                )
-            cancelled.add(key)
+            if isinstance(record, CashedOut):
+                cashouts[key] = record
+            else:
+                cancelled.add(key)
         elif isinstance(record, RoundCrashed):
             crashed = record
         elif isinstance(record, GoalAdvanced):

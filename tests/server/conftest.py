@@ -108,6 +108,11 @@ class Player:
         """The next frame carrying ``ref``: the answer to the frame sent with it."""
         return await self.next_where(lambda f: f.get("ref") == ref, within)
 
+    async def refused(self, ref: str, **frame: object) -> str:
+        """Send ``frame`` with ``ref``; the code of the ``error`` that answers it."""
+        await self.send(**frame, ref=ref)
+        return str((await self.next("error", ref=ref))["code"])
+
     async def close(self) -> None:
         await self.ws.close()
         await self._reader

@@ -8,15 +8,10 @@ from pillarpayout_ws.engine.records import BetCancelled
 from pillarpayout_ws.server.app import App
 from pillarpayout_ws.storage.audit import audit
 
-from .conftest import GameServer, ManualGame, Player
+from .conftest import GameServer, ManualGame
 
 # Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
 pytestmark = pytest.mark.external
-
-
-async def error(player: Player, ref: str, **frame: object) -> str:
-    await player.send(**frame, ref=ref)
-    return str((await player.next("error", ref=ref))["code"])
 
 
 async def test_a_cancel_refunds_through_the_ledger_and_the_bet_leaves_every_list(
@@ -28,7 +23,7 @@ async def test_a_cancel_refunds_through_the_ledger_and_the_bet_leaves_every_list
     bob, _ = await game.register("bob")
     round_id = app.runner.round_id
     assert round_id is not None
-    assert await error(alice, "none", type="cancel_bet") == "no_active_bet"
+    assert await alice.refused("none", type="cancel_bet") == "no_active_bet"
     await alice.send(type="bet", amount=2500, auto_cashout=1.5, ref="b0")
     await alice.send(type="bet", amount=1000, ref="b1", slot=1)
     await alice.next("bet_accepted", ref="b1")
@@ -64,7 +59,7 @@ async def test_a_cancel_refunds_through_the_ledger_and_the_bet_leaves_every_list
     again = await alice.next("bet_cancelled", ref="c0-again")
     assert (again["amount"], again["balance"]) == (2500, 99_000)
     # The slot is spent for this round (its ledger keys are taken); the other is not.
-    assert await error(alice, "rebet", type="bet", amount=300) == "already_bet"
+    assert await alice.refused("rebet", type="bet", amount=300) == "already_bet"
     # A page loaded after the cancel does not list it.
     late = await game.connect()
     hello = await late.next("hello")
@@ -80,8 +75,8 @@ async def test_a_cancel_refunds_through_the_ledger_and_the_bet_leaves_every_list
         (0, "cancelled")
     ]
     await game.to_phase("running")
-    assert await error(alice, "closed", type="cancel_bet", slot=1) == "betting_closed"
-    assert await error(alice, "out", type="cashout", slot=0) == "no_active_bet"
+    assert await alice.refused("closed", type="cancel_bet", slot=1) == "betting_closed"
+    assert await alice.refused("out", type="cashout", slot=0) == "no_active_bet"
 
     await game.to_phase("betting", round_id + 1)
     flusher = app.flusher

@@ -33,7 +33,6 @@ from .conftest import (
     CLIENT_SEED,
     GameServer,
     ManualGame,
-    Player,
     chain_with_crashes,
     fast_config,
 )
@@ -107,18 +106,14 @@ async def test_bet_and_cashout_errors_through_a_round(manual_game: ManualGame) -
     alice, _ = await game.register("alice")
     bob, _ = await game.register("bob")
 
-    async def error(player: Player, ref: str, **frame: object) -> str:
-        await player.send(**frame, ref=ref)
-        return str((await player.next("error", ref=ref))["code"])
-
     round_id = game.app.runner.round_id
-    assert await error(alice, "e1", type="bet", amount=5) == "invalid_amount"  # below the minimum
-    assert await error(alice, "e2", type="bet", amount=200_000) == "insufficient_funds"
-    assert await error(alice, "e3", type="bet", amount=100, auto_cashout=20000) == (
+    assert await alice.refused("e1", type="bet", amount=5) == "invalid_amount"  # below the minimum
+    assert await alice.refused("e2", type="bet", amount=200_000) == "insufficient_funds"
+    assert await alice.refused("e3", type="bet", amount=100, auto_cashout=20000) == (
         "invalid_auto_cashout"
     )
-    assert await error(alice, "e4", type="bet", amount="100") == "invalid_amount"
-    assert await error(alice, "e5", type="bet", amount=100, auto_cashout=1.0) == (
+    assert await alice.refused("e4", type="bet", amount="100") == "invalid_amount"
+    assert await alice.refused("e5", type="bet", amount=100, auto_cashout=1.0) == (
         "invalid_auto_cashout"
     )
     await alice.send(type="bet", amount=1000, ref="ok")
@@ -127,17 +122,17 @@ async def test_bet_and_cashout_errors_through_a_round(manual_game: ManualGame) -
     # The same ref again: the same answer, no second debit.
     await alice.send(type="bet", amount=1000, ref="ok")
     assert (await alice.next("bet_accepted", ref="ok"))["balance"] == 99_000
-    assert await error(alice, "e6", type="bet", amount=1000) == "already_bet"
-    assert await error(alice, "e7", type="cashout") == "round_not_running"
+    assert await alice.refused("e6", type="bet", amount=1000) == "already_bet"
+    assert await alice.refused("e7", type="cashout") == "round_not_running"
 
     await game.to_phase("running")
     await alice.next("running", round_id=round_id)
-    assert await error(bob, "e8", type="bet", amount=1000) == "betting_closed"
-    assert await error(bob, "e9", type="cashout") == "no_active_bet"
+    assert await bob.refused("e8", type="bet", amount=1000) == "betting_closed"
+    assert await bob.refused("e9", type="cashout") == "no_active_bet"
 
     await game.to_phase("crashed")
     await alice.next("crashed", round_id=round_id)
-    assert await error(alice, "e10", type="cashout") == "round_crashed"
+    assert await alice.refused("e10", type="cashout") == "round_crashed"
     for player in (alice, bob):
         await player.close()
 

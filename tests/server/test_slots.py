@@ -8,15 +8,10 @@ from pillarpayout_ws.engine.growth import elapsed_for
 from pillarpayout_ws.server.app import App
 from pillarpayout_ws.storage.audit import audit
 
-from .conftest import GameServer, ManualGame, Player
+from .conftest import GameServer, ManualGame
 
 # Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
 pytestmark = pytest.mark.external
-
-
-async def error(player: Player, ref: str, **frame: object) -> str:
-    await player.send(**frame, ref=ref)
-    return str((await player.next("error", ref=ref))["code"])
 
 
 async def test_an_auto_cashout_in_one_slot_and_a_hand_cashout_in_the_other(
@@ -31,9 +26,9 @@ async def test_an_auto_cashout_in_one_slot_and_a_hand_cashout_in_the_other(
     second = await alice.next("bet_accepted", ref="b1")
     assert (first["slot"], first["balance"]) == (0, 99_000)
     assert (second["slot"], second["balance"]) == (1, 97_000)
-    assert await error(alice, "again", type="bet", amount=100, slot=1) == "already_bet"
-    assert await error(alice, "bad", type="bet", amount=100, slot=2) == "invalid_slot"
-    assert await error(alice, "bad-c", type="cashout", slot="1") == "invalid_slot"
+    assert await alice.refused("again", type="bet", amount=100, slot=1) == "already_bet"
+    assert await alice.refused("bad", type="bet", amount=100, slot=2) == "invalid_slot"
+    assert await alice.refused("bad-c", type="cashout", slot="1") == "invalid_slot"
     await game.to_phase("running")
     await game.advance(elapsed_for(130))
     auto = await alice.next("cashed_out", reason="auto")
@@ -113,8 +108,8 @@ async def test_a_crash_with_both_slots_open_loses_both(manual_game: ManualGame) 
     await alice.next("bet_accepted", ref="b1")
     await game.to_phase("crashed")
     await alice.next("crashed", round_id=round_id)
-    assert await error(alice, "late", type="cashout", slot=1) == "round_crashed"
-    assert await error(alice, "late0", type="cashout") == "round_crashed"
+    assert await alice.refused("late", type="cashout", slot=1) == "round_crashed"
+    assert await alice.refused("late0", type="cashout") == "round_crashed"
     flusher = game.app.flusher
     await flusher.wait_until(lambda: flusher.rounds_flushed >= 1)
     rows = await game.app.storage.db.fetch(

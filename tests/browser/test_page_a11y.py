@@ -182,28 +182,16 @@ async def test_the_toast_covers_nothing_and_history_chips_show_whole(
         "() => window.scrollBy(0, document.getElementById('chat-form').getBoundingClientRect()"
         ".bottom - window.innerHeight + 12)"
     )
-    frames.inject(
-        {
-            "type": "goal",
-            "id": 1,
-            "name": "Tower of Babel",
-            "current_blocks": 500,
-            "target_blocks": 500,
-            "reward": "a golden pillar skin for everyone",
-            "status": "active",
-        }
-    )
-    frames.inject(
-        {
-            "type": "goal",
-            "id": 1,
-            "name": "Tower of Babel",
-            "current_blocks": 500,
-            "target_blocks": 500,
-            "reward": "a golden pillar skin for everyone",
-            "status": "completed",
-        }
-    )
+    goal_frame = {
+        "type": "goal",
+        "id": 1,
+        "name": "Tower of Babel",
+        "current_blocks": 500,
+        "target_blocks": 500,
+        "reward": "a golden pillar skin for everyone",
+    }
+    frames.inject({**goal_frame, "status": "active"})
+    frames.inject({**goal_frame, "status": "completed"})
     toast = page.locator("#toast")
     await expect(toast).to_contain_text("completed")
     await tab.shot("toast-over-chat")

@@ -42,9 +42,6 @@ export class BetControls {
   constructor({ slots, part, send, ref, balance }) {
     Object.assign(this, { slots, part, send, ref, balance });
     this.limits = null; // {min_bet, max_bet} from hello, cents
-    const sheet = document.createElement("link");
-    Object.assign(sheet, { rel: "stylesheet", href: "betcontrols.css" });
-    document.head.append(sheet);
     for (const slot of slots) this.build(slot);
     document.addEventListener("keydown", (event) => this.key(event));
   }

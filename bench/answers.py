@@ -203,13 +203,13 @@ def run(
             p.recv()
         time.sleep(2.0)
         superseded = -fanout.metric(port, "ticks_superseded") if tokens else 0.0
-        cpu0 = fanout.cpu_seconds(server.pid)
+        cpu0 = sum(fanout.cpu_seconds(server.pid))
         for p in pipes:
             p.send("measure")
         time.sleep(window_s)
         for p in pipes:
             p.send("stop")
-        cpu = fanout.cpu_seconds(server.pid) - cpu0
+        cpu = sum(fanout.cpu_seconds(server.pid)) - cpu0
         superseded += fanout.metric(port, "ticks_superseded") if tokens else 0.0
         results = [p.recv() for p in pipes]
         for proc in procs:

@@ -38,9 +38,10 @@ from loadtest.client import ClientStats, open_client
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """The user and the system CPU seconds ``pid`` has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # utime, stime
 
 
 def rss_bytes(pid: int) -> int:
@@ -162,7 +163,8 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
         delays = [d for r in results for d in r[3]]
         skipped = metric(port, "ticks_skipped") if kind == "serve" else 0.0
         superseded = metric(port, "ticks_superseded") if kind == "serve" else 0.0
-        cpu = cpu1 - cpu0
+        user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        cpu = user + system
         return {
             "kind": kind,
             "clients": connected,
@@ -172,6 +174,10 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
             "ticks": ticks,
             "cpu_s": round(cpu, 3),
             "cpu_us_per_delivery": round(cpu / frames * 1e6, 3) if frames else None,
+            # In the kernel (the writes, and on loopback the receivers' side too)
+            # and in the process itself.
+            "sys_us_per_delivery": round(system / frames * 1e6, 3) if frames else None,
+            "user_us_per_delivery": round(user / frames * 1e6, 3) if frames else None,
             # The same CPU over the ticks alone: serve's other frames (betting,
             # running, crashed, bets) are work the floor does not do.
             "cpu_us_per_tick": round(cpu / ticks * 1e6, 3) if ticks else None,
@@ -216,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "ratio_ticks": ratio_ticks,
                     "floor_us": floor["cpu_us_per_delivery"],
                     "serve_us": serve["cpu_us_per_delivery"],
+                    "sys_us": (floor["sys_us_per_delivery"], serve["sys_us_per_delivery"]),
+                    "user_us": (floor["user_us_per_delivery"], serve["user_us_per_delivery"]),
                     "floor_p99_ms": floor["tick_delay_ms"]["p99"],
                     "serve_p99_ms": serve["tick_delay_ms"]["p99"],
                     "serve_rss_per_conn": serve["rss_per_connection_bytes"],

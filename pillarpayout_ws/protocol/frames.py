@@ -355,7 +355,7 @@ def encode_hello(
         "phase": snapshot.phase.value,
         "seed_hash": snapshot.seed_hash,
         "nonce": snapshot.nonce,
-        "fairness": asdict(fairness),
+        "fairness": fairness,  # orjson writes a dataclass as its fields
         "m": _multiplier(snapshot.m),
         "integrity": _percent(snapshot.integrity),
         "elapsed_ms": snapshot.elapsed_ms,

@@ -67,6 +67,8 @@ class Acks:
 
     bets: dict[tuple[int, int], int] = field(default_factory=dict)  # (round, user) -> amount
     cashouts: dict[tuple[int, int], int] = field(default_factory=dict)  # (round, user) -> payout
+    cancels: dict[tuple[int, int], int] = field(default_factory=dict)  # (round, user) -> refund
+    cancel_answers: int = 0  # every bet_cancelled, repeats included
     errors: Counter[str] = field(default_factory=Counter)
 
     def open_bets(self, round_id: int) -> int:
@@ -97,6 +99,9 @@ class Crowd:
                 self.acks.bets[(frame["round_id"], user_id)] = frame["amount"]
             elif kind == "cashed_out":
                 self.acks.cashouts[(frame["round_id"], user_id)] = frame["payout"]
+            elif kind == "bet_cancelled":
+                self.acks.cancels[(frame["round_id"], user_id)] = frame["amount"]
+                self.acks.cancel_answers += 1
             elif kind == "error":
                 self.acks.errors[frame["code"]] += 1
             elif user_id != self.watcher:  # the broadcast is followed on one connection
@@ -159,6 +164,11 @@ class Crowd:
             )
         return round_id
 
+    def cancel(self, users: list[int], ref: str) -> None:
+        """``users`` cancel their bet of the round now betting."""
+        for user_id in users:
+            self.clients[user_id].send({"type": "cancel_bet", "ref": ref})
+
     def close(self) -> None:
         for client in self.clients.values():
             if client.transport is not None:
@@ -196,7 +206,9 @@ def check_money(state: dict[str, Any], acks: Acks, voided: set[int]) -> None:
     """Every acknowledged action is in PostgreSQL and every balance adds up.
 
     In a voided round a bet is refunded or (its cashout written before the
-    kill) cashed out, never lost; elsewhere nothing is refunded.
+    kill) cashed out, never lost; elsewhere only a cancelled bet is refunded.
+    A refunded bet gives back its stake once: a second refund would show in
+    the balance.
     """
     bets, balances = state["bets"], state["balances"]
     for key, amount in acks.bets.items():
@@ -204,11 +216,13 @@ def check_money(state: dict[str, Any], acks: Acks, voided: set[int]) -> None:
         assert bets[key][0] == amount
     for key, payout in acks.cashouts.items():
         assert bets[key][1] == "cashed_out" and bets[key][2] == payout, (key, bets[key], payout)
+    for key, refund in acks.cancels.items():
+        assert bets[key][1] == "refunded" and bets[key][0] == refund, (key, bets[key], refund)
     expected = dict.fromkeys(balances, START_BALANCE)
     for (round_id, user_id), (amount, status, winnings) in bets.items():
         if round_id in voided:
             assert status != "lost", (round_id, user_id, status)
-        else:
+        elif (round_id, user_id) not in acks.cancels:
             assert status != "refunded", (round_id, user_id, status)
         if status != "refunded":
             expected[user_id] += winnings - amount

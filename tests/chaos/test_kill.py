@@ -1,15 +1,16 @@
 """kill -9 of ``serve`` and of its Redis under 600 players: nothing acknowledged is lost.
 
-The kill mid-round and the Redis kill run in ``make test``; the other kill
-moments (``chaos`` marker) in ``make chaos``.
+The kill mid-round, the kill after cancels and the Redis kill run in
+``make test``; the other kill moments (``chaos`` marker) in ``make chaos``.
 
 Each test runs a real ``pillarpayout serve`` on embedded storage, 600 funded
 players with live sessions, kills something at a chosen moment, restarts,
 and then checks, from PostgreSQL: ``pillarpayout audit`` is clean; every
 acknowledged bet is there with its amount; every acknowledged cashout is paid
-exactly; an interrupted round is voided (no bet lost, the rest refunded); a
-crashed one keeps its outcome; every balance is its start plus its bets'
-results; and another restart changes nothing.
+exactly; every acknowledged cancel is refunded once; an interrupted round is
+voided (no bet lost, the rest refunded); a crashed one keeps its outcome;
+every balance is its start plus its bets' results; and another restart
+changes nothing.
 """
 
 from __future__ import annotations
@@ -116,6 +117,30 @@ async def test_kill_while_betting_refunds_every_bet(game: tuple[Path, dict[int, 
     crowd.close()
     await settle_and_check(data_dir, crowd, {round_id})
     assert not any(r == round_id for r, _ in crowd.acks.cashouts)
+
+
+async def test_kill_after_cancels_refunds_each_cancelled_bet_once(
+    game: tuple[Path, dict[int, str]],
+) -> None:
+    """Half the crowd cancels its bet, some of them twice (a replayed frame),
+    and serve is killed while the round is still betting: the restart voids
+    the round, refunding every other bet, and each cancelled one keeps the
+    one refund its cancel made (a second, from the void or the replay, would
+    show in the balance)."""
+    data_dir, tokens = game
+    serve, crowd = await playing(data_dir, tokens, "--betting-ms", "10000")
+    round_id = await crowd.bet(target)
+    await crowd.until(lambda: len(crowd.acks.bets) >= 500, 60)
+    cancelling = [u for r, u in crowd.acks.bets if r == round_id and u % 2 == 0]
+    crowd.cancel(cancelling, f"c{round_id}")
+    twice = cancelling[::5]
+    crowd.cancel(twice, f"again{round_id}")
+    await crowd.until(lambda: crowd.acks.cancel_answers == len(cancelling) + len(twice), 60)
+    assert crowd.phase == "betting"
+    serve.kill9()
+    crowd.close()
+    assert len(crowd.acks.cancels) == len(cancelling) >= 200
+    await settle_and_check(data_dir, crowd, {round_id})
 
 
 @pytest.mark.chaos

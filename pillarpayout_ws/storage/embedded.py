@@ -39,6 +39,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -222,6 +223,9 @@ class EmbeddedServers:
         self._valkey: Path | None = None
         # The children we started: kept so they are reaped, not garbage-collected alive.
         self._children: list[subprocess.Popen[bytes]] = []
+        # One revive at a time: two at once (the health loop's and another
+        # check's, each in a thread) would both see Redis dead and start two.
+        self._reviving = threading.Lock()
 
     # -- ownership ---------------------------------------------------------
 
@@ -328,14 +332,15 @@ class EmbeddedServers:
         but slow is left alone. A process that is not the owner does nothing.
         """
         revived: list[str] = []
-        if not self.owner:
-            return revived
-        if self._pg_bin is not None and self._running_postgres_pid() is None:
-            self._start_postgres()
-            revived.append("PostgreSQL")
-        if self._valkey is not None and self._running_redis_pid() is None:
-            self._start_redis()
-            revived.append("Redis")
+        with self._reviving:
+            if not self.owner:
+                return revived
+            if self._pg_bin is not None and self._running_postgres_pid() is None:
+                self._start_postgres()
+                revived.append("PostgreSQL")
+            if self._valkey is not None and self._running_redis_pid() is None:
+                self._start_redis()
+                revived.append("Redis")
         return revived
 
     def stop_postgres(self) -> None:

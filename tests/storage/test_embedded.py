@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pillarpayout_ws.storage.embedded import EmbeddedServers
@@ -30,6 +31,26 @@ def test_start_stop_and_revive(tmp_path: Path) -> None:
     finally:
         servers.stop()
     assert servers.running_redis_url() is None
+
+
+def test_two_revives_at_once_start_one_redis(tmp_path: Path) -> None:
+    """The health loop and another check may revive at the same moment (each in a
+    thread): one Redis is started, not a second one beside it on the same files."""
+    servers = EmbeddedServers(tmp_path / "data")
+    servers.start()
+    try:
+        _, redis = server_pids(tmp_path / "data")
+        os.kill(redis, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(redis) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: servers.revive(), range(2)))
+        assert sorted(results) == [[], ["Redis"]]
+        valkeys = [c for c in servers._children if c.poll() is None and "valkey" in str(c.args)]
+        assert len(valkeys) == 1
+    finally:
+        servers.stop()
 
 
 def test_orphaned_servers_after_kill_9_are_adopted(tmp_path: Path) -> None:

@@ -13,6 +13,17 @@ from pillarpayout_ws.storage.embedded import EmbeddedServers
 from ..serving import ServeProcess, pid_alive, server_pids
 
 
+def kill9(*pids: int) -> None:
+    """SIGKILL ``pids`` and wait (at most 10 s) until ``kill 0`` finds none of them:
+    PostgreSQL checks its lock file the same way, so a process that exited but is
+    not yet reaped would still block the next start."""
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_start_stop_and_revive(tmp_path: Path) -> None:
     servers = EmbeddedServers(tmp_path / "data")
     servers.start()
@@ -21,10 +32,7 @@ def test_start_stop_and_revive(tmp_path: Path) -> None:
         assert servers.running_redis_url() == servers.redis_url
         assert servers.revive() == []  # both alive: nothing to do
         pg, redis = server_pids(tmp_path / "data")
-        os.kill(redis, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while pid_alive(redis) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        kill9(redis)
         assert servers.revive() == ["Redis"]
         assert server_pids(tmp_path / "data")[0] == pg
         assert pid_alive(server_pids(tmp_path / "data")[1])
@@ -40,10 +48,7 @@ def test_two_revives_at_once_start_one_redis(tmp_path: Path) -> None:
     servers.start()
     try:
         _, redis = server_pids(tmp_path / "data")
-        os.kill(redis, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while pid_alive(redis) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        kill9(redis)
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda _: servers.revive(), range(2)))
         assert sorted(results) == [[], ["Redis"]]
@@ -81,11 +86,7 @@ def test_stale_pid_files_after_everything_was_killed(tmp_path: Path) -> None:
     commitment = chain_line.split("commitment ")[1].split(")")[0]
     pg, redis = server_pids(data)
     first.kill9()
-    for pid in (pg, redis):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while (pid_alive(pg) or pid_alive(redis)) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    kill9(pg, redis)
     second = ServeProcess(data)
     try:
         second.wait_healthy()

@@ -65,11 +65,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from .keepalive import Keepalive
 from .limits import guard_frames
 
 log = logging.getLogger("pillarpayout.server")
 
 SLOW_CONSUMER_CLOSE = 4001
+KEEPALIVE_TIMEOUT_CLOSE = 1011  # as websockets' own keepalive
 HARD_BUFFER_LIMIT = 1024 * 1024  # bytes waiting for one client: past it, it is dropped
 SLOW_ABORT_S = 5.0
 BROADCAST_TURN_S = 0.0005  # how long a broadcast writes before the loop's next turn
@@ -102,9 +104,14 @@ class GameConnection(ServerConnection):
     (``limits.guard_frames``); and a client whose write buffer passes
     ``HARD_BUFFER_LIMIT`` after what it sent was answered (pongs it does not
     read, say) is cut off: nothing it does makes the server hold more.
+
+    Keepalive pings come from the hub's one timer (``keepalive.py``), not
+    from a task of websockets' per connection; a pong answers the last one
+    only if it echoes its payload.
     """
 
     left_open: Callable[[], object] | None = None
+    unanswered_ping: bytes | None = None  # the keepalive's last ping payload, until echoed
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
@@ -115,6 +122,11 @@ class GameConnection(ServerConnection):
         if self.transport.get_write_buffer_size() > HARD_BUFFER_LIMIT:
             log.info("cutting off a client that does not read what it asked for")
             self.transport.abort()
+
+    def acknowledge_pings(self, data: bytes) -> None:
+        if data == self.unanswered_ping:
+            self.unanswered_ping = None
+        super().acknowledge_pings(data)
 
     def _check_open(self) -> None:
         if self.left_open is not None and self.protocol.state is not State.OPEN:
@@ -151,6 +163,7 @@ class FanoutStats:
     ticks_skipped: int = 0
     ticks_superseded: int = 0
     slow_disconnects: int = 0
+    keepalive_timeouts: int = 0
 
 
 class _Broadcast:
@@ -240,6 +253,7 @@ class Hub:
         self.tick_buffer_limit = tick_buffer_limit
         self.hard_buffer_limit = hard_buffer_limit
         self.stats = FanoutStats()
+        self.keepalive = Keepalive(self._silent)
         self.chunk = chunk
         self.turn_s = turn_s
         self.tick_turn_s = tick_turn_s
@@ -264,6 +278,8 @@ class Hub:
         if isinstance(connection, GameConnection):
             connection.left_open = lambda: self._closed(transport)
             connection._check_open()  # it may have left OPEN already
+            if transport in self._open:
+                self.keepalive.add(transport, connection)
 
     def _closed(self, transport: asyncio.Transport) -> Client | None:
         """No frame may go to ``transport`` any more."""
@@ -272,6 +288,7 @@ class Hub:
         client = self._open.pop(transport, None)
         if client is not None:
             self._departures += 1
+            self.keepalive.discard(transport)
         return client
 
     def _presence_changed(self) -> None:
@@ -533,9 +550,19 @@ class Hub:
                 continue
             self.stats.slow_disconnects += 1
             log.info("disconnecting a slow consumer from %s", client.ip)
-            # Queue the close frame behind the backlog; if the client does not read
-            # even that within SLOW_ABORT_S, drop the TCP connection.
-            connection = client.connection
-            connection.protocol.fail(SLOW_CONSUMER_CLOSE, "too slow to keep up")
-            connection.send_data()
-            asyncio.get_running_loop().call_later(SLOW_ABORT_S, connection.transport.abort)
+            self.cut_off(client.connection, SLOW_CONSUMER_CLOSE, "too slow to keep up")
+
+    def _silent(self, connection: GameConnection) -> None:
+        """``connection`` did not answer its keepalive ping in time."""
+        self.stats.keepalive_timeouts += 1
+        log.info("closing a connection that did not answer its keepalive ping")
+        self.cut_off(connection, KEEPALIVE_TIMEOUT_CLOSE, "keepalive ping timeout")
+
+    @staticmethod
+    def cut_off(connection: ServerConnection, code: int, reason: str) -> None:
+        """Close ``connection`` with ``code``: the closing frame queues behind its
+        backlog, and if the client does not take even that within SLOW_ABORT_S,
+        the TCP connection is dropped."""
+        connection.protocol.fail(code, reason)
+        connection.send_data()
+        asyncio.get_running_loop().call_later(SLOW_ABORT_S, connection.transport.abort)

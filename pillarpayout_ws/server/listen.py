@@ -24,7 +24,8 @@ async def listen(
     reuse_port: bool = False,
 ) -> Server:
     """The ``/ws`` server: compression off, small frames and queues for small
-    messages, pings on, a large backlog; a port in use is a one-line ConfigError."""
+    messages, a large backlog; a port in use is a one-line ConfigError. Pings come
+    from the hub (``keepalive.py``), one timer for every connection."""
     try:
         return await serve(
             handler,
@@ -37,8 +38,7 @@ async def listen(
             max_size=4096,
             max_queue=16,
             write_limit=32 * 1024,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=None,
             backlog=4096,
             reuse_port=reuse_port,
             server_header=server_header,

@@ -40,12 +40,18 @@ class FanoutGauges:
             "clients disconnected for not taking frames that must arrive",
             registry=r,
         )
+        self.keepalive_timeouts = Gauge(
+            "pillarpayout_keepalive_timeouts",
+            "clients closed (1011) for not answering a keepalive ping within 20 s",
+            registry=r,
+        )
 
     def watch(self, stats: FanoutStats) -> None:
         self.deliveries.set_function(lambda: stats.deliveries)
         self.ticks_skipped.set_function(lambda: stats.ticks_skipped)
         self.ticks_superseded.set_function(lambda: stats.ticks_superseded)
         self.slow_disconnects.set_function(lambda: stats.slow_disconnects)
+        self.keepalive_timeouts.set_function(lambda: stats.keepalive_timeouts)
 
 
 class Metrics:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 import time
 from array import array
@@ -210,15 +211,39 @@ async def open_client(
     ``connect_ms`` is how long that took from the first SYN."""
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    _, client = await loop.create_connection(
-        lambda: GameClient(host, path, stats, on_frame, measure, all_frames),
-        host,
-        port,
-        local_addr=local_addr,
-    )
+
+    def protocol() -> GameClient:
+        return GameClient(host, path, stats, on_frame, measure, all_frames)
+
+    if local_addr is None:
+        _, client = await loop.create_connection(protocol, host, port)
+    else:
+        sock = await _connect_from(local_addr, host, port)
+        _, client = await loop.create_connection(protocol, sock=sock)
     await client.open
     client.connect_ms = (time.monotonic() - started) * 1000
     return client
+
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux
+
+
+async def _connect_from(local_addr: tuple[str, int], host: str, port: int) -> socket.socket:
+    """A TCP socket connected to ``host:port`` from ``local_addr``. With port 0 the
+    kernel picks the source port at connect time, for this destination: a plain
+    bind picks one unused towards every destination, so the sockets earlier runs
+    left in TIME_WAIT (to other servers' ports) would run the address out."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if local_addr[1] == 0:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind(local_addr)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _answers(header_lines: list[bytes], accept: bytes) -> bool:

@@ -5,7 +5,9 @@ test moves by hand (``ManualGame``, for tests about what happens in a round)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -252,3 +254,58 @@ async def manual_game(storage_for_game: Storage) -> AsyncIterator[ManualGame]:
         yield ManualGame(app, clock)
     finally:
         await app.stop()
+
+
+PING, PONG, CLOSE, CONT, TEXT = 0x9, 0xA, 0x8, 0x0, 0x1
+
+
+class RawClient:
+    """A WebSocket client of raw bytes: to send what no well-behaved library would."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, headers: str = "") -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{headers}\r\n".encode()
+        )
+        status = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in status.split(b"\r\n")[0]:
+            writer.close()
+            await writer.wait_closed()
+            raise AssertionError(status.decode(errors="replace"))
+        return cls(reader, writer)
+
+    @staticmethod
+    def frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
+        """A masked client frame (payload under 126 bytes)."""
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return bytes(((0x80 if fin else 0) | opcode, 0x80 | len(payload))) + mask + masked
+
+    async def next_frame(self) -> tuple[int, bytes]:
+        """The next server frame (unmasked): its opcode and payload."""
+        head = await self.reader.readexactly(2)
+        size = head[1] & 0x7F
+        if size == 126:
+            size = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif size == 127:
+            size = int.from_bytes(await self.reader.readexactly(8), "big")
+        return head[0] & 0x0F, await self.reader.readexactly(size)
+
+    async def frames(self) -> list[tuple[int, bytes]]:
+        """Every server frame until the connection ends: (opcode, payload)."""
+        out: list[tuple[int, bytes]] = []
+        try:
+            while True:
+                out.append(await self.next_frame())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return out
+
+    def close(self) -> None:
+        self.writer.close()

@@ -2,21 +2,20 @@
 
 The first test drives the cohorts by hand with stand-in connections; the
 second runs the game server with a short interval against a raw client that
-never answers a ping and a websockets client that does.
+answers pings only with pongs it made up, and a websockets client that echoes
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import struct
 from typing import Any, cast
 
 from pillarpayout_ws.server.keepalive import PING_HEADER, Keepalive
 from pillarpayout_ws.server.routes import metrics_response
 
-from .conftest import GameServer
+from .conftest import CLOSE, PING, PONG, GameServer, RawClient
 
 
 class Writes:
@@ -77,26 +76,6 @@ async def test_each_connection_is_pinged_once_an_interval_and_the_silent_are_han
     assert [c.pings() for c in answering] == [3] * len(answering)
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """One unmasked server frame: its opcode and payload."""
-    first, second = await reader.readexactly(2)
-    size = second & 0x7F
-    if size == 126:
-        (size,) = struct.unpack("!H", await reader.readexactly(2))
-    elif size == 127:
-        (size,) = struct.unpack("!Q", await reader.readexactly(8))
-    return first & 0x0F, await reader.readexactly(size)
-
-
-def masked_pong(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    return (
-        bytes((0x8A, 0x80 | len(payload)))
-        + mask
-        + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    )
-
-
 async def test_a_client_that_does_not_echo_pings_is_closed_with_1011(
     game_server: GameServer,
 ) -> None:
@@ -117,25 +96,19 @@ async def test_a_client_that_does_not_echo_pings_is_closed_with_1011(
 
     healthy = await game_server.connect()  # websockets answers pings by itself
     await healthy.next("hello")
-    reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    await reader.readuntil(b"\r\n\r\n")
+    raw = await RawClient.open(app.port)
     # websockets' own keepalive task is off for every connection.
     assert all(c.connection.keepalive_task is None for c in hub.clients)
 
     pings = 0
     async with asyncio.timeout(30):
         while True:
-            opcode, payload = await read_frame(reader)
-            if opcode == 0x9:  # answered with pongs it made up, not with the ping's payload
+            opcode, payload = await raw.next_frame()
+            if opcode == PING:  # answered with pongs it made up, not with the ping's payload
                 pings += 1
-                writer.write(masked_pong(b"made up"))
-                writer.write(masked_pong(bytes(b ^ 0xFF for b in payload)))
-            if opcode == 0x8:
+                raw.writer.write(RawClient.frame(PONG, b"made up"))
+                raw.writer.write(RawClient.frame(PONG, bytes(b ^ 0xFF for b in payload)))
+            if opcode == CLOSE:
                 break
     assert pings >= 1  # it was pinged...
     assert struct.unpack("!H", payload[:2])[0] == 1011  # ...then closed
@@ -154,4 +127,4 @@ async def test_a_client_that_does_not_echo_pings_is_closed_with_1011(
     await healthy.send(type="ping", ref="still")
     await healthy.next("pong", ref="still")
     await healthy.close()
-    writer.close()
+    raw.close()

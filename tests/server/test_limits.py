@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 
 import orjson
 import pytest
@@ -26,7 +24,7 @@ from pillarpayout_ws.server.limits import (
 from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
 
-from .conftest import GameServer, ManualGame
+from .conftest import CLOSE, CONT, PING, PONG, TEXT, GameServer, ManualGame, RawClient
 
 
 async def test_a_flood_is_limited_then_closed(game_server: GameServer) -> None:
@@ -103,57 +101,6 @@ def test_a_frame_limiter_refuses_then_closes() -> None:
     assert verdicts[: int(FRAME_BURST)] == [Verdict.PASS] * int(FRAME_BURST)
     assert verdicts[int(FRAME_BURST) : -1] == [Verdict.REFUSE] * (ABUSE_LIMIT - 1)
     assert verdicts[-1] is Verdict.CLOSE
-
-
-class RawClient:
-    """A WebSocket client of raw bytes: to send what no well-behaved library would."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int, headers: str = "") -> RawClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\n{headers}\r\n".encode()
-        )
-        status = await reader.readuntil(b"\r\n\r\n")
-        if b" 101 " not in status.split(b"\r\n")[0]:
-            writer.close()
-            await writer.wait_closed()
-            raise AssertionError(status.decode(errors="replace"))
-        return cls(reader, writer)
-
-    @staticmethod
-    def frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
-        """A masked client frame (payload under 126 bytes)."""
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return bytes(((0x80 if fin else 0) | opcode, 0x80 | len(payload))) + mask + masked
-
-    async def frames(self) -> list[tuple[int, bytes]]:
-        """Every server frame until the connection ends: (opcode, payload)."""
-        out: list[tuple[int, bytes]] = []
-        try:
-            while True:
-                head = await self.reader.readexactly(2)
-                size = head[1] & 0x7F
-                if size == 126:
-                    size = int.from_bytes(await self.reader.readexactly(2), "big")
-                elif size == 127:
-                    size = int.from_bytes(await self.reader.readexactly(8), "big")
-                out.append((head[0] & 0x0F, await self.reader.readexactly(size)))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return out
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-PING, PONG, CLOSE, CONT, TEXT = 0x9, 0xA, 0x8, 0x0, 0x1
 
 
 @pytest.mark.parametrize(

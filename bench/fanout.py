@@ -9,6 +9,15 @@ window records:
 - tick delay (server ``ts`` to receipt) p50/p90/p99/max, and ticks missed;
 - server RSS growth per connection (serve only: idle spectators).
 
+``serve``'s window runs from one crash to the first crash at least ``--window``
+seconds later, so it holds whole rounds, their ends and starts included (a
+round lasts 17 s on average: a fixed window held none about half the time).
+It starts only after the garbage collection that follows the first crash
+after the clients connected: that pass scans every new connection's objects
+once (about 0.3 s at 10,000), a cost of connecting, not of ticks, and it fell
+into a fixed window or not by chance. Its time is reported as
+``connect_gc_s``. The floor, which has no rounds, measures ``--window``.
+
 The ratio serve/floor is the number to watch: both run in the same session on
 the same machine, so noise from other load largely cancels. Run with
 ``python -m bench.fanout [--clients 3000 10000] [--window 15]``.
@@ -24,18 +33,22 @@ import os
 import socket
 import statistics
 import tempfile
+import threading
 import time
 import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvloop
+from websockets.sync.client import connect
 
 from bench.common import free_port, percentile, raise_nofile, ratio, spawn, start_serve, stop
 from loadtest.client import ClientStats, open_client
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROUND_WAIT_S = 300.0  # a round longer than five minutes stops the run
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -88,6 +101,47 @@ async def _worker(port: int, count: int, index: int, pipe: Connection) -> None:
             client.transport.abort()
 
 
+# -- rounds ----------------------------------------------------------------
+
+
+class CrashWatcher(threading.Thread):
+    """One more client, in a thread of the bench's own process: it counts the
+    ``crashed`` frames, so a window can end at a round's end without asking
+    the server anything while it is measured."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self._socket = connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
+        self._changed = threading.Condition()
+        self.crashes = 0
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):  # the server stops first
+            for message in self._socket:
+                if orjson.loads(message).get("type") == "crashed":
+                    with self._changed:
+                        self.crashes += 1
+                        self._changed.notify_all()
+
+    def wait_past(self, crashes: int, within_s: float) -> bool:
+        """Whether more than ``crashes`` rounds had crashed within ``within_s``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.crashes > crashes, within_s)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def wait_metric_past(port: int, name: str, value: float, within_s: float) -> bool:
+    """Whether ``/metrics``' ``name`` went past ``value`` within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if metric(port, name) > value:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 # -- one measurement --------------------------------------------------------
 
 
@@ -114,6 +168,7 @@ def metric(port: int, name: str) -> float:
 
 def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, Any]:
     port = free_port()
+    watcher: CrashWatcher | None = None
     data_dir = tempfile.mkdtemp(prefix="pp-bench-")
     if kind == "floor":
         server = spawn("-m", "bench.floor", "--port", str(port))
@@ -147,10 +202,27 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
         connected = sum(p.recv()[1] for p in pipes)
         time.sleep(2.0)  # settle
         rss_after = rss_bytes(server.pid)
+        connect_gc_s = rounds = None
+        if kind == "serve":
+            # After the collection that scans the new connections (module docstring).
+            collections = metric(port, "gc_seconds_count")
+            spent = metric(port, "gc_seconds_sum")
+            if not wait_metric_past(port, "gc_seconds_count", collections, ROUND_WAIT_S):
+                raise RuntimeError("no round ended after the clients connected")
+            connect_gc_s = round(metric(port, "gc_seconds_sum") - spent, 3)
+            watcher = CrashWatcher(port)
+            watcher.start()
+        started = time.monotonic()
         cpu0 = cpu_seconds(server.pid)
         for p in pipes:
             p.send("measure")
         time.sleep(window_s)
+        if watcher is not None:
+            crashes = watcher.crashes
+            if not watcher.wait_past(crashes, ROUND_WAIT_S):
+                raise RuntimeError("no round ended in the window")
+            rounds = watcher.crashes
+        measured_s = time.monotonic() - started
         cpu1 = cpu_seconds(server.pid)
         for p in pipes:
             p.send("stop")
@@ -169,7 +241,9 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
             "kind": kind,
             "clients": connected,
             "connected_at_end": still,
-            "window_s": window_s,
+            "window_s": round(measured_s, 2),
+            "rounds_ended": rounds,
+            "connect_gc_s": connect_gc_s,
             "frames": frames,
             "ticks": ticks,
             "cpu_s": round(cpu, 3),
@@ -193,6 +267,8 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
             "rss_per_connection_bytes": round((rss_after - rss_before) / max(1, connected)),
         }
     finally:
+        if watcher is not None:
+            watcher.close()
         stop(server)
 
 
@@ -227,6 +303,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "floor_p99_ms": floor["tick_delay_ms"]["p99"],
                     "serve_p99_ms": serve["tick_delay_ms"]["p99"],
                     "serve_rss_per_conn": serve["rss_per_connection_bytes"],
+                    "serve_window": (serve["window_s"], serve["rounds_ended"]),
+                    "connect_gc_s": serve["connect_gc_s"],
                 },
                 flush=True,
             )

@@ -42,12 +42,17 @@ for one connection first gives that connection any broadcast frame it is
 still due (``_catch_up``), so an ack is never held back behind the rest of
 a loop.
 
-Slow consumers: a tick is a snapshot, so a client whose write buffer is over
-``tick_buffer_limit`` skips it; when it drains it gets the next tick, the
-latest state, as usual. Frames that must not be skipped (acks, ``crashed``)
-go out whatever the buffer holds, unless it is over ``hard_buffer_limit``:
-then the client cannot keep up at all and is disconnected (close 4001, and
-the TCP connection is aborted if it does not take even that).
+Slow consumers: a tick is a snapshot, so a client that does not take its
+frames skips ticks: from the moment its write buffer passes
+``tick_buffer_limit`` (the transport's high-water mark, so the event loop
+tells the hub with ``pause_writing``) until it has drained to a quarter of
+that (``resume_writing``); then it gets the next tick, the latest state, as
+usual. Frames that must not be skipped (acks, ``crashed``) go out whatever
+the buffer holds, unless it is over ``hard_buffer_limit``: then the client
+cannot keep up at all and is disconnected (close 4001, and the TCP
+connection is aborted if it does not take even that). Only a paused
+transport can be over either limit, so while none is paused the write loop
+checks nothing per socket, as the floor's.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +77,7 @@ log = logging.getLogger("pillarpayout.server")
 
 SLOW_CONSUMER_CLOSE = 4001
 KEEPALIVE_TIMEOUT_CLOSE = 1011  # as websockets' own keepalive
+TICK_BUFFER_LIMIT = 16 * 1024  # bytes waiting for one client: past it, it skips ticks
 HARD_BUFFER_LIMIT = 1024 * 1024  # bytes waiting for one client: past it, it is dropped
 SLOW_ABORT_S = 5.0
 BROADCAST_TURN_S = 0.0005  # how long a broadcast writes before the loop's next turn
@@ -108,9 +114,14 @@ class GameConnection(ServerConnection):
     Keepalive pings come from the hub's one timer (``keepalive.py``), not
     from a task of websockets' per connection; a pong answers the last one
     only if it echoes its payload.
+
+    The transport's flow control (``pause_writing``/``resume_writing``) is
+    passed on to the hub (``flow``): it is how the fan-out learns that a
+    client stopped taking its frames.
     """
 
     left_open: Callable[[], object] | None = None
+    flow: Callable[[bool], object] | None = None
     unanswered_ping: bytes | None = None  # the keepalive's last ping payload, until echoed
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
@@ -136,6 +147,16 @@ class GameConnection(ServerConnection):
     def send_data(self) -> None:
         super().send_data()
         self._check_open()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.flow is not None:
+            self.flow(True)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.flow is not None:
+            self.flow(False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -234,7 +255,7 @@ class Hub:
     def __init__(
         self,
         *,
-        tick_buffer_limit: int = 16 * 1024,
+        tick_buffer_limit: int = TICK_BUFFER_LIMIT,
         hard_buffer_limit: int = HARD_BUFFER_LIMIT,
         chunk: int = BROADCAST_CHUNK,
         turn_s: float = BROADCAST_TURN_S,
@@ -248,6 +269,7 @@ class Hub:
         self._open: dict[asyncio.Transport, Client] = {}
         self._players: dict[asyncio.Transport, Client] = {}
         self._watchers: dict[asyncio.Transport, Client] = {}
+        self._paused: set[asyncio.Transport] = set()  # past tick_buffer_limit, not drained
         self._departures = 0  # how many left _open: a broadcast's targets are still all open
         self._logins = 0  # how many spectators became players
         self.tick_buffer_limit = tick_buffer_limit
@@ -280,11 +302,24 @@ class Hub:
             connection._check_open()  # it may have left OPEN already
             if transport in self._open:
                 self.keepalive.add(transport, connection)
+                connection.flow = lambda paused: self.flow(transport, paused)
+                if connection.paused:  # before it was ours
+                    self.flow(transport, True)
+                transport.set_write_buffer_limits(self.tick_buffer_limit)
+
+    def flow(self, transport: asyncio.Transport, paused: bool) -> None:
+        """``transport``'s buffer passed ``tick_buffer_limit`` (``paused``), or
+        drained again: it skips ticks meanwhile (module docstring)."""
+        if not paused:
+            self._paused.discard(transport)
+        elif transport in self._open:
+            self._paused.add(transport)
 
     def _closed(self, transport: asyncio.Transport) -> Client | None:
         """No frame may go to ``transport`` any more."""
         self._players.pop(transport, None)
         self._watchers.pop(transport, None)
+        self._paused.discard(transport)
         client = self._open.pop(transport, None)
         if client is not None:
             self._departures += 1
@@ -510,35 +545,31 @@ class Hub:
     def _deliver(
         self,
         broadcast: _Broadcast,
-        transports: Iterable[asyncio.Transport],
+        transports: Collection[asyncio.Transport],
         skips: set[asyncio.Transport] | None = None,
     ) -> None:
         self._write(transports, broadcast.frame, broadcast.droppable, skips, broadcast.tail)
 
     def _write(
         self,
-        transports: Iterable[asyncio.Transport],
+        transports: Collection[asyncio.Transport],
         frame: bytes,
         droppable: bool,
         skips: set[asyncio.Transport] | None = None,
         tail: bytes = b"",
     ) -> None:
-        # The hot loop, as close to the floor as Python gets: one buffer check
-        # and one write per socket. With ``skips`` (a queued broadcast that
-        # some socket left or had written ahead), skip those sockets too.
-        limit = self.tick_buffer_limit if droppable else self.hard_buffer_limit
-        delivered = 0
-        over: list[asyncio.Transport] = []
+        # The hot loop, the floor's: one write per socket. With ``skips`` (a
+        # queued broadcast that some socket left or had written ahead), skip
+        # those sockets; while some socket is paused, set it aside first.
         if skips is not None:
             still_open = self._open
             transports = [t for t in transports if t not in skips and t in still_open]
+        over: Collection[asyncio.Transport] = ()
+        if self._paused:
+            transports, over = self._set_aside(transports, droppable)
         for transport in transports:
-            if transport.get_write_buffer_size() > limit:
-                over.append(transport)
-                continue
             transport.write(frame)
-            delivered += 1
-        self.stats.deliveries += delivered
+        self.stats.deliveries += len(transports)
         if droppable:
             self.stats.ticks_skipped += len(over)
             if tail and over:
@@ -551,6 +582,23 @@ class Hub:
             self.stats.slow_disconnects += 1
             log.info("disconnecting a slow consumer from %s", client.ip)
             self.cut_off(client.connection, SLOW_CONSUMER_CLOSE, "too slow to keep up")
+
+    def _set_aside(
+        self, transports: Collection[asyncio.Transport], droppable: bool
+    ) -> tuple[Collection[asyncio.Transport], list[asyncio.Transport]]:
+        """The sockets to write to, and those that must not get the frame: for a
+        tick, the paused ones; otherwise those over ``hard_buffer_limit`` (only a
+        paused one can be)."""
+        paused = self._paused
+        if droppable:
+            over = [t for t in transports if t in paused]
+        else:
+            limit = self.hard_buffer_limit
+            over = [t for t in transports if t in paused and t.get_write_buffer_size() > limit]
+        if not over:
+            return transports, over
+        left_out = set(over)
+        return [t for t in transports if t not in left_out], over
 
     def _silent(self, connection: GameConnection) -> None:
         """``connection`` did not answer its keepalive ping in time."""

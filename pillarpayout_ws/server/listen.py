@@ -10,7 +10,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
 from ..exceptions import ConfigError
-from .fanout import GameConnection
+from .fanout import TICK_BUFFER_LIMIT, GameConnection
 
 
 async def listen(
@@ -37,7 +37,7 @@ async def listen(
             compression=None,
             max_size=4096,
             max_queue=16,
-            write_limit=32 * 1024,
+            write_limit=TICK_BUFFER_LIMIT,  # as the hub sets it when it takes a connection
             ping_interval=None,
             backlog=4096,
             reuse_port=reuse_port,

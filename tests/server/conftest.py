@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -266,8 +267,17 @@ class RawClient:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int, headers: str = "") -> RawClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(cls, port: int, headers: str = "", *, buffer: int | None = None) -> RawClient:
+        """With ``buffer``, a client that takes little more than that until it reads:
+        its socket's receive buffer and its stream's limit are that small."""
+        if buffer is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        else:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=buffer)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"

@@ -1,8 +1,9 @@
 """The fan-out (server/fanout.py): every socket gets every frame once, in the order made.
 
 The first tests use stand-in transports that record what is written to them
-(the hub only calls ``write`` and ``get_write_buffer_size``); the last ones
-use real sockets: a slow consumer, and a connection that closes.
+(the hub only calls ``write``, and ``get_write_buffer_size`` on a paused
+one); the last ones use real sockets: slow consumers, and a connection that
+closes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pillarpayout_ws.server import fanout
 from pillarpayout_ws.server.fanout import Client, Hub, text_frame
 from pillarpayout_ws.server.routes import metrics_response
 
-from .conftest import GameServer
+from .conftest import GameServer, RawClient
 
 
 class Recorder:
@@ -146,8 +147,7 @@ async def test_when_ticks_are_superseded_no_spectator_is_left_out_every_time() -
 
 async def test_the_bets_a_tick_changed_go_in_the_same_write_and_never_skipped() -> None:
     hub, clients = hub_with(3)
-    slow = cast(Any, clients[1].transport)
-    slow.get_write_buffer_size = lambda: hub.tick_buffer_limit + 1
+    hub.flow(clients[1].transport, True)  # its buffer passed tick_buffer_limit
     hub.tick(b"t1", then=b"bets")
     hub.tick(b"t2")
     assert frames(clients[0]) == frames(clients[2]) == [b"t1", b"bets", b"t2"]
@@ -237,13 +237,44 @@ async def test_a_client_gone_mid_broadcast_gets_nothing_more() -> None:
 
 
 async def test_a_slow_client_skips_the_rest_of_a_tick_it_was_due() -> None:
-    hub, clients = hub_with(8)
-    slow = cast(Any, clients[6].transport)
-    slow.get_write_buffer_size = lambda: hub.tick_buffer_limit + 1
-    hub.tick(b"t1")
+    hub, clients = hub_with(8, spectators=frozenset(range(8)))
+    hub.tick(b"t1")  # spectators 0-2 now, the rest later
+    hub.flow(clients[6].transport, True)
     hub.finish()
     assert frames(clients[6]) == []
     assert hub.stats.ticks_skipped == 1
+
+
+async def test_a_paused_client_gets_ticks_again_once_drained_and_never_misses_the_rest() -> None:
+    hub, clients = hub_with(3)
+    slow = clients[1].transport
+    hub.flow(slow, True)
+    hub.tick(b"t1")
+    hub.broadcast(b"crashed")  # not a tick: written whatever the buffer holds
+    hub.finish()
+    hub.flow(slow, False)  # drained to a quarter of the limit
+    hub.tick(b"t2")
+    hub.finish()
+    assert frames(clients[1]) == [b"crashed", b"t2"]
+    assert frames(clients[0]) == [b"t1", b"crashed", b"t2"]
+    assert hub.stats.ticks_skipped == 1
+
+
+async def test_only_a_paused_client_is_checked_against_the_hard_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed: list[int] = []
+    monkeypatch.setattr(Hub, "cut_off", staticmethod(lambda _c, code, _r: closed.append(code)))
+    hub, clients = hub_with(3)
+    for client in clients[:2]:  # both far behind; only one told the hub
+        cast(Any, client.transport).get_write_buffer_size = lambda: hub.hard_buffer_limit + 1
+    hub.flow(clients[0].transport, True)
+    hub.flow(clients[2].transport, True)  # paused, but under the hard limit
+    hub.broadcast(b"crashed")
+    hub.finish()
+    assert [frames(c) for c in clients] == [[], [b"crashed"], [b"crashed"]]
+    assert hub.stats.slow_disconnects == 1
+    assert closed == [fanout.SLOW_CONSUMER_CLOSE]
 
 
 def test_text_frame_lengths() -> None:
@@ -371,6 +402,43 @@ async def test_a_slow_consumer_skips_ticks_then_is_disconnected(game_server: Gam
     await healthy.next("pong", ref="ok")
     await healthy.close()
     sock.close()
+
+
+async def test_a_slow_consumer_that_catches_up_gets_ticks_again(game_server: GameServer) -> None:
+    app = game_server.app
+    hub = app.hub
+    hub.tick_buffer_limit = 1024  # the mark the hub gives each connection it takes
+    raw = await RawClient.open(app.port, buffer=4096)
+    (client,) = hub.clients
+    probe = b'{"type":"tick","probe":%d}'
+    async with asyncio.timeout(30):
+        while client.transport not in hub._paused:  # the loop tells the hub
+            hub.broadcast(orjson.dumps({"type": "chat", "padding": "x" * 30_000}))
+            await asyncio.sleep(0)
+        skipped = hub.stats.ticks_skipped
+        hub.tick(probe % 1)
+        assert hub.stats.ticks_skipped == skipped + 1
+        # It reads again: once its buffer has drained, the loop tells the hub
+        # and the next tick is its own.
+        frames: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def read() -> None:
+            while True:
+                frames.put_nowait((await raw.next_frame())[1])
+
+        reading = asyncio.create_task(read())
+        while client.transport in hub._paused:
+            app.runner.turn_done.clear()
+            await app.runner.turn_done.wait()
+        skipped = hub.stats.ticks_skipped
+        hub.tick(probe % 2)
+        seen: list[bytes] = []
+        while not seen or seen[-1] != probe % 2:
+            seen.append(await frames.get())
+        assert probe % 1 not in seen
+        assert hub.stats.ticks_skipped == skipped
+        reading.cancel()
+    raw.close()
 
 
 async def test_a_closed_connection_leaves_the_fanout_at_once(game_server: GameServer) -> None:

@@ -162,8 +162,9 @@ def run(
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="pp-bench-answers-"))
     tokens: list[str] = []
+    durations = data_dir / "floor-durations"
     if kind == "floor":
-        server = spawn("-m", "bench.floor", "--port", str(port))
+        server = spawn("-m", "bench.floor", "--port", str(port), "--durations", str(durations))
         watchers = spectators + bettors
     else:
         tokens = uvloop.run(provision(data_dir, bettors))
@@ -203,6 +204,8 @@ def run(
             p.recv()
         time.sleep(2.0)
         superseded = -fanout.metric(port, "ticks_superseded") if tokens else 0.0
+        written = fanout.histogram(port, "tick_fanout_seconds") if tokens else {}
+        started = time.time()
         cpu0 = sum(fanout.cpu_seconds(server.pid))
         for p in pipes:
             p.send("measure")
@@ -210,12 +213,29 @@ def run(
         for p in pipes:
             p.send("stop")
         cpu = sum(fanout.cpu_seconds(server.pid)) - cpu0
+        ended = time.time()
         superseded += fanout.metric(port, "ticks_superseded") if tokens else 0.0
+        if tokens:
+            fanout_ms = fanout.histogram_summary(
+                written, fanout.histogram(port, "tick_fanout_seconds")
+            )
         results = [p.recv() for p in pipes]
         for proc in procs:
             proc.join(10)
     finally:
         stop(server)
+    if kind == "floor":
+        took = [
+            float(t) * 1000
+            for when, t in (line.split() for line in durations.read_text().splitlines())
+            if started <= float(when) <= ended
+        ]
+        fanout_ms = {
+            "n": len(took),
+            "mean": round(statistics.fmean(took), 2) if took else None,
+            "p50": round(percentile(took, 50), 1),
+            "p99": round(percentile(took, 99), 1),
+        }
     spectator_delays = [d for r in results[:2] for d in r[3]]
     frames = sum(r[0] for r in results[:2]) + (results[2]["frames"] if tokens else 0)
     out: dict[str, Any] = {
@@ -223,6 +243,9 @@ def run(
         "tick_slice_ms": slice_ms if kind == "serve" else None,
         "spectators": sum(r[2] for r in results[:2]),
         "spectator_tick_ms": summary(spectator_delays),
+        # In the server: a tick made to its last spectator written (serve's
+        # from its histogram's buckets, the floor's from every tick).
+        "server_fanout_ms": fanout_ms,
         "cpu_us_per_delivery": round(cpu / frames * 1e6, 3) if frames else None,
     }
     spectator_ticks = sum(r[1] for r in results[:2])  # one in ten is measured, all count

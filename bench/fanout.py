@@ -101,6 +101,49 @@ async def _worker(port: int, count: int, index: int, pipe: Connection) -> None:
             client.transport.abort()
 
 
+def histogram(port: int, name: str) -> dict[str, float]:
+    """A running server's histogram ``name``: ``{le: cumulative count}`` plus
+    ``"sum"`` and ``"count"`` (empty if it cannot be read)."""
+    out: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        url = f"http://127.0.0.1:{port}/metrics"
+        prefix = f"pillarpayout_{name}_"
+        for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+            if line.startswith(prefix + 'bucket{le="'):
+                out[line.split('"')[1]] = float(line.split()[1])
+            elif line.startswith((prefix + "sum ", prefix + "count ")):
+                out[line.split()[0].removeprefix(prefix)] = float(line.split()[1])
+    return out
+
+
+def histogram_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Count, mean and (linear within a bucket) p50/p99, in ms, of what a histogram
+    took between two readings."""
+    count = after.get("count", 0.0) - before.get("count", 0.0)
+    if count <= 0:
+        return {"n": 0}
+    bounds = sorted(
+        (float(le), after[le] - before.get(le, 0.0)) for le in after if le[0] in "0123456789"
+    )
+
+    def quantile(q: float) -> float:
+        rank, low, below = q * count, 0.0, 0.0
+        for high, cumulative in bounds:
+            if cumulative >= rank:
+                inside = cumulative - below
+                return 1000 * (low + (high - low) * ((rank - below) / inside if inside else 1.0))
+            low, below = high, cumulative
+        return 1000 * low  # past the last finite bucket
+
+    mean = (after["sum"] - before.get("sum", 0.0)) / count * 1000
+    return {
+        "n": int(count),
+        "mean": round(mean, 2),
+        "p50": round(quantile(0.5), 1),
+        "p99": round(quantile(0.99), 1),
+    }
+
+
 # -- rounds ----------------------------------------------------------------
 
 

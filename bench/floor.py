@@ -3,7 +3,7 @@
 The fan-out benchmark compares ``pillarpayout serve`` with this: the least a
 server can do to deliver a tick (accept the handshake, then one
 ``transport.write`` of the same bytes per socket per tick). Run as
-``python -m bench.floor --port P [--tick-ms 100]``.
+``python -m bench.floor --port P [--tick-ms 100] [--durations FILE]``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from typing import cast
+from typing import TextIO, cast
 
 import orjson
 import uvloop
@@ -53,15 +53,18 @@ class FloorProtocol(asyncio.Protocol):
             self.clients.discard(self.transport)
 
 
-async def main(port: int, tick_ms: int) -> None:
+async def main(port: int, tick_ms: int, log: TextIO | None = None) -> None:
     clients: set[asyncio.Transport] = set()
     loop = asyncio.get_running_loop()
     await loop.create_server(lambda: FloorProtocol(clients), "127.0.0.1", port, backlog=4096)
     print("ready", flush=True)
+    # With ``log``, a line per tick: when, and how long from making the frame
+    # to the last write (as serve's ``tick_fanout_seconds``).
     start, n = time.monotonic(), 0
     while True:
         n += 1
         await asyncio.sleep(max(0.0, start + n * tick_ms / 1000 - time.monotonic()))
+        made = time.perf_counter()
         elapsed = n * tick_ms
         frame = text_frame(
             orjson.dumps(
@@ -77,11 +80,19 @@ async def main(port: int, tick_ms: int) -> None:
         )
         for transport in clients:
             transport.write(frame)
+        if log is not None:
+            log.write(f"{time.time():.3f} {time.perf_counter() - made:.6f}\n")
+            log.flush()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tick-ms", type=int, default=100)
+    parser.add_argument("--durations", help="a file to append each tick's write time to")
     args = parser.parse_args()
-    uvloop.run(main(args.port, args.tick_ms))
+    if args.durations:
+        with open(args.durations, "a") as log:
+            uvloop.run(main(args.port, args.tick_ms, log))
+    else:
+        uvloop.run(main(args.port, args.tick_ms))

@@ -197,6 +197,7 @@ class _Broadcast:
         "early",
         "frame",
         "logins",
+        "made",
         "next",
         "players_end",
         "tail",
@@ -213,8 +214,10 @@ class _Broadcast:
         hub: Hub,
         players_end: int = 0,
         tail: bytes = b"",
+        made: float | None = None,
     ) -> None:
         self.frame = frame  # a tick's ends with its tail
+        self.made = made  # a tick's spectators' part: when the tick was made (perf_counter)
         self.tail = tail  # the part of a tick's frame that must not be skipped
         self.targets = targets  # targets[:players_end] are the players'
         self.players_end = players_end
@@ -242,6 +245,7 @@ class _Broadcast:
         (or nothing). How many sockets skip it."""
         early = self.early
         skipped = sum(1 for t in self.targets[self.next :] if t not in early)
+        self.made = None  # not a tick written in full
         if self.tail:
             self.frame, self.tail, self.droppable = self.tail, b"", False
         else:
@@ -288,6 +292,9 @@ class Hub:
         self.mirror: Callable[[bytes, bool], None] | None = None
         # Told when a client comes, goes, logs in or out (``presence``), if set.
         self.on_presence: Callable[[], object] | None = None
+        # Told, in seconds, how long each tick took from made to its last
+        # spectator (not one a newer tick superseded), if set (``/metrics``).
+        self.on_tick_written: Callable[[float], object] | None = None
 
     def add(self, client: Client) -> None:
         self._presence_changed()
@@ -388,6 +395,7 @@ class Hub:
         ``tick_turn_s``. ``then``, a frame that must follow the tick (the bets it
         changed), goes in the same write; a client that skips the tick still
         gets it. A spectator still due an older tick gets this one instead."""
+        made = time.perf_counter()
         tail = text_frame(then) if then else b""
         frame = text_frame(payload) + tail
         self._catch_up_players()
@@ -403,7 +411,7 @@ class Hub:
                         watchers = watchers[first:] + watchers[:first]
                 self.stats.ticks_superseded += pending.supersede()
         self._drop_finished()
-        self._queue(_Broadcast(frame, watchers, True, self.tick_turn_s, self, tail=tail))
+        self._queue(_Broadcast(frame, watchers, True, self.tick_turn_s, self, tail=tail, made=made))
         if self.mirror is not None:
             self.mirror(payload, True)
             if then:
@@ -491,6 +499,7 @@ class Hub:
             targets = current.targets[current.next :]
             current.next = len(current.targets)
             self._deliver(current, targets, self._skips(current))
+            self._written(current)
         if self._when_idle:
             self._idle()
 
@@ -527,6 +536,7 @@ class Hub:
             self._deliver(current, targets[start : current.next], skips)
             if current.next >= len(targets):
                 pending.popleft()
+                self._written(current)
                 break
             if time.perf_counter() >= deadline:
                 break
@@ -534,6 +544,10 @@ class Hub:
             self._next_turn = asyncio.get_running_loop().call_soon(self._advance)
         elif self._when_idle:
             self._idle()
+
+    def _written(self, broadcast: _Broadcast) -> None:
+        if broadcast.made is not None and self.on_tick_written is not None:
+            self.on_tick_written(time.perf_counter() - broadcast.made)
 
     def _skips(self, broadcast: _Broadcast) -> set[asyncio.Transport] | None:
         """The sockets ``broadcast`` must check for (written ahead, or closed since it

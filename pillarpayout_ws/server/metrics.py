@@ -11,11 +11,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..storage.flush import Flusher
-from .fanout import FanoutStats, Hub
+from .fanout import Hub
 from .presence import Presence
 from .publish import Publisher
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_FANOUT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 1.0)
 
 
 class FanoutGauges:
@@ -45,8 +46,16 @@ class FanoutGauges:
             "clients closed (1011) for not answering a keepalive ping within 20 s",
             registry=r,
         )
+        self.tick_written = Histogram(
+            "pillarpayout_tick_fanout_seconds",
+            "a tick made to its last spectator written (a tick superseded is not counted)",
+            buckets=_FANOUT_BUCKETS,
+            registry=r,
+        )
 
-    def watch(self, stats: FanoutStats) -> None:
+    def watch(self, hub: Hub) -> None:
+        stats = hub.stats
+        hub.on_tick_written = self.tick_written.observe
         self.deliveries.set_function(lambda: stats.deliveries)
         self.ticks_skipped.set_function(lambda: stats.ticks_skipped)
         self.ticks_superseded.set_function(lambda: stats.ticks_superseded)
@@ -141,7 +150,7 @@ class Metrics:
         self.connections.set_function(lambda: len(hub.clients))
         self.players.set_function(lambda: hub.players)
         self.spectators.set_function(lambda: len(hub.clients) - hub.players)
-        self.fanout.watch(hub.stats)
+        self.fanout.watch(hub)
         self.flush_backlog.set_function(lambda: flusher.backlog)
         self.flush_held.set_function(lambda: len(flusher.held))
         self.flush_lag.set_function(lambda: flusher.lag_s)

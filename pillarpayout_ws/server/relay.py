@@ -139,7 +139,7 @@ class Relay:
         self.hub = Hub()
         self.metrics = m = RelayMetrics()
         m.connections.set_function(lambda: len(self.hub.clients))
-        m.fanout.watch(self.hub.stats)
+        m.fanout.watch(self.hub)
         m.age.set_function(
             lambda: self.clock.now() - self.last_message if self.last_message else -1
         )

@@ -277,6 +277,19 @@ async def test_only_a_paused_client_is_checked_against_the_hard_limit(
     assert closed == [fanout.SLOW_CONSUMER_CLOSE]
 
 
+async def test_a_tick_is_timed_from_made_to_its_last_spectator_unless_superseded() -> None:
+    hub, clients = hub_with(6, chunk=2, spectators=frozenset(range(2, 6)))
+    took: list[float] = []
+    hub.on_tick_written = took.append
+    hub.tick(b"t1")  # players 0 and 1, spectators 2 and 3 now, 4 and 5 later
+    hub.tick(b"t2")  # t1 superseded for 4 and 5: not timed
+    assert took == []
+    await turn()
+    hub.finish()
+    assert len(took) == 1 and took[0] >= 0
+    assert frames(clients[5]) == [b"t2"]
+
+
 def test_text_frame_lengths() -> None:
     assert text_frame(b"x" * 125)[:2] == bytes((0x81, 125))
     assert text_frame(b"x" * 126)[:4] == bytes((0x81, 126, 0, 126))
@@ -397,6 +410,10 @@ async def test_a_slow_consumer_skips_ticks_then_is_disconnected(game_server: Gam
     assert hub.stats.slow_disconnects == 1
     metrics = metrics_response(app.metrics.registry).body.decode()
     assert "pillarpayout_slow_disconnects 1.0" in metrics
+    (timed,) = [
+        x for x in metrics.splitlines() if x.startswith("pillarpayout_tick_fanout_seconds_count")
+    ]
+    assert float(timed.split()[1]) > 0  # the ticks it skipped reached the healthy client
     # The healthy client is untouched.
     await healthy.send(type="ping", ref="ok")
     await healthy.next("pong", ref="ok")

@@ -163,6 +163,7 @@ def run(
     data_dir = Path(tempfile.mkdtemp(prefix="pp-bench-answers-"))
     tokens: list[str] = []
     durations = data_dir / "floor-durations"
+    fanout_ms: dict[str, Any] = {}
     if kind == "floor":
         server = spawn("-m", "bench.floor", "--port", str(port), "--durations", str(durations))
         watchers = spectators + bettors

@@ -16,7 +16,10 @@ from .presence import Presence
 from .publish import Publisher
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-_FANOUT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 1.0)
+_FANOUT_BUCKETS = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05),
+    *(0.06, 0.075, 0.1, 0.25, 1.0),
+)  # fine where 1,000-10,000 spectators take
 
 
 class FanoutGauges:

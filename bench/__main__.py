@@ -90,6 +90,11 @@ def entry(results: dict[str, Any], when: str, commit: str) -> str:
                 f"{s['spectator_tick_p99']} ms, ratio {ratio}",
                 f"<= 1.15 {_met(ratio is not None and ratio <= 1.15)}",
             )
+            row(
+                f"{n:,} spectators, --tick-slice-ms {sliced:g}: a tick made to its last "
+                "spectator written, inside the server, mean serve / floor",
+                f"{s['fanout_mean_ms']} / {s['floor_fanout_mean_ms']} ms",
+            )
     r = results["relay"]
     hop = r["hop"]
     row(

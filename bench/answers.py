@@ -301,6 +301,7 @@ def by_slice(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for slice_ms in sorted({r["serve"]["tick_slice_ms"] for r in runs}):
         mine = [r["serve"] for r in runs if r["serve"]["tick_slice_ms"] == slice_ms]
+        floors = [r["floor"] for r in runs if r["serve"]["tick_slice_ms"] == slice_ms]
 
         def median(pick: Any, runs: list[dict[str, Any]] = mine) -> float | None:
             values = [v for v in (pick(r) for r in runs) if v is not None]
@@ -316,6 +317,8 @@ def by_slice(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "spectator_tick_p99": median(lambda r: r["spectator_tick_ms"]["p99"]),
                 "spectator_vs_floor_p99": median(lambda r: r["spectator_vs_floor_p99"]),
                 "cpu_vs_floor": median(lambda r: r["cpu_vs_floor"]),
+                "fanout_mean_ms": median(lambda r: r["server_fanout_ms"].get("mean")),
+                "floor_fanout_mean_ms": median(lambda f: f["server_fanout_ms"].get("mean"), floors),
                 "superseded_share": median(lambda r: r.get("superseded_share")),
             }
         )

@@ -105,14 +105,12 @@ def histogram(port: int, name: str) -> dict[str, float]:
     """A running server's histogram ``name``: ``{le: cumulative count}`` plus
     ``"sum"`` and ``"count"`` (empty if it cannot be read)."""
     out: dict[str, float] = {}
-    with contextlib.suppress(OSError):
-        url = f"http://127.0.0.1:{port}/metrics"
-        prefix = f"pillarpayout_{name}_"
-        for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
-            if line.startswith(prefix + 'bucket{le="'):
-                out[line.split('"')[1]] = float(line.split()[1])
-            elif line.startswith((prefix + "sum ", prefix + "count ")):
-                out[line.split()[0].removeprefix(prefix)] = float(line.split()[1])
+    prefix = f"pillarpayout_{name}_"
+    for line in scrape(port):
+        if line.startswith(prefix + 'bucket{le="'):
+            out[line.split('"')[1]] = float(line.split()[1])
+        elif line.startswith((prefix + "sum ", prefix + "count ")):
+            out[line.split()[0].removeprefix(prefix)] = float(line.split()[1])
     return out
 
 
@@ -199,13 +197,19 @@ def wait_listening(port: int, within_s: float = 60.0) -> None:
             time.sleep(0.1)
 
 
-def metric(port: int, name: str) -> float:
-    """One number from a running server's ``/metrics`` (0 if it cannot be read)."""
+def scrape(port: int) -> list[str]:
+    """The lines of a running server's ``/metrics`` (none if it cannot be read)."""
     with contextlib.suppress(OSError):
         url = f"http://127.0.0.1:{port}/metrics"
-        for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
-            if line.startswith(f"pillarpayout_{name} "):
-                return float(line.split()[1])
+        return list(urllib.request.urlopen(url, timeout=5).read().decode().splitlines())
+    return []
+
+
+def metric(port: int, name: str) -> float:
+    """One number from a running server's ``/metrics`` (0 if it cannot be read)."""
+    for line in scrape(port):
+        if line.startswith(f"pillarpayout_{name} "):
+            return float(line.split()[1])
     return 0.0
 
 

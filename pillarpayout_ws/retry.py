@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
+from typing import TypeVar
 
-__all__ = ["Backoff", "wait_for_event"]
+T = TypeVar("T")
+
+__all__ = ["Backoff", "unless_set", "wait_for_event"]
 
 
 class Backoff:
@@ -43,3 +47,30 @@ async def wait_for_event(event: asyncio.Event, timeout_s: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout_s)
     return event.is_set()
+
+
+async def unless_set(event: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
+    """Await ``awaitable``, unless ``event`` is set first: then cancel it and return None
+    (or what it returned, had it just finished)."""
+    if event.is_set():
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        return None
+    task = asyncio.ensure_future(awaitable)
+    stop = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if not task.done():
+        task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # we are cancelled ourselves
+        return None

@@ -105,9 +105,9 @@ class AdminDesk:
         self._storage = storage
         self._runner = runner
 
-    async def take(self) -> None:
+    async def take(self, wait_s: float = 0.0, until: asyncio.Event | None = None) -> bool:
         """Apply the commands queued since the last call, each through the game loop."""
-        await self._storage.live.answer_requests(ADMIN_DESK, self._command)
+        return await self._storage.live.answer_requests(ADMIN_DESK, self._command, wait_s, until)
 
     async def _command(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         try:

@@ -33,6 +33,7 @@ import contextlib
 import logging
 import signal
 import time
+from functools import partial
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.typing import Origin
@@ -73,7 +74,11 @@ __all__ = ["App", "ServerConfig", "run"]
 log = logging.getLogger("pillarpayout.server")
 
 HEALTH_INTERVAL_S = 1.0
-GRANT_POLL_S = 0.25
+# The desks (grants, operator commands, moderation) each block in Redis for
+# their next request, at most DESK_WAIT_S at a time (under the Redis client's
+# 10 s socket timeout); while Redis is down they retry every DESK_RETRY_S.
+DESK_WAIT_S = 2.0
+DESK_RETRY_S = 0.25
 CHAT_SAVE_S = 1.0
 CHAINS_POLL_S = 10.0
 STOP_TIMEOUT_S = 10.0
@@ -206,11 +211,15 @@ class App:
         self.tasks.spawn(self.flusher.run(), "flusher")
         self.tasks.spawn(self.stats.run(), "player-stats")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
-        self.tasks.every(GRANT_POLL_S, GrantDesk(storage, runner).take, "grants")
-        self.tasks.every(GRANT_POLL_S, AdminDesk(storage, runner).take, "admin")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
-        desk = ModerationDesk(storage, self.moderation)
-        self.tasks.every(GRANT_POLL_S, desk.take, "moderation")
+        desks: dict[str, GrantDesk | AdminDesk | ModerationDesk] = {
+            "grants": GrantDesk(storage, runner),
+            "admin": AdminDesk(storage, runner),
+            "moderation": ModerationDesk(storage, self.moderation),
+        }
+        for name, desk in desks.items():
+            take = partial(desk.take, DESK_WAIT_S, self.tasks.stopping)
+            self.tasks.repeat(take, DESK_RETRY_S, name)
         self.tasks.every(CHAINS_POLL_S, lambda: _add_new_chains(db, chains), "chains")
         log.info("listening on http://%s:%d/ (WebSocket at /ws)", config.host, self.port)
 

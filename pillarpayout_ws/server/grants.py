@@ -61,9 +61,9 @@ class GrantDesk:
         self._storage = storage
         self._runner = runner
 
-    async def take(self) -> None:
+    async def take(self, wait_s: float = 0.0, until: asyncio.Event | None = None) -> bool:
         """Apply the grants queued since the last call, each through the game loop."""
-        await self._storage.live.answer_requests(GRANT_DESK, self._grant)
+        return await self._storage.live.answer_requests(GRANT_DESK, self._grant, wait_s, until)
 
     async def _grant(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         try:

@@ -218,8 +218,10 @@ class ModerationDesk:
         self._storage = storage
         self._moderation = moderation
 
-    async def take(self) -> None:
-        await self._storage.live.answer_requests(MODERATION_DESK, self._take_one)
+    async def take(self, wait_s: float = 0.0, until: asyncio.Event | None = None) -> bool:
+        return await self._storage.live.answer_requests(
+            MODERATION_DESK, self._take_one, wait_s, until
+        )
 
     async def _take_one(self, request: dict[str, Any], key: str) -> dict[str, Any]:
         try:

@@ -4,8 +4,9 @@
 with an exception is logged with its traceback and calls ``on_failure`` (the
 server then shuts down cleanly rather than run without its flush or its
 game loop). ``every`` runs a step periodically until the supervisor is told
-to stop; ``stop`` waits for the tasks to end on their own, and cancels only
-the ones still running after the timeout.
+to stop, ``repeat`` one that waits by itself, back to back; ``stop`` waits
+for the tasks to end on their own, and cancels only the ones still running
+after the timeout.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ class Supervisor:
             while not self.stopping.is_set():
                 await step()
                 await wait_for_event(self.stopping, interval_s)
+
+        self.spawn(loop(), name)
+
+    def repeat(self, step: Callable[[], Awaitable[bool]], retry_s: float, name: str) -> None:
+        """Run ``step`` again as soon as it returns, until ``stop``; ``step`` waits
+        by itself (a blocking read), and after one that returns False (it failed)
+        the next waits ``retry_s``."""
+
+        async def loop() -> None:
+            while not self.stopping.is_set():
+                if not await step():
+                    await wait_for_event(self.stopping, retry_s)
 
         self.spawn(loop(), name)
 

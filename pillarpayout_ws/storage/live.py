@@ -36,6 +36,7 @@ a loop turn, returning only after Redis acknowledged it. Redis runs with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -60,6 +61,7 @@ from ..engine.records import (
     RoundRecord,
 )
 from ..exceptions import RedisUnavailable
+from ..retry import unless_set
 
 log = logging.getLogger("pillarpayout.storage")
 
@@ -403,19 +405,47 @@ class LiveStore:
             return None
         return cast(dict[str, Any], orjson.loads(answer[1]))
 
-    async def take_requests(self, desk: Desk, limit: int = 100) -> list[dict[str, Any]]:
+    async def take_requests(
+        self,
+        desk: Desk,
+        limit: int = 100,
+        wait_s: float = 0.0,
+        until: asyncio.Event | None = None,
+    ) -> list[dict[str, Any]]:
+        """Take up to ``limit`` requests queued at ``desk``. With ``wait_s``, wait that
+        long for the first (a blocking pop: nothing to poll), or until ``until`` is
+        set; a request popped while the wait was given up is dropped unanswered,
+        which its command line reports as "nothing happened"."""
         try:
-            items = cast("list[bytes] | None", await self._redis.lpop(desk.requests, limit))
+            if wait_s <= 0:
+                items = cast("list[bytes] | None", await self._redis.lpop(desk.requests, limit))
+            else:
+                popped = self._redis.blpop([desk.requests], timeout=wait_s)
+                first = cast(
+                    "tuple[bytes, bytes] | None",
+                    await (popped if until is None else unless_set(until, popped)),
+                )
+                if first is None:
+                    return []
+                items = [first[1]]
+                with contextlib.suppress(RedisError, OSError):  # the first is taken
+                    items += (
+                        cast("list[bytes] | None", await self._redis.lpop(desk.requests, limit - 1))
+                        or []
+                    )
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis read failed: {exc}") from None
-        return [cast(dict[str, Any], orjson.loads(i)) for i in (items or [])]
+        return [r for r in map(_request, items or []) if r is not None]
 
     async def answer_requests(
         self,
         desk: Desk,
         handle: Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]],
-    ) -> None:
-        """Answer each request queued at ``desk`` with ``handle(request, key)``.
+        wait_s: float = 0.0,
+        until: asyncio.Event | None = None,
+    ) -> bool:
+        """Answer each request queued at ``desk`` with ``handle(request, key)``,
+        waiting for the first as ``take_requests`` does; False if Redis failed.
 
         A request past its ``deadline`` is dropped unanswered: its command line
         has already told the operator that nothing happened. A malformed one
@@ -424,9 +454,9 @@ class LiveStore:
         is taken, the requests wait.
         """
         try:
-            requests = await self.take_requests(desk)
+            requests = await self.take_requests(desk, wait_s=wait_s, until=until)
         except RedisUnavailable:
-            return
+            return False
         for request in requests:
             try:
                 key = str(request["key"])
@@ -438,6 +468,7 @@ class LiveStore:
                 continue
             with contextlib.suppress(RedisUnavailable):
                 await self.answer(desk, key, answer)
+        return True
 
     async def answer(self, desk: Desk, key: str, answer: dict[str, Any]) -> None:
         reply = desk.reply_key(key)
@@ -448,3 +479,15 @@ class LiveStore:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis write failed: {exc}") from None
+
+
+def _request(item: bytes) -> dict[str, Any] | None:
+    """A queued request, or None (logged) when it is not a JSON object."""
+    try:
+        request = orjson.loads(item)
+    except orjson.JSONDecodeError:
+        request = None
+    if not isinstance(request, dict):
+        log.error("a queued request is not a JSON object, dropped: %r", item[:200])
+        return None
+    return request

@@ -84,7 +84,8 @@ async def test_a_malformed_request_is_dropped_and_the_next_one_applied(
     try:
         for request in [*junk, good]:
             await client.rpush(GRANT_DESK.requests, orjson.dumps(request))
-        await GrantDesk(app.storage, app.runner).take()  # or the server's own desk took them
+        # The server's desk, waiting in Redis, takes them one after another: the
+        # good one is answered after every piece of junk was dropped.
         answer = await client.blpop([GRANT_DESK.reply_key("good")], timeout=10)
         assert answer is not None and orjson.loads(answer[1])["balance"] == 100_700
     finally:

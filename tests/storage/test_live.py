@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
 import orjson
@@ -13,6 +16,7 @@ from pillarpayout_ws.storage.live import (
     GAME_STATE,
     PRESENCE_RELAYS,
     ActiveBets,
+    Desk,
     active_bet,
     decode_record,
     encode_record,
@@ -103,3 +107,86 @@ async def test_relay_spectators_sum_the_live_reports_and_drop_the_gone(storage: 
         assert await client.smembers(PRESENCE_RELAYS) == {b"a", b"c"}  # b is gone
     finally:
         await client.aclose()
+
+
+TEST_DESK = Desk("pp:test_requests", "pp:test_reply")
+
+
+async def until_blocked(client: aioredis.Redis, count: int) -> None:
+    """Return once Redis has ``count`` clients blocked in a pop (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while (await client.info("clients"))["blocked_clients"] != count:
+        assert time.monotonic() < deadline, f"never {count} blocked clients"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_waiting_desk_takes_a_request_as_it_arrives(storage: Storage) -> None:
+    """A desk blocks in Redis for its next request (no poll): a request queued
+    while it waits is taken and answered by that same wait."""
+    handled: list[dict[str, Any]] = []
+
+    async def handle(request: dict[str, Any], key: str) -> dict[str, Any]:
+        handled.append(request)
+        return {"ok": key}
+
+    client = aioredis.Redis.from_url(storage.live.url)
+    try:
+        waiting = asyncio.ensure_future(storage.live.answer_requests(TEST_DESK, handle, 30))
+        await until_blocked(client, 1)
+        request = {"key": "k1", "deadline": time.time() + 60}
+        await client.rpush(TEST_DESK.requests, orjson.dumps(request))
+        await asyncio.wait_for(waiting, 10)
+        assert handled == [request]
+        assert await client.lrange(TEST_DESK.reply_key("k1"), 0, -1) == [b'{"ok":"k1"}']
+    finally:
+        await client.aclose()
+
+
+async def test_a_waiting_desk_stops_when_told_and_leaves_later_requests_queued(
+    storage: Storage,
+) -> None:
+    """Told to stop (the server shutting down), the desk gives its wait up at once
+    and Redis no longer holds it: a request queued afterwards stays for the next
+    server, instead of being popped for a connection that is gone."""
+    handled: list[dict[str, Any]] = []
+
+    async def handle(request: dict[str, Any], key: str) -> dict[str, Any]:
+        handled.append(request)
+        return {}
+
+    stop = asyncio.Event()
+    client = aioredis.Redis.from_url(storage.live.url)
+    try:
+        waiting = asyncio.ensure_future(
+            storage.live.answer_requests(TEST_DESK, handle, 30, until=stop)
+        )
+        await until_blocked(client, 1)
+        stop.set()
+        await asyncio.wait_for(waiting, 5)
+        await until_blocked(client, 0)
+        await client.rpush(TEST_DESK.requests, orjson.dumps({"key": "k2", "deadline": 0}))
+        assert await client.llen(TEST_DESK.requests) == 1
+        assert handled == []
+    finally:
+        await client.aclose()
+
+
+async def test_a_queued_request_that_is_not_a_json_object_is_dropped(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    handled: list[dict[str, Any]] = []
+
+    async def handle(request: dict[str, Any], key: str) -> dict[str, Any]:
+        handled.append(request)
+        return {}
+
+    good = {"key": "good", "deadline": time.time() + 60}
+    client = aioredis.Redis.from_url(storage.live.url)
+    try:
+        await client.rpush(TEST_DESK.requests, b"not json", b"[1, 2]", orjson.dumps(good))
+        with caplog.at_level(logging.ERROR, logger="pillarpayout.storage"):
+            await storage.live.answer_requests(TEST_DESK, handle)
+    finally:
+        await client.aclose()
+    assert handled == [good]
+    assert len([r for r in caplog.records if "not a JSON object" in r.getMessage()]) == 2

@@ -292,26 +292,41 @@ class LiveStore:
     ) -> None:
         """Publish ``messages`` in order, and store ``snapshot`` as the latest hello,
         ``game_state`` as the game's state and the changes to ``active_bets``, in
-        one round trip (not a transaction: these are a mirror, not the record)."""
-        pipe = self._redis.pipeline(transaction=False)
+        one round trip (not a transaction: these are a mirror, not the record).
+
+        This runs at every tick, so it skips redis-py's pipeline layer (about
+        half of the round trip's CPU): the commands go out packed in one write on
+        a connection of the pool and their replies are read back in turn. Any
+        failure closes that connection, so no reply is left for the next user."""
         channel = self.channel
-        for message in messages:
-            pipe.publish(channel, message)
+        commands: list[tuple[Any, ...]] = [("PUBLISH", channel, m) for m in messages]
         if snapshot is not None:
-            pipe.set(HELLO, snapshot, ex=HELLO_TTL_S)
+            commands.append(("SET", HELLO, snapshot, "EX", HELLO_TTL_S))
         if game_state is not None:
-            pipe.hset(GAME_STATE, mapping=cast(Any, game_state))
+            commands.append(("HSET", GAME_STATE, *_flat(game_state)))
         if active_bets is not None:
             if active_bets.reset:
-                pipe.delete(ACTIVE_BETS)
+                commands.append(("DEL", ACTIVE_BETS))
             written = {k: v for k, v in active_bets.entries.items() if v is not None}
             gone = [k for k, v in active_bets.entries.items() if v is None]
             if written:
-                pipe.hset(ACTIVE_BETS, mapping=cast(Any, written))
+                commands.append(("HSET", ACTIVE_BETS, *_flat(written)))
             if gone:
-                pipe.hdel(ACTIVE_BETS, *gone)
+                commands.append(("HDEL", ACTIVE_BETS, *gone))
+        if not commands:
+            return
+        pool = self._redis.connection_pool
         try:
-            await pipe.execute()
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                await connection.send_packed_command(connection.pack_commands(commands))
+                for _ in commands:
+                    await connection.read_response()
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+            finally:
+                await pool.release(connection)
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis publish failed: {exc}") from None
 
@@ -491,3 +506,8 @@ def _request(item: bytes) -> dict[str, Any] | None:
         log.error("a queued request is not a JSON object, dropped: %r", item[:200])
         return None
     return request
+
+
+def _flat(mapping: dict[str, str] | dict[str, bytes]) -> list[str | bytes]:
+    """A hash's fields and values, as HSET takes them."""
+    return [item for pair in mapping.items() for item in pair]

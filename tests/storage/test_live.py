@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from pillarpayout_ws.engine.records import BetPlaced, Granted, RoundOpened
+from pillarpayout_ws.exceptions import RedisUnavailable
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.live import (
     ACTIVE_BETS,
@@ -88,6 +89,27 @@ async def test_publish_writes_the_mirror_in_one_round_trip(storage: Storage) -> 
         assert await client.hget(GAME_STATE, "state") == b"betting"
         await live.publish([], None, None, ActiveBets(True, {"9": active_bet(10, 2.0, None)}))
         assert list(await active()) == [9]  # emptied for the new round first
+    finally:
+        await client.aclose()
+
+
+async def test_a_refused_publish_leaves_no_reply_behind_for_the_next(storage: Storage) -> None:
+    """Commands of the round trip refused (here ``game_state`` and ``active_bets``
+    are not hashes): the publish fails as a whole, and the next publish on the
+    same pool reads its own replies, not the failed one's second error."""
+    live = storage.live
+    client = aioredis.Redis.from_url(live.url)
+    try:
+        await client.set(GAME_STATE, "not a hash")
+        await client.set(ACTIVE_BETS, "nor this")
+        bets = ActiveBets(False, {"7": active_bet(500, 1.5, None)})
+        with pytest.raises(RedisUnavailable, match="WRONGTYPE"):
+            await live.publish([b"F1 x"], None, {"state": "running"}, bets)
+        await client.delete(GAME_STATE, ACTIVE_BETS)
+        for round_id in range(3):
+            await live.publish([b"F2 y"], None, {"round_id": str(round_id)}, ActiveBets(True))
+            assert await client.hget(GAME_STATE, "round_id") == str(round_id).encode()
+        assert await client.hlen(ACTIVE_BETS) == 0
     finally:
         await client.aclose()
 

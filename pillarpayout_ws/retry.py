@@ -44,8 +44,11 @@ class Backoff:
 
 async def wait_for_event(event: asyncio.Event, timeout_s: float) -> bool:
     """Wait until ``event`` is set or ``timeout_s`` passed; whether it was set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout_s)
+    if not event.is_set():
+        # A deadline on this task, not asyncio.wait_for: no task per wait.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
     return event.is_set()
 
 

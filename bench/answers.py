@@ -231,12 +231,7 @@ def run(
             for when, t in (line.split() for line in durations.read_text().splitlines())
             if started <= float(when) <= ended
         ]
-        fanout_ms = {
-            "n": len(took),
-            "mean": round(statistics.fmean(took), 2) if took else None,
-            "p50": round(percentile(took, 50), 1),
-            "p99": round(percentile(took, 99), 1),
-        }
+        fanout_ms = {**summary(took), "mean": round(statistics.fmean(took), 2) if took else None}
     spectator_delays = [d for r in results[:2] for d in r[3]]
     frames = sum(r[0] for r in results[:2]) + (results[2]["frames"] if tokens else 0)
     out: dict[str, Any] = {

@@ -43,6 +43,7 @@ import asyncio
 import gc
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -527,12 +528,18 @@ class GameRunner:
                 self._metrics.answer_seconds.labels("cancel").observe(answered - command.received)
 
     async def _commit(self, records: list[Record]) -> None:
+        """Commit ``records``, retrying until Redis took them, and exactly once:
+        after a failure they go again only once Redis says the failed attempt
+        was not applied (``LiveStore.commit``)."""
         backoff = Backoff(COMMIT_RETRY_FIRST_S, COMMIT_RETRY_MAX_S)
+        key, failed = uuid.uuid4().hex, False
         while True:
             started = time.perf_counter()
             try:
-                await self._live.commit(records)
+                if not (failed and await self._live.committed(key)):
+                    await self._live.commit(records, key)
             except RedisUnavailable as exc:
+                failed = True
                 self._metrics.redis_commit_failures.inc()
                 log.warning(
                     "Redis commit failed; holding %d record(s) and their acks: %s",

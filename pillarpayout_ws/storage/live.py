@@ -5,6 +5,7 @@ Keys (``pp:`` is the prefix of everything this project writes)::
     pp:round:{id}      list   the round's write-ahead records, in order (orjson)
     pp:rounds          zset   ids of rounds in Redis not yet flushed to PostgreSQL
     pp:grants          hash   idem key -> Granted record not yet flushed
+    pp:committed       string the key of the last group commit Redis applied (``commit``)
     pp:grant_requests  list   grants queued by `pillarpayout grant` for a running server
     pp:grant_reply:{k} list   the server's answer to grant request k
     pp:admin_requests  list   operator commands (`adjust`, `void-round`) queued for a
@@ -29,9 +30,11 @@ Pub/sub channel ``pp:broadcast:{db}`` (pub/sub ignores database numbers, so
 the channel names its own): every broadcast frame, for relays (see
 ``server/relay.py`` for the message format).
 
-``commit()`` is the group commit: one MULTI/EXEC pipeline for every record of
-a loop turn, returning only after Redis acknowledged it. Redis runs with
+``commit()`` is the group commit: one MULTI/EXEC transaction for every record
+of a loop turn, returning only after Redis acknowledged it. Redis runs with
 ``appendonly yes``, so what it acknowledged survives a kill of either process.
+A commit that failed may still have been applied (the EXEC ran, its reply was
+lost); ``committed()`` tells, so the same records are never written twice.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -83,6 +87,7 @@ _FIELDS = {
 
 ROUNDS = "pp:rounds"
 GRANTS = "pp:grants"
+COMMITTED = "pp:committed"
 HELLO = "pp:hello"
 PLAYED = "pp:played"
 HELLO_TTL_S = 60  # a snapshot no game refreshes is gone within a minute
@@ -239,17 +244,24 @@ class LiveStore:
 
     # -- group commit ------------------------------------------------------
 
-    async def commit(self, records: Sequence[Record]) -> None:
+    async def commit(self, records: Sequence[Record], key: str | None = None) -> None:
         """Make ``records`` durable in one round trip; return once Redis acknowledged.
 
         Each record goes to its round's write-ahead list (grants to the grants
-        hash), all inside one MULTI/EXEC so a reader never sees half a batch.
+        hash), all inside one MULTI/EXEC so a reader never sees half a batch;
+        the same transaction sets ``pp:committed`` to ``key`` (a fresh one if
+        not given). ``RedisUnavailable`` does not say that nothing was written:
+        the EXEC may have run with only its reply lost. So before the same
+        records go again, ``committed(key)`` must say they are not there, or
+        they would be in the write-ahead twice (a round with a bet twice is
+        refused by the flush). For the same reason nothing here retries on its
+        own, as redis-py's pipeline would (it sends the whole transaction again).
         """
         if not records:
             return
         # Few commands whatever the batch size: one RPUSH per round, one HSET of grants.
         wal: dict[str, list[bytes]] = {}
-        opened: dict[str, int] = {}
+        opened: list[int] = []
         played: dict[str, bytes] = {}
         grants: dict[str, bytes] = {}
         for record in records:
@@ -259,22 +271,50 @@ class LiveStore:
                 continue
             wal.setdefault(round_key(record.round_id), []).append(data)
             if isinstance(record, RoundOpened):
-                opened[str(record.round_id)] = record.round_id
+                opened.append(record.round_id)
                 played[str(record.chain_id)] = orjson.dumps(
                     Played(record.nonce, record.seed_hash, record.round_id)
                 )
-        pipe = self._redis.pipeline(transaction=True)
+        commands: list[tuple[Any, ...]] = [("MULTI",)]
         if opened:
-            pipe.zadd(ROUNDS, cast(Any, opened))
-            pipe.hset(PLAYED, mapping=cast(Any, played))
-        for key, items in wal.items():
-            pipe.rpush(key, *items)
+            commands.append(("ZADD", ROUNDS, *[x for r in opened for x in (r, r)]))
+            commands.append(("HSET", PLAYED, *_flat(played)))
+        commands.extend(("RPUSH", wal_key, *items) for wal_key, items in wal.items())
         if grants:
-            pipe.hset(GRANTS, mapping=cast(Any, grants))
+            commands.append(("HSET", GRANTS, *_flat(grants)))
+        commands.append(("SET", COMMITTED, key or uuid.uuid4().hex))
+        commands.append(("EXEC",))
         try:
-            await pipe.execute()
+            applied = (await self._round_trip(commands))[-1]
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis commit failed: {exc}") from None
+        refused = [reply for reply in applied if isinstance(reply, Exception)]
+        if refused:  # a key of ours holding another type: no retry will mend it
+            raise RedisUnavailable(f"Redis commit failed: {refused[0]}")
+
+    async def committed(self, key: str) -> bool:
+        """Whether the commit named ``key`` was applied (it is the last one: the
+        server is the only writer, and commits one at a time)."""
+        try:
+            return await self._redis.get(COMMITTED) == key.encode()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"Redis read failed: {exc}") from None
+
+    async def _round_trip(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` packed in one write on a connection of the pool and
+        read their replies in turn, without redis-py's pipeline layer (its
+        retries, and half the CPU). Any failure closes that connection, so no
+        reply is left for its next user."""
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            return [await connection.read_response() for _ in commands]
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(connection)
 
     # -- relays ------------------------------------------------------------
 
@@ -295,9 +335,7 @@ class LiveStore:
         one round trip (not a transaction: these are a mirror, not the record).
 
         This runs at every tick, so it skips redis-py's pipeline layer (about
-        half of the round trip's CPU): the commands go out packed in one write on
-        a connection of the pool and their replies are read back in turn. Any
-        failure closes that connection, so no reply is left for the next user."""
+        half of the round trip's CPU): ``_round_trip``."""
         channel = self.channel
         commands: list[tuple[Any, ...]] = [("PUBLISH", channel, m) for m in messages]
         if snapshot is not None:
@@ -315,18 +353,8 @@ class LiveStore:
                 commands.append(("HDEL", ACTIVE_BETS, *gone))
         if not commands:
             return
-        pool = self._redis.connection_pool
         try:
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                await connection.send_packed_command(connection.pack_commands(commands))
-                for _ in commands:
-                    await connection.read_response()
-            except BaseException:
-                await connection.disconnect(nowait=True)
-                raise
-            finally:
-                await pool.release(connection)
+            await self._round_trip(commands)
         except (RedisError, OSError) as exc:
             raise RedisUnavailable(f"Redis publish failed: {exc}") from None
 

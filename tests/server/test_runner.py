@@ -18,7 +18,8 @@ from pillarpayout_ws.engine.events import GameSnapshot
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point
 from pillarpayout_ws.engine.game import Game, GameConfig, Phase
 from pillarpayout_ws.engine.growth import elapsed_for, multiplier_at
-from pillarpayout_ws.engine.records import Record
+from pillarpayout_ws.engine.records import BetPlaced, Record
+from pillarpayout_ws.exceptions import RedisUnavailable
 from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.fanout import Hub
@@ -164,10 +165,10 @@ async def test_a_newcomer_is_greeted_after_the_turn_under_way(
     committing = asyncio.Event()
     commit = live.commit
 
-    async def held_commit(records: Sequence[Record]) -> None:
+    async def held_commit(records: Sequence[Record], key: str | None = None) -> None:
         committing.set()
         await release.wait()
-        await commit(records)
+        await commit(records, key)
 
     alice, _ = await manual_game.register("alice")
     monkeypatch.setattr(live, "commit", held_commit)
@@ -179,6 +180,43 @@ async def test_a_newcomer_is_greeted_after_the_turn_under_way(
     release.set()
     await alice.next("bet_accepted", ref="b")
     assert [[b.username for b in s.bets] for s in snapshots] == [["alice"]]
+    await alice.close()
+
+
+async def test_a_commit_applied_but_unanswered_is_not_written_twice(
+    manual_game: ManualGame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis ran the turn's transaction but its answer was lost (a reset, a
+    timeout): the loop asks Redis before trying again, so the bet is in the
+    write-ahead once and the round still flushes; sending it again, as redis-py's
+    pipeline did by itself, left it there twice and the flush refused the round."""
+    app = manual_game.app
+    live = app.storage.live
+    commit = live.commit
+    lost: list[str | None] = []
+
+    async def answer_lost(records: Sequence[Record], key: str | None = None) -> None:
+        await commit(records, key)
+        if not lost:
+            lost.append(key)
+            raise RedisUnavailable("Connection reset by peer (after EXEC)")
+
+    alice, _session = await manual_game.register("alice")
+    round_id = app.runner.round_id
+    monkeypatch.setattr(live, "commit", answer_lost)
+    await alice.send(type="bet", amount=1000, ref="b")
+    assert (await alice.next("bet_accepted", ref="b"))["balance"] == 99_000
+    assert lost and lost[0] is not None and await live.committed(lost[0])
+    monkeypatch.setattr(live, "commit", commit)
+    assert round_id is not None
+    bets = [r for r in (await live.round_records([round_id]))[round_id] if isinstance(r, BetPlaced)]
+    assert len(bets) == 1
+    await manual_game.to_phase("crashed")
+    await alice.next("crashed", round_id=round_id)
+    await app.flusher.flush_now()
+    assert app.flusher.held == {}
+    assert (await audit(app.storage.db, live)).clean
+    assert (await app.storage.db.user_by_name("alice")).balance == 99_000  # type: ignore[union-attr]
     await alice.close()
 
 
@@ -348,10 +386,10 @@ async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
     release, committing = asyncio.Event(), asyncio.Event()
     commit = live.commit
 
-    async def held_commit(records: Sequence[Record]) -> None:
+    async def held_commit(records: Sequence[Record], key: str | None = None) -> None:
         committing.set()
         await release.wait()
-        await commit(records)
+        await commit(records, key)
 
     queued = asyncio.Event()
     submit = app.runner.submit

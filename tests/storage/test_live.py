@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from pillarpayout_ws.storage.live import (
     PRESENCE_RELAYS,
     ActiveBets,
     Desk,
+    LiveStore,
     active_bet,
     decode_record,
     encode_record,
@@ -57,9 +59,71 @@ async def test_group_commit_writes_the_batch_and_nothing_else(storage: Storage) 
     assert records == [opened, *bets]
     client = aioredis.Redis.from_url(storage.live.url)
     try:
-        assert sorted(await client.keys("*")) == [b"pp:played", b"pp:round:1", b"pp:rounds"]
+        assert sorted(await client.keys("*")) == [
+            b"pp:committed",
+            b"pp:played",
+            b"pp:round:1",
+            b"pp:rounds",
+        ]
     finally:
         await client.aclose()
+
+
+async def test_a_commit_whose_answer_is_lost_is_not_sent_again(storage: Storage) -> None:
+    """Between the server and Redis, a proxy that lets the first connection's
+    transaction through and then cuts it before the answer (as a reset or a
+    timeout would): the commit fails and is not sent again by itself (redis-py's
+    pipeline retried it, which wrote the records twice), and ``committed`` tells
+    that it was applied."""
+    target = urlsplit(storage.live.url)
+    if target.scheme == "unix":  # the embedded Redis
+        db = parse_qs(target.query).get("db", ["0"])[0]
+    else:
+        db = target.path.lstrip("/") or "0"
+    cut: list[bool] = []
+    relays: list[asyncio.Task[Any]] = []
+
+    async def relay(client: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        relays.append(cast("asyncio.Task[Any]", asyncio.current_task()))
+        if target.scheme == "unix":
+            upstream, up_writer = await asyncio.open_unix_connection(target.path)
+        else:
+            upstream, up_writer = await asyncio.open_connection(target.hostname, target.port)
+        first, sent_exec = not cut, asyncio.Event()
+        cut.append(True)
+
+        async def forward() -> None:
+            while data := await client.read(65536):
+                up_writer.write(data)
+                if b"EXEC" in data:
+                    sent_exec.set()
+            up_writer.close()
+
+        pump = asyncio.create_task(forward())
+        while data := await upstream.read(65536):
+            if first and sent_exec.is_set():
+                break  # Redis has run it: the answer is lost
+            writer.write(data)
+        writer.close()
+        up_writer.close()
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    auth = f"{target.username or ''}:{target.password}@" if target.password else ""
+    via = LiveStore(f"redis://{auth}127.0.0.1:{port}/{db}")
+    bet = BetPlaced(6, 1, None, 100, None, 900)
+    try:
+        with pytest.raises(RedisUnavailable):
+            await via.commit([RoundOpened(6, 1, 6, "00" * 32, "salt", 1.0), bet], "k6")
+        assert await via.committed("k6")
+        assert not await via.committed("another")
+    finally:
+        await via.close()  # its connections end, and so do their relays
+        await asyncio.wait_for(asyncio.gather(*relays), 10)
+        proxy.close()
+    assert (await storage.live.round_records([6]))[6].count(bet) == 1
 
 
 async def test_forget_flushed_removes_the_round(storage: Storage) -> None:

@@ -111,6 +111,9 @@ class GameConnection(ServerConnection):
     ``HARD_BUFFER_LIMIT`` after what it sent was answered (pongs it does not
     read, say) is cut off: nothing it does makes the server hold more.
 
+    Once its closing frame is queued, a connection that has not taken it
+    within ``SLOW_ABORT_S`` is dropped: whatever closes it never waits longer.
+
     Keepalive pings come from the hub's one timer (``keepalive.py``), not
     from a task of websockets' per connection; a pong answers the last one
     only if it echoes its payload.
@@ -123,6 +126,7 @@ class GameConnection(ServerConnection):
     left_open: Callable[[], object] | None = None
     flow: Callable[[bool], object] | None = None
     unanswered_ping: bytes | None = None  # the keepalive's last ping payload, until echoed
+    _abort: asyncio.TimerHandle | None = None  # set once its closing frame is queued
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
@@ -147,6 +151,12 @@ class GameConnection(ServerConnection):
     def send_data(self) -> None:
         super().send_data()
         self._check_open()
+        if self._abort is None and self.protocol.state in (State.CLOSING, State.CLOSED):
+            # Its closing frame is queued, behind whatever it has not read: a
+            # client that does not take it within SLOW_ABORT_S is dropped, so
+            # nothing that closes a connection (a stop, a logout, a ban, a
+            # flood's 1008) waits on one that never reads.
+            self._abort = self.loop.call_later(SLOW_ABORT_S, self.transport.abort)
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -159,6 +169,8 @@ class GameConnection(ServerConnection):
             self.flow(False)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._abort is not None:
+            self._abort.cancel()
         super().connection_lost(exc)
         self._check_open()
 
@@ -624,7 +636,6 @@ class Hub:
     def cut_off(connection: ServerConnection, code: int, reason: str) -> None:
         """Close ``connection`` with ``code``: the closing frame queues behind its
         backlog, and if the client does not take even that within SLOW_ABORT_S,
-        the TCP connection is dropped."""
+        the TCP connection is dropped (``GameConnection.send_data``)."""
         connection.protocol.fail(code, reason)
         connection.send_data()
-        asyncio.get_running_loop().call_later(SLOW_ABORT_S, connection.transport.abort)

@@ -10,6 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from pillarpayout_ws.server import fanout
 from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.fanout import HARD_BUFFER_LIMIT
@@ -148,6 +149,31 @@ async def test_a_client_that_does_not_read_what_it_asked_for_is_cut_off(
     # Cut off (the TCP connection aborted), not closed politely: no close frame.
     assert (PONG, b"first") in got and not [f for f in got if f[0] == CLOSE]
     raw.close()
+
+
+async def test_a_client_that_never_reads_does_not_hold_up_a_stop(
+    storage_for_game: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop closes every connection, and a close waits until the closing frame
+    is written: behind a backlog the client never reads, that was forever (and
+    so were a logout's, a ban's and a flood's closes). Now the client is dropped
+    SLOW_ABORT_S after its closing frame was queued."""
+    monkeypatch.setattr(fanout, "SLOW_ABORT_S", 0.5)
+    app = App(configure(ServerConfig, port=0), storage_for_game)
+    await app.start()
+    raw = await RawClient.open(app.port, buffer=4096)
+    stopped = False
+    try:
+        await raw.next_frame()  # hello: it is in the fan-out
+        (client,) = app.hub.clients
+        app.hub.send(client, b'"' + b"x" * 16_000_000 + b'"')  # more than the kernel holds
+        assert client.transport.get_write_buffer_size() > 0
+        await asyncio.wait_for(app.stop(), 30)
+        stopped = True
+    finally:
+        raw.close()
+        if not stopped:
+            await app.stop()
 
 
 async def test_a_refused_message_is_forgiven_with_time() -> None:

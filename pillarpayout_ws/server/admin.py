@@ -8,8 +8,9 @@ advisory lock;
 - it does not: the command is queued in Redis for the running server, whose
   ``AdminDesk`` hands it to the game loop; the engine applies it like any
   other action (write-ahead in Redis, then flushed to PostgreSQL) and the desk
-  answers through Redis. A request not taken by its deadline is never applied,
-  so "no answer" reliably means "nothing happened".
+  answers through Redis. A request that has not reached the game loop by its
+  deadline is refused, never applied (``grants.py`` says when "no answer" can
+  still hide an applied one).
 
 ``adjust USERNAME AMOUNT --reason TEXT`` credits or debits (a negative
 AMOUNT) a balance through the ledger (kind ``adjust``, with the reason). A
@@ -48,8 +49,9 @@ async def _through_server(storage: Storage, request: dict[str, Any]) -> dict[str
     answer = await storage.live.request(ADMIN_DESK, request, timeout_s=ANSWER_TIMEOUT_S + 2)
     if answer is None:
         raise StorageError(
-            f"the running server did not take the {request['command']} within "
-            f"{ANSWER_TIMEOUT_S:.0f} s; nothing was done"
+            f"the running server did not answer the {request['command']} within "
+            f"{ANSWER_TIMEOUT_S:.0f} s; nothing was done (unless its Redis failed at the "
+            "moment it applied it: check before trying again)"
         )
     if answer.get("error") == "unknown_user":
         raise UnknownUser(f"no user named {request.get('username')!r}")
@@ -114,14 +116,14 @@ class AdminDesk:
             if request.get("command") == "adjust":
                 return await self._adjust(request, key)
             if request.get("command") == "void_round":
-                return await self._void_round()
+                return await self._void_round(float(request["deadline"]))
             return {"error": f"unknown command {request.get('command')!r}"}
         except PillarPayoutError as exc:
             return {"error": str(exc)}
 
-    async def _void_round(self) -> dict[str, Any]:
+    async def _void_round(self, deadline: float) -> dict[str, Any]:
         try:
-            round_id, refunded = await self._runner.void_round()
+            round_id, refunded = await self._runner.void_round(deadline)
         except EngineError as exc:
             return {"error": f"no round to void ({exc})"}
         return {"round_id": round_id, "refunded": refunded}
@@ -133,7 +135,13 @@ class AdminDesk:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         account = LoadAccount(user.id, user.username, user.balance, done)
         self._runner.submit(
-            AdjustCommand(account, int(request["amount"]), key, str(request["reason"]))
+            AdjustCommand(
+                account,
+                int(request["amount"]),
+                key,
+                str(request["reason"]),
+                float(request["deadline"]),
+            )
         )
         try:
             return {"user_id": user.id, "balance": await done}

@@ -9,8 +9,10 @@ tries that lock:
 - it does not: the grant is queued in Redis for the server, whose
   ``GrantDesk`` (the server's half) takes it and hands it to the game loop,
   which applies it like any other action (write-ahead, then flush); the desk
-  answers through Redis. A request the server has not taken by its deadline
-  is never applied, so "no answer" reliably means "nothing happened".
+  answers through Redis. A request that has not reached the game loop by its
+  deadline is refused, never applied, so "no answer" means "nothing
+  happened", but for one case: the loop applied it just in time and its
+  commit to Redis then failed for longer than the command line waits.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ async def grant(storage: Storage, username: str, amount: int, *, key: str) -> tu
     answer = await storage.live.request(GRANT_DESK, request, timeout_s=ANSWER_TIMEOUT_S + 2)
     if answer is None:
         raise StorageError(
-            f"the running server did not take the grant within {ANSWER_TIMEOUT_S:.0f} s; "
-            "nothing was granted"
+            f"the running server did not answer within {ANSWER_TIMEOUT_S:.0f} s; nothing was "
+            "granted (unless its Redis failed at the moment it applied it: check the "
+            "balance before granting again)"
         )
     if answer.get("error") == "unknown_user":
         raise UnknownUser(f"no user named {username!r}")
@@ -74,7 +77,9 @@ class GrantDesk:
             return {"error": "unknown_user"}
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         account = LoadAccount(user.id, user.username, user.balance, done)
-        self._runner.submit(GrantCommand(account, int(request["amount"]), key))
+        self._runner.submit(
+            GrantCommand(account, int(request["amount"]), key, float(request["deadline"]))
+        )
         try:
             return {"user_id": user.id, "balance": await done}
         except (ValueError, PillarPayoutError) as exc:

@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..engine.config import SLOTS, GameConfig
 from ..engine.errors import EngineError
@@ -74,7 +74,7 @@ from ..engine.growth import FULL_INTEGRITY, ONE_X, integrity_at
 from ..engine.limits import Activity, Limits
 from ..engine.phases import Phase
 from ..engine.records import Record, RoundCrashed
-from ..exceptions import RedisUnavailable
+from ..exceptions import RedisUnavailable, StorageError
 from ..protocol import Fairness, encode_bets, encode_error, encode_event, encode_fairness
 from ..retry import Backoff
 from ..storage.flush import Flusher
@@ -162,6 +162,7 @@ class GrantCommand:
     account: LoadAccount
     amount: int
     key: str
+    deadline: float | None = None  # Unix time: refused, not applied, after it (``_expired``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,7 @@ class AdjustCommand:
     amount: int  # cents, signed
     key: str
     reason: str
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,7 @@ class VoidCommand:
     the turn is durable and sent, or with the engine's refusal."""
 
     done: asyncio.Future[tuple[int, int]]
+    deadline: float | None = None
 
 
 GameCommand = (
@@ -234,6 +237,20 @@ async def restore_game(db: Database, config: GameConfig, seeds: Chains) -> Game:
         history=await db.recent_crashes(),
         bet_refs=bet_refs,
     )
+
+
+def _expired(command: GrantCommand | AdjustCommand | VoidCommand) -> bool:
+    """An operator's request that reaches the loop after its deadline is refused,
+    not applied: its command line stops waiting soon after and says that nothing
+    happened, which must stay true."""
+    if command.deadline is None or time.time() <= command.deadline:
+        return False
+    done: asyncio.Future[Any] = (
+        command.done if isinstance(command, VoidCommand) else command.account.done
+    )
+    if not done.done():
+        done.set_exception(StorageError("it reached the game after its deadline; nothing was done"))
+    return True
 
 
 class GameRunner:
@@ -345,11 +362,11 @@ class GameRunner:
         game = self._game
         return game.limits_of(user_id), game.usage_of(user_id, self.now_ms())
 
-    async def void_round(self) -> tuple[int, int]:
+    async def void_round(self, deadline: float | None = None) -> tuple[int, int]:
         """Void the round under way (``Game.void_round``); its id and the bets
         refunded, once the refunds and the next round's opening are sent."""
         done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self.submit(VoidCommand(done))
+        self.submit(VoidCommand(done, deadline))
         return await done
 
     async def set_limits(self, user_id: int, limits: Limits) -> None:
@@ -430,6 +447,10 @@ class GameRunner:
         loaded: list[LoadAccount] = []
         voided: list[tuple[tuple[int, int], asyncio.Future[tuple[int, int]]]] = []
         for command in pending:
+            if isinstance(command, GrantCommand | AdjustCommand | VoidCommand) and _expired(
+                command
+            ):
+                continue
             if isinstance(command, BetCommand):
                 game.place_bet(
                     command.at_ms,
@@ -520,6 +541,10 @@ class GameRunner:
     def _time_answers(self, pending: Sequence[GameCommand]) -> None:
         answered = time.perf_counter()
         for command in pending:
+            if isinstance(command, GrantCommand | AdjustCommand | VoidCommand) and _expired(
+                command
+            ):
+                continue
             if isinstance(command, BetCommand):
                 self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
             elif isinstance(command, CashoutCommand):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from pillarpayout_ws.exceptions import UnknownUser
+from pillarpayout_ws.exceptions import StorageError, UnknownUser
 from pillarpayout_ws.server.grants import GrantDesk, grant
+from pillarpayout_ws.server.runner import GrantCommand, LoadAccount
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.audit import audit
 from pillarpayout_ws.storage.live import GRANT_DESK
@@ -62,6 +64,24 @@ async def test_a_request_past_its_deadline_is_never_applied(manual_game: ManualG
     finally:
         await client.aclose()
     assert app.runner.game.balance_of(session["user"]["id"]) == 100_000
+    await alice.close()
+
+
+async def test_a_grant_that_reaches_the_loop_after_its_deadline_is_refused(
+    manual_game: ManualGame,
+) -> None:
+    """Taken in time by the desk but late to the game loop (a slow PostgreSQL
+    lookup before it, say): refused there, never applied, so its command line's
+    "nothing was granted" stays true."""
+    app = manual_game.app
+    alice, session = await manual_game.register("alice")
+    user_id = session["user"]["id"]
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    account = LoadAccount(user_id, "alice", 0, done)
+    app.runner.submit(GrantCommand(account, 500, "late-in-loop", time.time() - 0.001))
+    with pytest.raises(StorageError, match="after its deadline"):
+        await done
+    assert app.runner.game.balance_of(user_id) == 100_000
     await alice.close()
 
 

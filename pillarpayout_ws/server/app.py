@@ -74,6 +74,8 @@ __all__ = ["App", "ServerConfig", "run"]
 log = logging.getLogger("pillarpayout.server")
 
 HEALTH_INTERVAL_S = 1.0
+LOCK_CHECK_S = 1.0  # how often the server makes sure it still holds its lock
+LOCK_LOST_S = 10.0  # how long it may be without it (an old session ending) before it stops
 # The desks (grants, operator commands, moderation) each block in Redis for
 # their next request, at most DESK_WAIT_S at a time (under the Redis client's
 # 10 s socket timeout); while Redis is down they retry every DESK_RETRY_S.
@@ -125,6 +127,8 @@ class App:
         )
         self.tasks = Supervisor(on_failure=self.request_stop)
         self._stopping = asyncio.Event()
+        self.lost_lock = False  # stopped because another process took the server lock
+        self._lock_missing_since: float | None = None
         self._server: Server | None = None
         self._runner_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
@@ -211,6 +215,7 @@ class App:
         self.tasks.spawn(self.flusher.run(), "flusher")
         self.tasks.spawn(self.stats.run(), "player-stats")
         self.tasks.every(HEALTH_INTERVAL_S, self.health.check, "health")
+        self.tasks.every(LOCK_CHECK_S, self.keep_lock, "server-lock")
         self.tasks.every(CHAT_SAVE_S, self.chat.save, "chat")
         desks: dict[str, GrantDesk | AdminDesk | ModerationDesk] = {
             "grants": GrantDesk(storage, runner),
@@ -222,6 +227,34 @@ class App:
             self.tasks.repeat(take, DESK_RETRY_S, name)
         self.tasks.every(CHAINS_POLL_S, lambda: _add_new_chains(db, chains), "chains")
         log.info("listening on http://%s:%d/ (WebSocket at /ws)", config.host, self.port)
+
+    async def keep_lock(self) -> None:
+        """The server lock must stay this server's for its whole life: it is what
+        sends the command line's grants and adjustments through the game instead
+        of straight to PostgreSQL. A lock whose PostgreSQL session ended is taken
+        again; if another process holds it for ``LOCK_LOST_S`` (the ended session's
+        own backend may take a while to go), this server stops (exit 1)."""
+        try:
+            held = await self.storage.db.keep_server_lock()
+        except PillarPayoutError:
+            return  # PostgreSQL is down: the health check says so; again next time
+        now = time.monotonic()
+        if held:
+            if self._lock_missing_since is not None:
+                log.warning("the server lock is this server's again")
+            self._lock_missing_since = None
+            return
+        if self._lock_missing_since is None:
+            self._lock_missing_since = now
+            log.warning(
+                "the server lock's PostgreSQL session ended and another process holds "
+                "the lock: this server stops unless it is free within %.0f s",
+                LOCK_LOST_S,
+            )
+        if now - self._lock_missing_since >= LOCK_LOST_S:
+            log.error("another process holds the server lock: stopping")
+            self.lost_lock = True
+            self.request_stop()
 
     def _game_loop_alive(self) -> bool:
         return self._runner_task is not None and not self._runner_task.done()
@@ -347,4 +380,4 @@ async def run(config: ServerConfig) -> int:
             await app.stop()
         finally:
             await storage.close()
-    return 0
+    return 1 if app.lost_lock else 0

@@ -317,6 +317,23 @@ class Database:
             await conn.close()
             return False
 
+    async def keep_server_lock(self) -> bool:
+        """Whether this process still holds the server lock ``try_server_lock`` took,
+        taking it again if its session ended (PostgreSQL restarted, a failover, an
+        idle timeout): False when another process holds it now."""
+        conn = self._lock_conn
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.fetchval("SELECT 1", timeout=2)
+                return True
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+                conn.terminate()
+        self._lock_conn = None
+        taken = await self.try_server_lock()
+        if taken:
+            log.warning("the server lock's PostgreSQL session had ended: the lock is taken again")
+        return taken
+
     async def release_server_lock(self) -> None:
         if self._lock_conn is not None:
             with contextlib.suppress(Exception):

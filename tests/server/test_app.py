@@ -7,10 +7,14 @@ import asyncio
 import pytest
 
 from pillarpayout_ws.exceptions import ConfigError
+from pillarpayout_ws.server import app as app_module
 from pillarpayout_ws.server.app import App
+from pillarpayout_ws.server.clock import ManualClock
+from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.postgres import SERVER_LOCK_KEY
 
 from ..conftest import another_process
-from .conftest import ManualGame, fast_config
+from .conftest import ManualGame, fast_config, start_game
 
 
 async def test_a_second_server_on_the_same_database_is_refused(manual_game: ManualGame) -> None:
@@ -59,3 +63,51 @@ async def test_stop_voids_the_running_round_flushes_and_says_goodbye(
     )
     assert [(r["kind"], r["amount"]) for r in rows][-2:] == [("bet", -1000), ("refund", 1000)]
     assert await app.storage.live.pending_round_ids() == []
+
+
+async def end_lock_session(other: Storage) -> None:
+    """End the PostgreSQL session that holds the server lock, as a PostgreSQL
+    restart, a failover or an idle timeout would, and wait until it is gone."""
+    ended = await other.db._pool.fetchval(
+        "SELECT bool_and(pg_terminate_backend(pid, 10000)) FROM pg_locks "
+        "WHERE locktype = 'advisory' AND objid = $1 AND granted",
+        SERVER_LOCK_KEY,
+    )
+    assert ended
+
+
+async def test_a_server_lock_whose_session_ended_is_taken_again(
+    storage_for_game: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without it, the command line's `grant` would take the free lock and write
+    to PostgreSQL beside the running game (whose balances would not know)."""
+    monkeypatch.setattr(app_module, "LOCK_CHECK_S", 3600.0)  # checked by hand below
+    app = await start_game(storage_for_game, clock=ManualClock(), stop_timeout_s=0)
+    other = await another_process(storage_for_game)
+    try:
+        await end_lock_session(other)
+        await app.keep_lock()
+        assert not await other.db.try_server_lock()  # the running server's again
+        assert not app.lost_lock
+    finally:
+        await other.close()
+        await app.stop()
+
+
+async def test_a_server_whose_lock_another_process_took_stops(
+    storage_for_game: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "LOCK_CHECK_S", 3600.0)
+    monkeypatch.setattr(app_module, "LOCK_LOST_S", 0.0)
+    app = await start_game(storage_for_game, clock=ManualClock(), stop_timeout_s=0)
+    other = await another_process(storage_for_game)
+    try:
+        await end_lock_session(other)
+        assert await other.db.try_server_lock()  # as a `grant` with no server would
+        await app.keep_lock()
+        assert app.lost_lock
+        await asyncio.wait_for(app.wait_stopping(), 10)
+    finally:
+        await other.db.release_server_lock()
+        await other.close()
+        await app.stop()

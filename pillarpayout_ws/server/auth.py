@@ -55,6 +55,7 @@ HASH_THREADS = 2
 HASH_SLOTS = 8
 LOGIN_RESERVED = 4
 REGISTER_PER_IP = 5  # an hour
+REGISTER_ATTEMPTS_PER_IP = 20  # an hour, refused ones included: each costs a hash
 REGISTER_GLOBAL = 60  # a minute
 FAILURE_WINDOW_S = 300.0
 FAILURES_PER_PAIR = 5
@@ -85,6 +86,8 @@ class SlidingWindow:
         self.limit = limit
         self.window_s = window_s
         self._events: dict[object, deque[float]] = {}
+        self._sweep_at = 1024  # keys held when the next sweep runs, at the latest
+        self._swept = 0.0
 
     def count(self, key: object, now: float) -> int:
         events = self._events.get(key)
@@ -102,6 +105,13 @@ class SlidingWindow:
     def add(self, key: object, now: float) -> None:
         self.count(key, now)
         self._events.setdefault(key, deque()).append(now)
+        if len(self._events) >= self._sweep_at or now >= self._swept + self.window_s:
+            # Keys never looked up again (a name tried once) go here, in one pass
+            # a window, or sooner once the keys held have doubled.
+            for old in [k for k, e in self._events.items() if e[-1] <= now - self.window_s]:
+                del self._events[old]
+            self._sweep_at = max(1024, 2 * len(self._events))
+            self._swept = now
 
 
 class Accounts:
@@ -131,6 +141,7 @@ class Accounts:
         self._ip_failures = SlidingWindow(FAILURES_PER_IP, FAILURE_WINDOW_S)
         self._account_failures = SlidingWindow(FAILURES_PER_ACCOUNT, FAILURE_WINDOW_S)
         self._ip_registrations = SlidingWindow(REGISTER_PER_IP, 3600.0)
+        self._ip_register_attempts = SlidingWindow(REGISTER_ATTEMPTS_PER_IP, 3600.0)
         self._registrations = SlidingWindow(REGISTER_GLOBAL, 60.0)
         # Revoked here lately: token digest (or user id, for logout_all) ->
         # (revocation number, when). Revocations are numbered so that "since"
@@ -187,11 +198,15 @@ class Accounts:
         """Create an account (granted the starting balance); (user, token, token digest)."""
         now = self._now()
         limited = not self._exempt(ip)
-        if (limited and self._ip_registrations.full(ip, now)) or self._registrations.full(
-            None, now
+        if limited and (
+            self._ip_registrations.full(ip, now) or self._ip_register_attempts.full(ip, now)
         ):
             raise AuthError("rate_limited", "too many new accounts lately; try again later")
+        if self._registrations.full(None, now):
+            raise AuthError("rate_limited", "too many new accounts lately; try again later")
         with self._slot(registering=True):
+            if limited:  # counted before the hash: a taken name costs one too
+                self._ip_register_attempts.add(ip, now)
             taken = await self._db.user_by_name(username) is not None
             # The same work either way: the answer's time does not say which.
             password_hash = await self._hash(password)

@@ -17,8 +17,10 @@ from pillarpayout_ws.server.auth import (
     FAILURES_PER_PAIR,
     HASH_SLOTS,
     LOGIN_RESERVED,
+    REGISTER_ATTEMPTS_PER_IP,
     REGISTER_PER_IP,
     SLOWDOWN_S,
+    SlidingWindow,
 )
 from pillarpayout_ws.storage import Storage
 
@@ -319,3 +321,41 @@ async def test_a_taken_username_costs_the_same_work_as_a_new_one(
     assert (refused["type"], refused["code"]) == ("error", "username_taken")
     assert len(hashed) == 2
     await player.close()
+
+
+async def test_registering_taken_names_is_limited_before_the_hash(
+    limited_server: GameServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused registration costs a password hash too (so that its time does not
+    tell a taken name): an address gets REGISTER_ATTEMPTS_PER_IP an hour, then
+    `rate_limited` before any hashing. Before, only accounts made were counted:
+    a loop of `register` with a taken name held the hashing slots forever."""
+    hashed: list[str] = []
+    real = PasswordHasher(1, 1024, 1)
+
+    class Counting(PasswordHasher):
+        def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+            hashed.append("x")
+            return real.hash(password)
+
+    monkeypatch.setattr(limited_server.app.accounts, "_hasher", Counting())
+    player = await limited_server.connect()
+    await player.next("hello")
+    assert (await register(player, "taken", "first"))["type"] == "session"
+    for i in range(REGISTER_ATTEMPTS_PER_IP - 1):
+        assert (await register(player, "taken", f"again{i}"))["code"] == "username_taken"
+    refused = await register(player, "taken", "late")
+    assert (refused["type"], refused["code"]) == ("error", "rate_limited")
+    assert len(hashed) == REGISTER_ATTEMPTS_PER_IP
+    await player.close()
+
+
+def test_failure_records_of_keys_never_seen_again_are_swept() -> None:
+    """A failed login of a name nobody tries again left its record for the life of
+    the process (a new name each time: memory without end)."""
+    window = SlidingWindow(5, 300.0)
+    for i in range(10_000):
+        window.add(f"name{i}", float(i) / 100)  # 100 s of failures, each a new name
+    assert len(window._events) == 10_000  # all in the window still
+    window.add("late", 1000.0)  # long after every one of them
+    assert list(window._events) == ["late"]

@@ -182,6 +182,10 @@ class ClientAddresses:
         return any(address in network for network in self._trusted)
 
     def of(self, connection: ServerConnection, request: Request | None = None) -> str:
+        """The client's address as the per-address limits count it (``limit_key``)."""
+        return limit_key(self._client_ip(connection, request))
+
+    def _client_ip(self, connection: ServerConnection, request: Request | None) -> str:
         ip = peer_ip(connection)
         request = request or connection.request
         if not self._trusted or request is None or not self._is_trusted(ip):
@@ -199,6 +203,23 @@ class ClientAddresses:
 
     def exempt(self, ip: str) -> bool:
         return self._exempt_loopback and is_loopback(ip)
+
+
+def limit_key(ip: str) -> str:
+    """What per-address limits count for ``ip``: an IPv4 address itself (an
+    IPv4-mapped IPv6 one as IPv4), an IPv6 address's /64, the least a host is
+    given (counting whole IPv6 addresses, one host with a /64 has 2**64 of
+    them); loopback and anything unparsable as they are."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if not address.is_loopback:
+            return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _is_address(text: str) -> bool:

@@ -21,6 +21,7 @@ from pillarpayout_ws.server.limits import (
     FrameLimiter,
     TokenBucket,
     Verdict,
+    limit_key,
 )
 from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
@@ -211,6 +212,33 @@ async def test_behind_a_trusted_proxy_each_client_is_its_own_address(
             raw.close()
     finally:
         await app.stop()
+
+
+async def test_an_ipv6_network_counts_as_one_address(storage_for_game: Storage) -> None:
+    """Every address of an IPv6 /64 is one for the limits: whoever holds a /64
+    (the least a host is given) would otherwise have 2**64 of them."""
+    app = App(
+        configure(ServerConfig, port=0, max_connections_per_ip=1, trusted_proxies=("127.0.0.1",)),
+        storage_for_game,
+    )
+    await app.start()
+    try:
+        first = await RawClient.open(app.port, "X-Forwarded-For: 2001:db8:0:7::1\r\n")
+        with pytest.raises(AssertionError, match="429"):
+            await RawClient.open(app.port, "X-Forwarded-For: 2001:db8:0:7:ffff::9\r\n")
+        other = await RawClient.open(app.port, "X-Forwarded-For: 2001:db8:0:8::1\r\n")
+        for raw in (first, other):
+            raw.close()
+    finally:
+        await app.stop()
+
+
+def test_the_address_the_limits_count() -> None:
+    assert limit_key("203.0.113.5") == "203.0.113.5"
+    assert limit_key("2001:db8:0:7:1:2:3:4") == "2001:db8:0:7::/64"
+    assert limit_key("::ffff:203.0.113.5") == "203.0.113.5"
+    assert limit_key("::1") == "::1"
+    assert limit_key("?") == "?"
 
 
 async def test_without_a_trusted_proxy_the_header_is_ignored(storage_for_game: Storage) -> None:

@@ -118,7 +118,7 @@ class App:
         self.chat = ChatRoom(storage.db, self.hub, self.clock)
         self.moderation = Moderation(storage.db, self.hub, self.chat)
         self.presence = Presence(self.hub, storage.live, self.clock)
-        self.addresses = config.addresses
+        self.addresses = config.per_address.addresses
         self.accounts = Accounts(
             storage.db,
             now=self.clock.now,
@@ -180,7 +180,7 @@ class App:
         self._gate = ConnectionGate(
             self.hub,
             self.addresses,
-            max_per_ip=config.max_connections_per_ip,
+            max_per_ip=config.per_address.max_connections_per_ip,
             refused=lambda code: self.metrics.errors.labels(code).inc(),
         )
         api = PublicRecord(

@@ -15,7 +15,7 @@ from ..exceptions import ConfigError
 from ..logs import LogConfig
 from ..settings import setting
 from ..storage import StorageConfig
-from .limits import ClientAddresses, trusted_networks
+from .limits import AddressLimits
 
 __all__ = ["ServerConfig"]
 
@@ -48,20 +48,7 @@ class ServerConfig:
         metavar="ORIGIN",
         shown="any",
     )
-    max_connections_per_ip: int = setting(1000, "open WebSockets per client address")
-    # Per-address limits apply to loopback too unless this is set: set it for a
-    # load test or tests on the same host, never behind a proxy on it.
-    exempt_loopback: bool = setting(
-        False, "skip the per-address limits for loopback clients (a load test on this host)"
-    )
-    trusted_proxies: tuple[str, ...] = setting(
-        (),
-        "take the client's address from X-Forwarded-For when the peer is in CIDR "
-        "(a reverse proxy; repeatable)",
-        flag="trusted_proxy",
-        metavar="CIDR",
-        shown="none",
-    )
+    per_address: AddressLimits = field(default_factory=AddressLimits)
     # fan-out: how long a broadcast writes before the loop may read (0: all at once)
     broadcast_slice_ms: float = setting(
         0.5,
@@ -86,16 +73,7 @@ class ServerConfig:
             raise ConfigError("must not be negative", setting="starting_balance")
         if not 0 <= self.port <= 65535:
             raise ConfigError("must be 0 to 65535", setting="port")
-        if self.max_connections_per_ip < 1:
-            raise ConfigError("must be positive", setting="max_connections_per_ip")
         if not 0 <= self.broadcast_slice_ms <= 1000:
             raise ConfigError("must be 0 to 1000", setting="broadcast_slice_ms")
         if not 0 <= self.tick_slice_ms <= 100:
             raise ConfigError("must be 0 to 100", setting="tick_slice_ms")
-        trusted_networks(self.trusted_proxies)  # each one a network, or a one-line error
-
-    @property
-    def addresses(self) -> ClientAddresses:
-        return ClientAddresses(
-            trusted_networks(self.trusted_proxies), exempt_loopback=self.exempt_loopback
-        )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from ..exceptions import ConfigError
+from ..settings import setting
 
 if TYPE_CHECKING:
     from .fanout import Hub
@@ -165,6 +167,39 @@ def trusted_networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
                 setting="trusted_proxies",
             ) from None
     return tuple(networks)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddressLimits:
+    """The per-address settings, the game's and a relay's (``per_address``)."""
+
+    max_connections_per_ip: int = setting(
+        1000, "open WebSockets per client address (an IPv6 /64 is one address)"
+    )
+    # Per-address limits apply to loopback too unless this is set: set it for a
+    # load test or tests on the same host, never behind a proxy on it.
+    exempt_loopback: bool = setting(
+        False, "skip the per-address limits for loopback clients (a load test on this host)"
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "take the client's address from X-Forwarded-For when the peer is in CIDR "
+        "(a reverse proxy; repeatable)",
+        flag="trusted_proxy",
+        metavar="CIDR",
+        shown="none",
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_connections_per_ip < 1:
+            raise ConfigError("must be positive", setting="max_connections_per_ip")
+        trusted_networks(self.trusted_proxies)  # each one a network, or a one-line error
+
+    @property
+    def addresses(self) -> ClientAddresses:
+        return ClientAddresses(
+            trusted_networks(self.trusted_proxies), exempt_loopback=self.exempt_loopback
+        )
 
 
 class ClientAddresses:

@@ -59,7 +59,7 @@ from ..storage.live import (
 )
 from .clock import Clock, MonotonicClock
 from .fanout import Client, Hub
-from .limits import FrameLimiter, Verdict, peer_ip
+from .limits import AddressLimits, ConnectionGate, FrameLimiter, Verdict
 from .listen import listen
 from .metrics import FanoutGauges
 from .routes import Router, json_response, metrics_response
@@ -91,6 +91,7 @@ class RelayConfig:
     game_url: str = setting(
         "ws://127.0.0.1:8765/ws", "where players play, named in read_only errors"
     )
+    per_address: AddressLimits = field(default_factory=AddressLimits)
     logs: LogConfig = field(default_factory=LogConfig)
 
 
@@ -108,6 +109,9 @@ class RelayMetrics:
         )
         self.reconnects = Counter(
             "pillarpayout_relay_redis_reconnects", "Redis connections re-made", registry=r
+        )
+        self.refused = Counter(
+            "pillarpayout_relay_refused", "handshakes refused", ["reason"], registry=r
         )
         self.resyncs = Counter(
             "pillarpayout_relay_resyncs", "snapshots re-sent to every client", registry=r
@@ -156,6 +160,13 @@ class Relay:
         )
         self._read_only = (
             f"this is a read-only spectator relay; to play, connect to {config.game_url}"
+        )
+        self._addresses = config.per_address.addresses
+        self._gate = ConnectionGate(
+            self.hub,
+            self._addresses,
+            max_per_ip=config.per_address.max_connections_per_ip,
+            refused=lambda reason: self.metrics.refused.labels(reason).inc(),
         )
 
     @property
@@ -305,7 +316,7 @@ class Relay:
     # -- connections --------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
-        client = Client(connection, ip=peer_ip(connection))
+        client = Client(connection, ip=self._addresses.of(connection))
         self.hub.add(client)
         try:
             if self.hello is not None:
@@ -334,7 +345,7 @@ class Relay:
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, "no game seen yet: try again shortly\n"
             )
-        return None
+        return self._gate(connection, request)  # the game's per-address cap
 
     def _healthz(self, connection: ServerConnection, request: Request) -> Response:
         age = self.clock.now() - self.last_message if self.last_message else None

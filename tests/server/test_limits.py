@@ -52,7 +52,7 @@ async def test_an_oversize_frame_closes_with_1009(game_server: GameServer) -> No
 
 
 async def test_connections_per_ip_are_capped(storage_for_game: Storage) -> None:
-    app = App(ServerConfig(port=0, max_connections_per_ip=2), storage_for_game)
+    app = App(configure(ServerConfig, port=0, max_connections_per_ip=2), storage_for_game)
     await app.start()
     try:
         url = f"ws://127.0.0.1:{app.port}/ws"

@@ -16,10 +16,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.relay import Relay, RelayConfig
+from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
 from pillarpayout_ws.storage.embedded import EmbeddedServers
 from pillarpayout_ws.storage.live import LiveStore, report_relay_spectators
@@ -54,9 +56,9 @@ async def relay_url(servers: Servers) -> str:
     return await redis_user(servers, RELAY_USER, RELAY_ACL)
 
 
-async def start_relay(redis_url: str, **options: Any) -> Relay:
+async def start_relay(redis_url: str, config: RelayConfig | None = None, **options: Any) -> Relay:
     """A relay that has its first snapshot (before that it answers 503)."""
-    relay = Relay(RelayConfig(port=0), redis_url, **options)
+    relay = Relay(config or RelayConfig(port=0), redis_url, **options)
     await relay.start()
     await asyncio.wait_for(relay.ready.wait(), 30)
     return relay
@@ -135,6 +137,27 @@ async def test_a_relay_is_read_only_and_says_where_to_play(game: App, relay_url:
         await watcher.ws.send("not json")
         assert (await watcher.next("error"))["code"] == "read_only"
         await watcher.close()
+    finally:
+        await relay.stop()
+
+
+async def test_a_relay_caps_the_connections_of_one_address(game: App, relay_url: str) -> None:
+    """As the game does: past ``--max-connections-per-ip`` a handshake gets 429, so
+    one client cannot take every file descriptor of a relay."""
+    relay = await start_relay(relay_url, configure(RelayConfig, port=0, max_connections_per_ip=2))
+    try:
+        first, second = await spectator(relay.port), await spectator(relay.port)
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"ws://127.0.0.1:{relay.port}/ws")
+        assert refused.value.response.status_code == 429
+        refusals = relay.metrics.registry.get_sample_value(
+            "pillarpayout_relay_refused_total", {"reason": "too_many_connections"}
+        )
+        assert refusals == 1
+        await first.close()
+        third = await spectator(relay.port)  # a slot is free again
+        for player in (second, third):
+            await player.close()
     finally:
         await relay.stop()
 

@@ -178,7 +178,6 @@ class App:
         runner.mirror = self.publisher
         self.metrics.watch(self.hub, self.flusher, self.publisher, self.presence)
         self._gate = ConnectionGate(
-            self.hub,
             self.addresses,
             max_per_ip=config.per_address.max_connections_per_ip,
             refused=lambda code: self.metrics.errors.labels(code).inc(),

@@ -279,7 +279,6 @@ class Hub:
     ) -> None:
         self.clients: set[Client] = set()
         self.by_user: dict[int, set[Client]] = {}
-        self._per_ip: dict[str, int] = {}
         # The transports the fan-out writes to: OPEN connections only, all of
         # them, and split into players' and spectators' (players go first).
         self._open: dict[asyncio.Transport, Client] = {}
@@ -311,7 +310,6 @@ class Hub:
     def add(self, client: Client) -> None:
         self._presence_changed()
         self.clients.add(client)
-        self._per_ip[client.ip] = self._per_ip.get(client.ip, 0) + 1
         transport = client.transport
         self._open[transport] = client
         (self._players if client.user_id is not None else self._watchers)[transport] = client
@@ -354,15 +352,7 @@ class Hub:
         if client in self.clients:
             self._presence_changed()
             self.clients.discard(client)
-            left = self._per_ip[client.ip] - 1
-            if left:
-                self._per_ip[client.ip] = left
-            else:
-                del self._per_ip[client.ip]
         self.logout(client)
-
-    def per_ip(self, ip: str) -> int:
-        return self._per_ip.get(ip, 0)
 
     def login(self, client: Client, user_id: int, username: str, token_sha256: str) -> None:
         self.logout(client)

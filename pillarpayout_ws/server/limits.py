@@ -8,7 +8,7 @@
   the same host would otherwise make every client one exempt address).
 - ``ConnectionGate``: the WebSocket handshake is refused with 503 once the
   server is shutting down, and with 429 when the client's address already
-  holds ``max_connections_per_ip`` sockets.
+  holds ``max_connections_per_ip`` sockets (counted from the handshake on).
 - ``TokenBucket``: ``rate`` tokens a second up to ``burst``; time comes from
   the clock it is given (``Clock.now``), never from ``time`` directly.
 - ``guard_frames``: every frame a connection sends, control frames (ping,
@@ -31,7 +31,6 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode, Frame
@@ -40,9 +39,6 @@ from websockets.server import ServerProtocol
 
 from ..exceptions import ConfigError
 from ..settings import setting
-
-if TYPE_CHECKING:
-    from .fanout import Hub
 
 __all__ = [
     "ABUSE_LIMIT",
@@ -266,29 +262,45 @@ def _is_address(text: str) -> bool:
 
 
 class ConnectionGate:
-    """Admission of WebSocket handshakes (module docstring); a ``routes.Gate``."""
+    """Admission of WebSocket handshakes (module docstring); a ``routes.Gate``.
+
+    An address's connections are counted from the moment its handshake is let
+    in until its TCP connection is lost: one waiting for its ``hello`` (the
+    game loop waiting on Redis, say) or failing its handshake after the gate
+    counts too, so nothing lets an address past the cap."""
 
     def __init__(
         self,
-        hub: Hub,
         addresses: ClientAddresses,
         *,
         max_per_ip: int,
         refused: Callable[[str], object],
     ) -> None:
-        self._hub = hub
         self._addresses = addresses
         self._max_per_ip = max_per_ip
         self._refused = refused  # told the error code of each refusal (metrics)
+        self._open: dict[str, int] = {}  # per address: let in, not yet lost
         self.closing = False
+
+    def per_ip(self, ip: str) -> int:
+        return self._open.get(ip, 0)
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.closing:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
         ip = self._addresses.of(connection, request)
-        if not self._addresses.exempt(ip) and self._hub.per_ip(ip) >= self._max_per_ip:
+        if not self._addresses.exempt(ip) and self.per_ip(ip) >= self._max_per_ip:
             self._refused("too_many_connections")
             return connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n"
             )
+        self._open[ip] = self.per_ip(ip) + 1
+        connection.connection_lost_waiter.add_done_callback(lambda _: self._lost(ip))
         return None
+
+    def _lost(self, ip: str) -> None:
+        left = self._open[ip] - 1
+        if left:
+            self._open[ip] = left
+        else:
+            del self._open[ip]

@@ -163,7 +163,6 @@ class Relay:
         )
         self._addresses = config.per_address.addresses
         self._gate = ConnectionGate(
-            self.hub,
             self._addresses,
             max_per_ip=config.per_address.max_connections_per_ip,
             refused=lambda reason: self.metrics.refused.labels(reason).inc(),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import pytest
@@ -10,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from pillarpayout_ws.engine.records import Record
 from pillarpayout_ws.server import fanout
 from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.server.clock import ManualClock
@@ -26,7 +29,17 @@ from pillarpayout_ws.server.limits import (
 from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
 
-from .conftest import CLOSE, CONT, PING, PONG, TEXT, GameServer, ManualGame, RawClient
+from .conftest import (
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    TEXT,
+    GameServer,
+    ManualGame,
+    RawClient,
+    start_game,
+)
 
 
 async def test_a_flood_is_limited_then_closed(game_server: GameServer) -> None:
@@ -230,6 +243,47 @@ async def test_an_ipv6_network_counts_as_one_address(storage_for_game: Storage) 
         for raw in (first, other):
             raw.close()
     finally:
+        await app.stop()
+
+
+async def test_connections_waiting_for_their_hello_count_against_the_cap(
+    storage_for_game: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection counts from its handshake on, not from when it joins the
+    fan-out: while the game loop waits on Redis, newcomers wait for their
+    ``hello``, and they used to count for nothing (one address could open any
+    number then)."""
+    clock = ManualClock()
+    app = await start_game(
+        storage_for_game, clock=clock, max_connections_per_ip=3, exempt_loopback=False
+    )
+    game = ManualGame(app, clock)
+    live = app.storage.live
+    commit, committing, release = live.commit, asyncio.Event(), asyncio.Event()
+
+    async def held_commit(records: Sequence[Record], key: str | None = None) -> None:
+        committing.set()
+        await release.wait()
+        await commit(records, key)
+
+    opened: list[Any] = []
+    try:
+        alice, _ = await game.register("alice")
+        monkeypatch.setattr(live, "commit", held_commit)
+        await alice.send(type="bet", amount=1000, ref="b")
+        await committing.wait()  # the loop waits on Redis: no hello goes out now
+        url = f"ws://127.0.0.1:{app.port}/ws"
+        opened += [await connect(url), await connect(url)]
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url)
+        assert refused.value.response.status_code == 429
+        release.set()
+        await alice.next("bet_accepted", ref="b")
+        await alice.close()
+    finally:
+        release.set()
+        for ws in opened:
+            await ws.close()
         await app.stop()
 
 

@@ -4,6 +4,13 @@
   second after that, whatever number of sockets they use (one bucket per
   user). A bucket that has refilled remembers nothing, so it is dropped at
   the next save: the room holds buckets only for users who chatted lately.
+- The whole room may cost at most ``ROOM_DELIVERIES_RATE`` socket writes a
+  second (burst ``ROOM_DELIVERIES_BURST``): a line costs one write per
+  connected socket, so many accounts each within their own rate could
+  otherwise spend the fan-out's CPU on chat (at 5 us a write, 120 users a
+  line a second each cost 1.8 s of CPU a second at 3,000 sockets). Past it a
+  line is refused as "the chat is busy": 20 lines a second with 1,000
+  sockets, 2 with 10,000.
 - A line is broadcast at once; the last ``RECENT_CHAT`` lines go into every
   ``hello``; lines are written to PostgreSQL in batches (``save``, every
   second from the server's tasks). If PostgreSQL is down they wait for the
@@ -31,10 +38,20 @@ from .clock import Clock
 from .fanout import Hub
 from .limits import TokenBucket
 
-__all__ = ["CHAT_BURST", "CHAT_RATE", "RECENT_CHAT", "ChatLine", "ChatRoom"]
+__all__ = [
+    "CHAT_BURST",
+    "CHAT_RATE",
+    "RECENT_CHAT",
+    "ROOM_DELIVERIES_BURST",
+    "ROOM_DELIVERIES_RATE",
+    "ChatLine",
+    "ChatRoom",
+]
 
 CHAT_RATE = 1.0
 CHAT_BURST = 5.0
+ROOM_DELIVERIES_RATE = 20_000.0  # socket writes a second for chat: about 10 % of a core
+ROOM_DELIVERIES_BURST = 60_000.0
 RECENT_CHAT = 50
 
 
@@ -59,6 +76,7 @@ class ChatRoom:
         self._lines: collections.deque[ChatLine] = collections.deque(maxlen=RECENT_CHAT)
         self._to_save: list[_Unsaved] = []
         self._buckets: dict[int, TokenBucket] = {}
+        self._room = TokenBucket(ROOM_DELIVERIES_RATE, ROOM_DELIVERIES_BURST, clock.now)
         self._next_id = 1
         self._saving = asyncio.Lock()
 
@@ -80,20 +98,22 @@ class ChatRoom:
         """Users the room holds a rate-limit bucket for."""
         return len(self._buckets)
 
-    def say(self, user_id: int, username: str, text: str, round_id: int | None) -> bool:
-        """Broadcast ``text`` from ``username`` and queue it for storage; ``False``
-        (and nothing happens) when the user is over the rate."""
+    def say(self, user_id: int, username: str, text: str, round_id: int | None) -> str | None:
+        """Broadcast ``text`` from ``username`` and queue it for storage; else (and
+        nothing happens) why not: the user or the room is over its rate."""
         bucket = self._buckets.get(user_id)
         if bucket is None:
             bucket = self._buckets[user_id] = TokenBucket(CHAT_RATE, CHAT_BURST, self._clock.now)
         if not bucket.take():
-            return False
+            return "one chat line a second, please"
+        if not self._room.take(min(ROOM_DELIVERIES_BURST, max(1, len(self._hub.clients)))):
+            return "the chat is busy: try again in a moment"
         line = ChatLine(self._next_id, user_id, username, text, time.time())
         self._next_id += 1
         self._lines.append(line)
         self._to_save.append(_Unsaved(line, round_id))
         self._hub.broadcast(encode_chat(username, text, line.ts, chat_id=line.id))
-        return True
+        return None
 
     def forget(self, chat_id: int) -> None:
         """Take a deleted line out of the recent lines (it is marked in PostgreSQL)."""

@@ -257,8 +257,8 @@ class ConnectionHandler:
             minutes = max(1, round(muted_s / 60))
             self.send_error("muted", f"you are muted for {minutes} more minute(s)", ref)
             return
-        said = self.services.chat.say(
+        refused = self.services.chat.say(
             client.user_id, client.username, text, self.services.runner.round_id
         )
-        if not said:
-            self.send_error("rate_limited", "one chat line a second, please", ref)
+        if refused is not None:
+            self.send_error("rate_limited", refused, ref)

@@ -78,11 +78,11 @@ class TokenBucket:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def take(self) -> bool:
-        """Spend one token if there is one."""
+    def take(self, tokens: float = 1.0) -> bool:
+        """Spend ``tokens`` if there are that many."""
         self._refill()
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= tokens:
+            self.tokens -= tokens
             return True
         return False
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from pillarpayout_ws.server.app import App
-from pillarpayout_ws.server.chat import CHAT_BURST, ChatRoom
+from pillarpayout_ws.server.chat import (
+    CHAT_BURST,
+    ROOM_DELIVERIES_BURST,
+    ROOM_DELIVERIES_RATE,
+    ChatRoom,
+)
 from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.fanout import Hub
 from pillarpayout_ws.storage import Storage
@@ -44,11 +51,11 @@ async def test_a_bucket_is_forgotten_once_it_has_refilled(storage: Storage) -> N
     room = ChatRoom(storage.db, Hub(), clock)
     first, *_ = ids = [user.id for user in await make_users(storage, 3)]
     for user in ids:
-        assert room.say(user, f"user{user}", "hi", round_id=None)
+        assert room.say(user, f"user{user}", "hi", round_id=None) is None
     assert room.buckets == 3
     for _ in range(int(CHAT_BURST) - 1):
-        assert room.say(first, "first", "again", round_id=None)
-    assert not room.say(first, "first", "one too many", round_id=None)
+        assert room.say(first, "first", "again", round_id=None) is None
+    assert room.say(first, "first", "one too many", round_id=None) is not None
     clock.advance(1.0)  # the others are full again; the first has one token back
     await room.save()
     assert room.buckets == 1
@@ -81,3 +88,22 @@ async def test_the_last_lines_survive_a_restart(storage_for_game: Storage) -> No
         await newcomer.close()
     finally:
         await again.stop()
+
+
+async def test_the_room_as_a_whole_is_limited_by_what_its_lines_cost(storage: Storage) -> None:
+    """Many accounts, each within its own rate, must not spend the fan-out on
+    chat: a line costs a write per connected socket, and the room gets
+    ROOM_DELIVERIES_RATE writes a second (burst ROOM_DELIVERIES_BURST)."""
+    clock = ManualClock()
+    hub = Hub()
+    room = ChatRoom(storage.db, hub, clock)
+    hub.clients.update(cast(Any, object()) for _ in range(10_000))  # as if connected
+    users = [user.id for user in await make_users(storage, 20)]
+    at_once = int(ROOM_DELIVERIES_BURST // 10_000)
+    said = [room.say(user, f"user{user}", "hi", round_id=None) for user in users]
+    assert said[:at_once] == [None] * at_once
+    assert set(said[at_once:]) == {"the chat is busy: try again in a moment"}
+    clock.advance(1.0)
+    per_second = int(ROOM_DELIVERIES_RATE // 10_000)
+    said = [room.say(user, f"user{user}", "again", round_id=None) for user in users]
+    assert said.count(None) == per_second

@@ -257,11 +257,20 @@ class Accounts:
         token, digest = await self._new_session(user.id)
         return user, token, digest
 
-    async def resume(self, token: str) -> tuple[UserRow, str]:
+    async def resume(self, token: str, ip: str | None = None) -> tuple[UserRow, str]:
+        """The session's user; a refused one counts as a failure of ``ip`` (when
+        given), as a failed login does: past ``FAILURES_PER_IP``, ``rate_limited``
+        before PostgreSQL is asked (a resume of a made-up token costs a query)."""
+        now = self._now()
+        limited = ip is not None and not self._exempt(ip)
+        if limited and self._ip_failures.full(ip, now):
+            raise AuthError("rate_limited", "too many failed logins; try again later")
         since = self.revocations
         digest = token_digest(token)
         user = await self._db.session_user(digest)
         if user is None or not self.still_valid(digest, user.id, since=since):
+            if limited:
+                self._ip_failures.add(ip, now)
             raise AuthError("invalid_session", "the session is unknown, expired or revoked")
         if user.banned:
             raise AuthError("banned", "this account is banned")

@@ -176,7 +176,7 @@ class ConnectionHandler:
             await self.logged_in(user, token, digest, since)
         elif isinstance(command, Resume):
             since = accounts.revocations
-            user, digest = await accounts.resume(command.token)
+            user, digest = await accounts.resume(command.token, client.ip)
             await self.logged_in(user, command.token, digest, since)
         elif client.user_id is None:
             self.send_error("auth_required", "log in first: spectators can only watch", command.ref)

@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from pillarpayout_ws.server.auth import (
     FAILURES_PER_ACCOUNT,
+    FAILURES_PER_IP,
     FAILURES_PER_PAIR,
     HASH_SLOTS,
     LOGIN_RESERVED,
@@ -359,3 +360,28 @@ def test_failure_records_of_keys_never_seen_again_are_swept() -> None:
     assert len(window._events) == 10_000  # all in the window still
     window.add("late", 1000.0)  # long after every one of them
     assert list(window._events) == ["late"]
+
+
+async def test_resumes_of_made_up_tokens_count_as_failures_of_the_address(
+    limited_server: GameServer,
+) -> None:
+    """Each `resume` asks PostgreSQL; one address sending made-up tokens is
+    refused after FAILURES_PER_IP of them, before any query, as for failed
+    logins (and its logins with them)."""
+    players = [await limited_server.connect() for _ in range(2)]
+    for player in players:
+        await player.next("hello")
+    for i in range(FAILURES_PER_IP):
+        player = players[i % 2]
+        await player.send(type="resume", token=f"made-up-{i}", ref=f"r{i}")
+        assert (await answered(player, f"r{i}"))["code"] == "invalid_session"
+    await players[0].send(type="resume", token="made-up-last", ref="last")
+    refused = await answered(players[0], "last")
+    assert (refused["code"], refused["message"]) == (
+        "rate_limited",
+        "too many failed logins; try again later",
+    )
+    await players[1].send(type="login", username="anyone", password=PASSWORD, ref="in")
+    assert (await answered(players[1], "in"))["code"] == "rate_limited"
+    for player in players:
+        await player.close()

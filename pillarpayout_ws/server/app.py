@@ -273,7 +273,10 @@ class App:
         if self._gate is not None:
             self._gate.closing = True
         runner_task = self._runner_task
-        if runner_task is not None and not runner_task.done():
+        # A loop that died (a bug) may have died mid-turn: the engine's picture
+        # is not to be told then, only the write-ahead in Redis is flushed.
+        loop_was_running = runner_task is not None and not runner_task.done()
+        if runner_task is not None and loop_was_running:
             if not await self.runner.wait_round_over(self._stop_timeout_s):
                 log.warning("the round did not end within %.0f s: voiding it", self._stop_timeout_s)
             self.runner.stop()
@@ -287,7 +290,7 @@ class App:
         # The loops end by themselves at their next turn; cancel only what is stuck.
         await self.tasks.stop(STOP_TIMEOUT_S)
         if runner_task is not None:
-            round_id, open_bets = self.runner.open_bets()
+            round_id, open_bets = self.runner.open_bets() if loop_was_running else (None, [])
             with contextlib.suppress(PillarPayoutError):
                 await self.chat.save()
                 # Everything in Redis, the unfinished round included (void), to PostgreSQL.

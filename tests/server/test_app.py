@@ -111,3 +111,30 @@ async def test_a_server_whose_lock_another_process_took_stops(
         await other.db.release_server_lock()
         await other.close()
         await app.stop()
+
+
+async def test_a_stop_after_the_game_loop_died_still_flushes_what_redis_holds(
+    storage_for_game: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop died of a bug mid-round: the stop asked the dead loop for its open
+    bets (an assertion), raised, and flushed nothing; the next start settled the
+    round. Now the stop flushes the write-ahead (the open round void, the bet
+    refunded) without asking the loop."""
+    clock = ManualClock()
+    app = await start_game(storage_for_game, clock=clock, stop_timeout_s=0)
+    game = ManualGame(app, clock)
+    alice, _ = await game.register("alice")
+    await alice.send(type="bet", amount=1000, ref="b")
+    await alice.next("bet_accepted", ref="b")
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in the game loop")
+
+    monkeypatch.setattr(app.runner, "_turn", broken)
+    clock.advance(5.0)  # past the betting window: the loop takes a turn
+    await asyncio.wait_for(app.wait_stopping(), 30)
+    await app.stop()
+    assert await storage_for_game.live.pending_round_ids() == []
+    user = await storage_for_game.db.user_by_name("alice")
+    assert user is not None and user.balance == 100_000  # refunded
+    await alice.close()

@@ -541,10 +541,6 @@ class GameRunner:
     def _time_answers(self, pending: Sequence[GameCommand]) -> None:
         answered = time.perf_counter()
         for command in pending:
-            if isinstance(command, GrantCommand | AdjustCommand | VoidCommand) and _expired(
-                command
-            ):
-                continue
             if isinstance(command, BetCommand):
                 self._metrics.answer_seconds.labels("bet").observe(answered - command.received)
             elif isinstance(command, CashoutCommand):

@@ -198,11 +198,10 @@ class Accounts:
         """Create an account (granted the starting balance); (user, token, token digest)."""
         now = self._now()
         limited = not self._exempt(ip)
-        if limited and (
-            self._ip_registrations.full(ip, now) or self._ip_register_attempts.full(ip, now)
+        if self._registrations.full(None, now) or (
+            limited
+            and (self._ip_registrations.full(ip, now) or self._ip_register_attempts.full(ip, now))
         ):
-            raise AuthError("rate_limited", "too many new accounts lately; try again later")
-        if self._registrations.full(None, now):
             raise AuthError("rate_limited", "too many new accounts lately; try again later")
         with self._slot(registering=True):
             if limited:  # counted before the hash: a taken name costs one too

@@ -33,6 +33,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import secrets
@@ -101,6 +102,15 @@ class SlidingWindow:
 
     def full(self, key: object, now: float) -> bool:
         return self.count(key, now) >= self.limit
+
+    def discard(self, key: object, when: float) -> None:
+        """Forget one event of ``key`` at ``when`` (``add``'s), if it is still held."""
+        events = self._events.get(key)
+        if events is not None:
+            with contextlib.suppress(ValueError):
+                events.remove(when)
+            if not events:
+                del self._events[key]
 
     def add(self, key: object, now: float) -> None:
         self.count(key, now)
@@ -230,31 +240,50 @@ class Accounts:
             limited and self._ip_failures.full(ip, now)
         ):
             raise AuthError("rate_limited", "too many failed logins; try again later")
-        excess = self._account_failures.count(account, now) - FAILURES_PER_ACCOUNT
-        if excess >= 0:
-            # Failing from many addresses: slowed, never locked.
-            await self._sleep(min(SLOWDOWN_MAX_S, SLOWDOWN_S * (excess + 1)))
-        with self._slot(registering=False):
-            user = await self._db.user_by_name(username)
-            if user is None:
-                if self._dummy_hash is None:
-                    self._dummy_hash = await self._hash(secrets.token_hex(16))
-                await self._verify(self._dummy_hash, password)  # the same work as a real check
-                ok = False
-            else:
-                ok = await self._verify(user.password_hash, password)
-            if ok and user is not None and self._hasher.check_needs_rehash(user.password_hash):
-                await self._db.set_password_hash(user.id, await self._hash(password))
-        if not ok or user is None:
-            self._pair_failures.add((account, ip), now)
-            self._account_failures.add(account, now)
-            if limited:
-                self._ip_failures.add(ip, now)
-            raise AuthError("invalid_credentials", "wrong username or password")
+        # A failure until the password proves right: attempts made at once would
+        # otherwise all pass the check above before any of them failed.
+        failed = self._count_failure(account, ip, now, limited)
+        wrong = False
+        try:
+            excess = self._account_failures.count(account, now) - 1 - FAILURES_PER_ACCOUNT
+            if excess >= 0:
+                # Failing from many addresses: slowed, never locked.
+                await self._sleep(min(SLOWDOWN_MAX_S, SLOWDOWN_S * (excess + 1)))
+            with self._slot(registering=False):
+                user = await self._db.user_by_name(username)
+                if user is None:
+                    if self._dummy_hash is None:
+                        self._dummy_hash = await self._hash(secrets.token_hex(16))
+                    await self._verify(self._dummy_hash, password)  # the same work as a real check
+                    ok = False
+                else:
+                    ok = await self._verify(user.password_hash, password)
+                if ok and user is not None and self._hasher.check_needs_rehash(user.password_hash):
+                    await self._db.set_password_hash(user.id, await self._hash(password))
+            if not ok or user is None:
+                wrong = True
+                raise AuthError("invalid_credentials", "wrong username or password")
+        finally:
+            if not wrong:  # right, or not decided (busy, PostgreSQL down): no failure
+                for window, key in failed:
+                    window.discard(key, now)
         if user.banned:
             raise AuthError("banned", "this account is banned")
         token, digest = await self._new_session(user.id)
         return user, token, digest
+
+    def _count_failure(
+        self, account: str, ip: str, now: float, limited: bool
+    ) -> list[tuple[SlidingWindow, object]]:
+        failed: list[tuple[SlidingWindow, object]] = [
+            (self._pair_failures, (account, ip)),
+            (self._account_failures, account),
+        ]
+        if limited:
+            failed.append((self._ip_failures, ip))
+        for window, key in failed:
+            window.add(key, now)
+        return failed
 
     async def resume(self, token: str, ip: str | None = None) -> tuple[UserRow, str]:
         """The session's user; a refused one counts as a failure of ``ip`` (when
@@ -262,15 +291,21 @@ class Accounts:
         before PostgreSQL is asked (a resume of a made-up token costs a query)."""
         now = self._now()
         limited = ip is not None and not self._exempt(ip)
-        if limited and self._ip_failures.full(ip, now):
-            raise AuthError("rate_limited", "too many failed logins; try again later")
-        since = self.revocations
-        digest = token_digest(token)
-        user = await self._db.session_user(digest)
-        if user is None or not self.still_valid(digest, user.id, since=since):
-            if limited:
-                self._ip_failures.add(ip, now)
-            raise AuthError("invalid_session", "the session is unknown, expired or revoked")
+        if limited:
+            if self._ip_failures.full(ip, now):
+                raise AuthError("rate_limited", "too many failed logins; try again later")
+            self._ip_failures.add(ip, now)  # a failure until the session proves good (login)
+        wrong = False
+        try:
+            since = self.revocations
+            digest = token_digest(token)
+            user = await self._db.session_user(digest)
+            if user is None or not self.still_valid(digest, user.id, since=since):
+                wrong = True
+                raise AuthError("invalid_session", "the session is unknown, expired or revoked")
+        finally:
+            if limited and not wrong:
+                self._ip_failures.discard(ip, now)
         if user.banned:
             raise AuthError("banned", "this account is banned")
         return user, digest

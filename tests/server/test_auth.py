@@ -385,3 +385,24 @@ async def test_resumes_of_made_up_tokens_count_as_failures_of_the_address(
     assert (await answered(players[1], "in"))["code"] == "rate_limited"
     for player in players:
         await player.close()
+
+
+async def test_failed_logins_made_at_once_are_counted_before_they_fail(
+    limited_server: GameServer,
+) -> None:
+    """Wrong passwords sent at once from eight sockets: each passed the check
+    before any had failed, so an (account, address) pair got eight guesses where
+    FAILURES_PER_PAIR allows five. An attempt now counts as a failure from the
+    moment it is let in until its password proves right."""
+    await limited_server.register("alice")
+    players = [await limited_server.connect() for _ in range(8)]
+    for player in players:
+        await player.next("hello")
+    for i, player in enumerate(players):
+        await player.send(type="login", username="alice", password="wrong" * 3, ref=f"l{i}")
+    codes = [(await answered(player, f"l{i}"))["code"] for i, player in enumerate(players)]
+    assert sorted(codes) == ["invalid_credentials"] * FAILURES_PER_PAIR + ["rate_limited"] * (
+        8 - FAILURES_PER_PAIR
+    )
+    for player in players:
+        await player.close()

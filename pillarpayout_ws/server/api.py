@@ -53,7 +53,7 @@ from ..storage.stats import PlayerStats
 from .auth import Accounts, AuthError
 from .chat import RECENT_CHAT, ChatRoom
 from .clock import Clock
-from .limits import ClientAddresses, TokenBucket
+from .limits import AddressBuckets, ClientAddresses
 from .routes import Page, json_response
 from .runner import GameRunner
 
@@ -100,7 +100,7 @@ class PublicRecord:
         self._chat = chat
         self._clock = clock
         self._addresses = addresses
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets = AddressBuckets(API_RATE, API_BURST, clock.now, addresses)
         # Crashed rounds not flushed yet, settled once: they cannot change.
         self._settled: dict[int, Json] = {}
 
@@ -321,15 +321,7 @@ class PublicRecord:
         return self._settled
 
     def _refused(self, connection: ServerConnection) -> Response | None:
-        ip = self._addresses.of(connection)
-        if self._addresses.exempt(ip):
-            return None
-        bucket = self._buckets.get(ip)
-        if bucket is None:
-            if len(self._buckets) > 10_000:  # forget the addresses that are quiet again
-                self._buckets = {k: b for k, b in self._buckets.items() if not b.full}
-            bucket = self._buckets[ip] = TokenBucket(API_RATE, API_BURST, self._clock.now)
-        if bucket.take():
+        if self._buckets.take(self._addresses.of(connection)):
             return None
         return _error(HTTPStatus.TOO_MANY_REQUESTS, "too many requests from your address")
 

@@ -56,7 +56,7 @@ from .grants import GrantDesk
 from .handler import ConnectionHandler, Services
 from .health import HealthWatch
 from .hello import SERVER_NAME, Hello
-from .limits import ConnectionGate
+from .limits import ADDRESS_BURST, ADDRESS_RATE, AddressBuckets, ConnectionGate
 from .listen import listen
 from .metrics import Metrics
 from .moderation import Moderation, ModerationDesk
@@ -171,6 +171,9 @@ class App:
             clock=self.clock,
             moderation=self.moderation,
             limits=LimitsDesk(db, runner),
+            address_budget=AddressBuckets(
+                ADDRESS_RATE, ADDRESS_BURST, self.clock.now, self.addresses
+            ),
         )
         self.health = HealthWatch(storage, self.flusher, self._game_loop_alive)
         self.publisher = Publisher(storage.live, hello.greet)

@@ -66,7 +66,7 @@ from .chat import ChatRoom
 from .clock import Clock
 from .fanout import Client, Hub
 from .hello import Hello
-from .limits import ClientAddresses, FrameLimiter, Verdict
+from .limits import AddressBuckets, ClientAddresses, FrameLimiter, Verdict
 from .metrics import Metrics
 from .moderation import Moderation
 from .player_limits import LimitsDesk
@@ -91,6 +91,7 @@ class Services:
     clock: Clock
     moderation: Moderation
     limits: LimitsDesk
+    address_budget: AddressBuckets  # messages a second, all of an address's connections
 
 
 class ConnectionHandler:
@@ -116,6 +117,9 @@ class ConnectionHandler:
                     return
                 if verdict is Verdict.REFUSE:
                     self.send_error("rate_limited", "slow down", None)
+                    continue
+                if not self.services.address_budget.take(self.client.ip):
+                    self.send_error("rate_limited", "too many messages from your address", None)
                     continue
                 try:
                     command = decode_command(message)

@@ -21,7 +21,9 @@
   relays: ``FRAME_RATE`` messages a second (burst ``FRAME_BURST``); beyond it
   a message is refused (``rate_limited``), and a connection that keeps going
   (``ABUSE_LIMIT`` refused messages, forgiven at one a second) is to be
-  closed with 1008.
+  closed with 1008. On top of it the game's connections of one address
+  share ``ADDRESS_RATE`` messages a second (``AddressBuckets``): many
+  connections each within its own budget are not many budgets.
 """
 
 from __future__ import annotations
@@ -42,8 +44,12 @@ from ..settings import setting
 
 __all__ = [
     "ABUSE_LIMIT",
+    "ADDRESS_BURST",
+    "ADDRESS_RATE",
     "FRAME_BURST",
     "FRAME_RATE",
+    "AddressBuckets",
+    "AddressLimits",
     "ClientAddresses",
     "ConnectionGate",
     "FrameLimiter",
@@ -51,12 +57,15 @@ __all__ = [
     "Verdict",
     "guard_frames",
     "is_loopback",
+    "limit_key",
     "peer_ip",
     "trusted_networks",
 ]
 
 FRAME_RATE = 20.0
 FRAME_BURST = 40.0
+ADDRESS_RATE = 200.0  # messages a second from all the connections of one address...
+ADDRESS_BURST = 400.0  # ...after a burst of this many
 ABUSE_LIMIT = 100
 REFUSED_FORGIVEN_PER_S = 1.0
 # Every frame, any kind: well above what FRAME_RATE lets a client send as
@@ -91,6 +100,29 @@ class TokenBucket:
         """Whether the bucket has refilled to its burst: it remembers nothing then."""
         self._refill()
         return self.tokens >= self.burst
+
+
+class AddressBuckets:
+    """A ``TokenBucket`` per client address (exempt addresses are never limited):
+    what all the connections or requests of one address may do together.
+    Buckets that have refilled are forgotten once 10,000 are held."""
+
+    def __init__(
+        self, rate: float, burst: float, now: Callable[[], float], addresses: ClientAddresses
+    ) -> None:
+        self._rate, self._burst, self._now = rate, burst, now
+        self._addresses = addresses
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, ip: str) -> bool:
+        if self._addresses.exempt(ip):
+            return True
+        bucket = self._buckets.get(ip)
+        if bucket is None:
+            if len(self._buckets) >= 10_000:  # forget the addresses that are quiet again
+                self._buckets = {k: b for k, b in self._buckets.items() if not b.full}
+            bucket = self._buckets[ip] = TokenBucket(self._rate, self._burst, self._now)
+        return bucket.take()
 
 
 class Verdict(enum.Enum):

@@ -19,6 +19,7 @@ from pillarpayout_ws.server.clock import ManualClock
 from pillarpayout_ws.server.fanout import HARD_BUFFER_LIMIT
 from pillarpayout_ws.server.limits import (
     ABUSE_LIMIT,
+    ADDRESS_BURST,
     ALL_FRAMES_BURST,
     FRAME_BURST,
     FrameLimiter,
@@ -284,6 +285,36 @@ async def test_connections_waiting_for_their_hello_count_against_the_cap(
         release.set()
         for ws in opened:
             await ws.close()
+        await app.stop()
+
+
+async def test_the_connections_of_one_address_share_a_message_budget(
+    storage_for_game: Storage,
+) -> None:
+    """Each connection has its own FRAME_BURST, and many connections are not many
+    budgets: together an address gets ADDRESS_BURST (its time stands still here)."""
+    app = await start_game(storage_for_game, clock=ManualClock(), exempt_loopback=False)
+    try:
+        server = GameServer(app)
+        players = [await server.connect() for _ in range(11)]
+        for player in players:
+            await player.next("hello")
+        for k, player in enumerate(players):
+            for i in range(int(FRAME_BURST)):
+                await player.send(type="ping", ref=f"{k}-{i}")
+        answers = [
+            await player.next_where(lambda f: f["type"] in ("pong", "error"))
+            for player in players
+            for _ in range(int(FRAME_BURST))
+        ]
+        refused = [a for a in answers if a["type"] == "error"]
+        assert len(answers) - len(refused) == ADDRESS_BURST
+        assert {(a["code"], a["message"]) for a in refused} == {
+            ("rate_limited", "too many messages from your address")
+        }
+        for player in players:
+            await player.close()
+    finally:
         await app.stop()
 
 

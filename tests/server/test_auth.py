@@ -12,6 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 from websockets.asyncio.client import connect
 
+from pillarpayout_ws.server.app import App
 from pillarpayout_ws.server.auth import (
     FAILURES_PER_ACCOUNT,
     FAILURES_PER_IP,
@@ -300,11 +301,8 @@ async def test_emails_are_unique_whatever_their_case(game_server: GameServer) ->
     await alice.close()
 
 
-async def test_a_taken_username_costs_the_same_work_as_a_new_one(
-    game_server: GameServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`username_taken` must not answer faster than a new account (an enumeration
-    oracle by timing): both hash the password once."""
+def count_hashes(app: App, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on a (cheap) password hash of ``app``'s appends to the list returned."""
     hashed: list[str] = []
     real = PasswordHasher(1, 1024, 1)
 
@@ -313,7 +311,16 @@ async def test_a_taken_username_costs_the_same_work_as_a_new_one(
             hashed.append("x")
             return real.hash(password)
 
-    monkeypatch.setattr(game_server.app.accounts, "_hasher", Counting())
+    monkeypatch.setattr(app.accounts, "_hasher", Counting())
+    return hashed
+
+
+async def test_a_taken_username_costs_the_same_work_as_a_new_one(
+    game_server: GameServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`username_taken` must not answer faster than a new account (an enumeration
+    oracle by timing): both hash the password once."""
+    hashed = count_hashes(game_server.app, monkeypatch)
     player = await game_server.connect()
     await player.next("hello")
     assert (await register(player, "taken", "a"))["type"] == "session"
@@ -331,15 +338,7 @@ async def test_registering_taken_names_is_limited_before_the_hash(
     tell a taken name): an address gets REGISTER_ATTEMPTS_PER_IP an hour, then
     `rate_limited` before any hashing. Before, only accounts made were counted:
     a loop of `register` with a taken name held the hashing slots forever."""
-    hashed: list[str] = []
-    real = PasswordHasher(1, 1024, 1)
-
-    class Counting(PasswordHasher):
-        def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
-            hashed.append("x")
-            return real.hash(password)
-
-    monkeypatch.setattr(limited_server.app.accounts, "_hasher", Counting())
+    hashed = count_hashes(limited_server.app, monkeypatch)
     player = await limited_server.connect()
     await player.next("hello")
     assert (await register(player, "taken", "first"))["type"] == "session"

@@ -213,7 +213,7 @@ async def test_a_commit_applied_but_unanswered_is_not_written_twice(
     assert len(bets) == 1
     await manual_game.to_phase("crashed")
     await alice.next("crashed", round_id=round_id)
-    await app.flusher.flush_now()
+    await app.flusher.wait_until(lambda: app.flusher.rounds_flushed + len(app.flusher.held) >= 1)
     assert app.flusher.held == {}
     assert (await audit(app.storage.db, live)).clean
     assert (await app.storage.db.user_by_name("alice")).balance == 99_000  # type: ignore[union-attr]

@@ -326,8 +326,11 @@ class Database:
             try:
                 await conn.fetchval("SELECT 1", timeout=2)
                 return True
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
-                conn.terminate()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                if not conn.is_closed():
+                    # Slow or hung, not ended: its session, and the lock, may be
+                    # fine; letting go of it here could hand the lock to another.
+                    raise DatabaseUnavailable(f"the server lock's session: {exc}") from None
         self._lock_conn = None
         taken = await self.try_server_lock()
         if taken:

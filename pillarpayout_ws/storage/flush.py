@@ -160,6 +160,7 @@ class Flusher:
         self._wake = asyncio.Event()
         self._closed = False
         self._attempted = asyncio.Condition()  # notified after every flush attempt
+        self._flushing = asyncio.Lock()
         self.healthy = True
         self.held: dict[int, str] = {}  # round id -> why PostgreSQL refused it
         self.rounds_flushed = 0
@@ -181,7 +182,12 @@ class Flusher:
         return time.monotonic() - min(self._queue.values())
 
     async def flush_now(self) -> FlushResult | None:
-        """Flush the whole queue once, holding refused rounds; raises if a server is down."""
+        """Flush the whole queue once, holding refused rounds; raises if a server is
+        down. One flush at a time: a second caller waits, then flushes what is left."""
+        async with self._flushing:
+            return await self._flush_queue()
+
+    async def _flush_queue(self) -> FlushResult | None:
         if not self._queue:
             return None
         round_ids = sorted(self._queue)

@@ -294,3 +294,18 @@ async def test_recovery_flushes_the_others_then_refuses_to_start(storage: Storag
     assert await storage.live.pending_round_ids() == [2]
     # Round 1 lost its bet; void round 3 refunded its own.
     assert await balances_in_db(storage, [user.id]) == {user.id: user.balance - 100}
+
+
+async def test_two_flushes_at_once_flush_each_round_once(storage: Storage) -> None:
+    """The flusher's loop and another caller (a test, a stop) at the same moment:
+    the second waits for the first, then finds nothing left (before, both took
+    the same rounds and the second failed on a queue the first had emptied)."""
+    users = await make_users(storage, 2)
+    chain = await make_chain(storage)
+    balances = {u.id: u.balance for u in users}
+    await storage.live.commit(round_records(1, chain, balances, {users[0].id: 100}, {}, 150))
+    flusher = Flusher(storage.live, storage.db, interval_s=3600)
+    flusher.round_completed(1)
+    first, second = await asyncio.gather(flusher.flush_now(), flusher.flush_now())
+    assert first is not None and first.rounds_written == 1 and second is None
+    assert flusher.rounds_flushed == 1 and flusher.backlog == 0

@@ -302,7 +302,7 @@ class PublicRecord:
         if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
             return None
         try:
-            user, _ = await self._accounts.resume(token)
+            user, _, _ = await self._accounts.resume(token)
         except AuthError:
             return None
         return user.id

@@ -285,10 +285,11 @@ class Accounts:
             window.add(key, now)
         return failed
 
-    async def resume(self, token: str, ip: str | None = None) -> tuple[UserRow, str]:
-        """The session's user; a refused one counts as a failure of ``ip`` (when
-        given), as a failed login does: past ``FAILURES_PER_IP``, ``rate_limited``
-        before PostgreSQL is asked (a resume of a made-up token costs a query)."""
+    async def resume(self, token: str, ip: str | None = None) -> tuple[UserRow, str, float]:
+        """The session's user, its token's digest and the seconds it has left; a
+        refused one counts as a failure of ``ip`` (when given), as a failed login
+        does: past ``FAILURES_PER_IP``, ``rate_limited`` before PostgreSQL is
+        asked (a resume of a made-up token costs a query)."""
         now = self._now()
         limited = ip is not None and not self._exempt(ip)
         if limited:
@@ -299,16 +300,17 @@ class Accounts:
         try:
             since = self.revocations
             digest = token_digest(token)
-            user = await self._db.session_user(digest)
-            if user is None or not self.still_valid(digest, user.id, since=since):
+            session = await self._db.session_user(digest)
+            if session is None or not self.still_valid(digest, session[0].id, since=since):
                 wrong = True
                 raise AuthError("invalid_session", "the session is unknown, expired or revoked")
         finally:
             if limited and not wrong:
                 self._ip_failures.discard(ip, now)
+        user, left_s = session
         if user.banned:
             raise AuthError("banned", "this account is banned")
-        return user, digest
+        return user, digest, left_s
 
     def still_valid(self, digest: str, user_id: int, *, since: int) -> bool:
         """Whether the session was not revoked here, nor every session of the user

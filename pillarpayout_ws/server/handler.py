@@ -100,6 +100,7 @@ class ConnectionHandler:
         self.connection = connection
         self.client = Client(connection, ip=services.addresses.of(connection))
         self.limiter = FrameLimiter(services.clock.now)
+        self.session_ends = 0.0  # clock time: a logged-in socket's session runs out then
 
     def send_error(self, code: str, message: str, ref: str | None) -> None:
         self.services.metrics.errors.labels(code).inc()
@@ -168,7 +169,7 @@ class ConnectionHandler:
             user, token, digest = await accounts.register(
                 command.username, command.email, command.password, client.ip
             )
-            await self.logged_in(user, token, digest, since)
+            await self.logged_in(user, token, digest, since, accounts.session_ttl_s)
             if accounts.starting_balance:  # the grant a new account gets, as any grant
                 balance = accounts.starting_balance
                 services.hub.send(client, encode_balance(balance, balance, "grant"))
@@ -177,11 +178,16 @@ class ConnectionHandler:
             user, token, digest = await accounts.login(
                 command.username, command.password, client.ip
             )
-            await self.logged_in(user, token, digest, since)
+            await self.logged_in(user, token, digest, since, accounts.session_ttl_s)
         elif isinstance(command, Resume):
             since = accounts.revocations
-            user, digest = await accounts.resume(command.token, client.ip)
-            await self.logged_in(user, command.token, digest, since)
+            user, digest, left_s = await accounts.resume(command.token, client.ip)
+            await self.logged_in(user, command.token, digest, since, left_s)
+        elif client.user_id is not None and services.clock.now() >= self.session_ends:
+            # The session ran out while this socket stayed open: it is a spectator's
+            # from now on, as a resume of its token would be refused.
+            services.hub.logout(client)
+            self.send_error("invalid_session", "the session expired: log in again", command.ref)
         elif client.user_id is None:
             self.send_error("auth_required", "log in first: spectators can only watch", command.ref)
         elif isinstance(command, Logout):
@@ -216,9 +222,12 @@ class ConnectionHandler:
         elif isinstance(command, GetLimits):
             services.hub.send(client, services.limits.frame(client.user_id, command.ref))
 
-    async def logged_in(self, user: UserRow, token: str, digest: str, since: int) -> None:
-        """Log this connection in as ``user``, unless the session was revoked while
-        it was being checked (revocation number ``since`` was the latest then)."""
+    async def logged_in(
+        self, user: UserRow, token: str, digest: str, since: int, lasts_s: float
+    ) -> None:
+        """Log this connection in as ``user`` for the ``lasts_s`` seconds its session
+        has left, unless the session was revoked while it was being checked
+        (revocation number ``since`` was the latest then)."""
         services = self.services
         limits, activity = await services.limits.load(user.id)
         balance = await services.runner.load_account(
@@ -231,6 +240,7 @@ class ConnectionHandler:
         if moderation.banned(user.id):  # banned while this login was on its way
             raise AuthError("banned", "this account is banned")
         services.hub.login(self.client, user.id, user.username, digest)
+        self.session_ends = services.clock.now() + lasts_s
         services.hub.send(
             self.client,
             encode_session(token, user.id, user.username, balance, moderation.role_of(user.id)),

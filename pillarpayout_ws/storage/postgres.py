@@ -465,16 +465,22 @@ class Database:
                 ttl_s,
             )
 
-    async def session_user(self, token_sha256: str) -> UserRow | None:
-        """The user of a live session: not revoked, not expired."""
+    async def session_user(self, token_sha256: str) -> tuple[UserRow, float] | None:
+        """The user of a live session (not revoked, not expired), and the seconds
+        the session has left (PostgreSQL's clock both ways)."""
         async with _translated("reading a session"):
             row = await self._pool.fetchrow(
-                f"SELECT {_USER_COLUMNS} "
+                f"SELECT {_USER_COLUMNS}, "
+                "extract(epoch FROM s.expires_at - now())::float8 AS session_left_s "
                 "FROM sessions s JOIN users u ON u.id = s.user_id "
                 "WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
                 token_sha256,
             )
-        return _user(row)
+        if row is None:
+            return None
+        fields = dict(row)
+        left_s = float(fields.pop("session_left_s"))
+        return UserRow(**fields), left_s
 
     async def revoke_session(self, token_sha256: str) -> None:
         async with _translated("revoking a session"):

@@ -26,7 +26,7 @@ from pillarpayout_ws.server.auth import (
 )
 from pillarpayout_ws.storage import Storage
 
-from .conftest import GameServer, Player, start_game
+from .conftest import GameServer, ManualGame, Player, start_game
 
 PASSWORD = "correct horse battery"
 
@@ -405,3 +405,19 @@ async def test_failed_logins_made_at_once_are_counted_before_they_fail(
     )
     for player in players:
         await player.close()
+
+
+async def test_a_session_that_runs_out_on_an_open_socket_ends_there(
+    manual_game: ManualGame,
+) -> None:
+    """A socket stays open longer than its session lasts: its next action is
+    refused (`invalid_session`) and it watches as a spectator from then on, as a
+    `resume` of its token would be refused. Before, it played on for good."""
+    manual_game.app.accounts.session_ttl_s = 60
+    alice, _ = await manual_game.register("alice")
+    await alice.send(type="ping", ref="p")
+    await alice.next("pong", ref="p")
+    manual_game.clock.advance(61)
+    assert await alice.refused("late", type="bet", amount=100) == "invalid_session"
+    assert await alice.refused("after", type="bet", amount=100) == "auth_required"
+    await alice.close()

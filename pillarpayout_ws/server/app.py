@@ -210,6 +210,7 @@ class App:
             process_request=router,
             server_header=SERVER_NAME,
             origins=origins,
+            admit=self._gate.accepted,
         )
         self._runner_task = self.tasks.spawn(runner.run(), "game-loop")
         self.tasks.spawn(self.publisher.run(), "publisher")

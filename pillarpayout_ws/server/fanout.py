@@ -127,10 +127,17 @@ class GameConnection(ServerConnection):
     flow: Callable[[bool], object] | None = None
     unanswered_ping: bytes | None = None  # the keepalive's last ping payload, until echoed
     _abort: asyncio.TimerHandle | None = None  # set once its closing frame is queued
+    # Asked as the TCP connection is made (``ConnectionGate.accepted``): False drops it.
+    admit: Callable[[ServerConnection], bool] | None = None
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
         guard_frames(protocol, time.monotonic)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.admit is not None and not self.admit(self):
+            self.transport.abort()  # its address holds too many already
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -48,6 +48,7 @@ __all__ = [
     "ADDRESS_RATE",
     "FRAME_BURST",
     "FRAME_RATE",
+    "HANDSHAKE_SLACK",
     "AddressBuckets",
     "AddressLimits",
     "ClientAddresses",
@@ -64,6 +65,7 @@ __all__ = [
 
 FRAME_RATE = 20.0
 FRAME_BURST = 40.0
+HANDSHAKE_SLACK = 16  # connections of an address past its cap still let in (each gets 429)
 ADDRESS_RATE = 200.0  # messages a second from all the connections of one address...
 ADDRESS_BURST = 400.0  # ...after a burst of this many
 ABUSE_LIMIT = 100
@@ -237,7 +239,8 @@ class ClientAddresses:
         self._trusted = trusted
         self._exempt_loopback = exempt_loopback
 
-    def _is_trusted(self, ip: str) -> bool:
+    def is_trusted(self, ip: str) -> bool:
+        """Whether ``ip`` is a proxy given with ``--trusted-proxy``."""
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
@@ -251,7 +254,7 @@ class ClientAddresses:
     def _client_ip(self, connection: ServerConnection, request: Request | None) -> str:
         ip = peer_ip(connection)
         request = request or connection.request
-        if not self._trusted or request is None or not self._is_trusted(ip):
+        if not self._trusted or request is None or not self.is_trusted(ip):
             return ip
         # Rightmost first: each trusted hop appended the address it was talked to from.
         hops = [
@@ -260,7 +263,7 @@ class ClientAddresses:
             for hop in header.split(",")
         ]
         for hop in reversed(hops):
-            if not self._is_trusted(hop):
+            if not self.is_trusted(hop):
                 return hop if _is_address(hop) else ip
         return ip
 
@@ -294,12 +297,16 @@ def _is_address(text: str) -> bool:
 
 
 class ConnectionGate:
-    """Admission of WebSocket handshakes (module docstring); a ``routes.Gate``.
+    """Admission of connections and WebSocket handshakes (module docstring); a
+    ``routes.Gate``.
 
-    An address's connections are counted from the moment its handshake is let
-    in until its TCP connection is lost: one waiting for its ``hello`` (the
-    game loop waiting on Redis, say) or failing its handshake after the gate
-    counts too, so nothing lets an address past the cap."""
+    An address's connections are counted until their TCP connection is lost,
+    from the moment it is accepted (``accepted``), or, from a trusted proxy,
+    from its handshake, by the address the proxy names. So one waiting for its
+    ``hello`` (the game loop waiting on Redis, say), one failing its handshake,
+    and one that never sends a request (until websockets' 10 s open timeout)
+    count too. Past ``max_per_ip`` a handshake gets 429; past ``max_per_ip +
+    HANDSHAKE_SLACK`` a new connection is dropped at once."""
 
     def __init__(
         self,
@@ -312,23 +319,50 @@ class ConnectionGate:
         self._max_per_ip = max_per_ip
         self._refused = refused  # told the error code of each refusal (metrics)
         self._open: dict[str, int] = {}  # per address: let in, not yet lost
+        self._counted: set[ServerConnection] = set()  # counted when accepted
         self.closing = False
 
     def per_ip(self, ip: str) -> int:
         return self._open.get(ip, 0)
 
+    def accepted(self, connection: ServerConnection) -> bool:
+        """A new TCP connection (``GameConnection.connection_made``): counted from
+        now on, unless it comes from a trusted proxy; False: drop it."""
+        peer = peer_ip(connection)
+        if self._addresses.is_trusted(peer):
+            return True  # counted at its handshake, by the address the proxy names
+        ip = limit_key(peer)
+        if not self._addresses.exempt(ip) and self.per_ip(ip) >= (
+            self._max_per_ip + HANDSHAKE_SLACK
+        ):
+            self._refused("too_many_connections")
+            return False
+        self._count(connection, ip)
+        self._counted.add(connection)
+        return True
+
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.closing:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
         ip = self._addresses.of(connection, request)
-        if not self._addresses.exempt(ip) and self.per_ip(ip) >= self._max_per_ip:
+        counted = connection in self._counted  # then per_ip includes this one
+        if not self._addresses.exempt(ip) and self.per_ip(ip) - counted >= self._max_per_ip:
             self._refused("too_many_connections")
             return connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n"
             )
-        self._open[ip] = self.per_ip(ip) + 1
-        connection.connection_lost_waiter.add_done_callback(lambda _: self._lost(ip))
+        if not counted:
+            self._count(connection, ip)
         return None
+
+    def _count(self, connection: ServerConnection, ip: str) -> None:
+        self._open[ip] = self.per_ip(ip) + 1
+
+        def lost(_: object) -> None:
+            self._counted.discard(connection)
+            self._lost(ip)
+
+        connection.connection_lost_waiter.add_done_callback(lost)
 
     def _lost(self, ip: str) -> None:
         left = self._open[ip] - 1

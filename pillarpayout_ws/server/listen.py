@@ -22,17 +22,22 @@ async def listen(
     server_header: str,
     origins: Sequence[Origin | None] | None = None,
     reuse_port: bool = False,
+    admit: Callable[[ServerConnection], bool] | None = None,
 ) -> Server:
     """The ``/ws`` server: compression off, small frames and queues for small
     messages, a large backlog; a port in use is a one-line ConfigError. Pings come
-    from the hub (``keepalive.py``), one timer for every connection."""
+    from the hub (``keepalive.py``), one timer for every connection. ``admit``
+    is asked about each TCP connection as it is made (False: dropped)."""
+    connection: type[GameConnection] = GameConnection
+    if admit is not None:
+        connection = type("AdmittedConnection", (GameConnection,), {"admit": staticmethod(admit)})
     try:
         return await serve(
             handler,
             host,
             port,
             process_request=process_request,
-            create_connection=GameConnection,
+            create_connection=connection,
             origins=origins,
             compression=None,
             max_size=4096,

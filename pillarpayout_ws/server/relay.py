@@ -184,6 +184,7 @@ class Relay:
             ),
             server_header=f"pillarpayout-relay/{__version__}",
             reuse_port=self.config.reuse_port,
+            admit=self._gate.accepted,
         )
         self._follow_task = asyncio.create_task(self._follow(), name="relay-follow")
         self._report_task = asyncio.create_task(self._report_loop(), name="relay-presence")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from pillarpayout_ws.server.limits import (
     ADDRESS_BURST,
     ALL_FRAMES_BURST,
     FRAME_BURST,
+    HANDSHAKE_SLACK,
     FrameLimiter,
     TokenBucket,
     Verdict,
@@ -315,6 +317,34 @@ async def test_the_connections_of_one_address_share_a_message_budget(
         for player in players:
             await player.close()
     finally:
+        await app.stop()
+
+
+async def test_connections_that_never_send_a_request_are_capped_too(
+    storage_for_game: Storage,
+) -> None:
+    """TCP connections that never send their handshake's request held a file
+    descriptor each for websockets' 10 s open timeout and counted for nothing:
+    one address opening them fast enough could take every descriptor. They
+    count from the moment they are accepted; past the cap and a slack for
+    handshakes (each of which gets 429), a new one is dropped at once."""
+    app = App(configure(ServerConfig, port=0, max_connections_per_ip=1), storage_for_game)
+    await app.start()
+    silent: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(1 + HANDSHAKE_SLACK):
+            _, writer = await asyncio.open_connection("127.0.0.1", app.port)
+            silent.append(writer)
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
+        silent.append(writer)
+        with contextlib.suppress(ConnectionResetError):
+            # Dropped now, not closed by the open timeout 10 s later.
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert app._gate is not None
+        assert app._gate.per_ip("127.0.0.1") == 1 + HANDSHAKE_SLACK  # the others are held
+    finally:
+        for writer in silent:
+            writer.close()
         await app.stop()
 
 

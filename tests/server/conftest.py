@@ -9,7 +9,7 @@ import base64
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -18,10 +18,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point
+from pillarpayout_ws.engine.records import Record
 from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.server.clock import Clock, ManualClock, ScaledClock
 from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage.live import LiveStore
 
 from ..conftest import Servers, fresh_storage
 
@@ -255,6 +257,21 @@ async def manual_game(storage_for_game: Storage) -> AsyncIterator[ManualGame]:
         yield ManualGame(app, clock)
     finally:
         await app.stop()
+
+
+class HeldCommits:
+    """Put in place of ``LiveStore.commit``: each commit says it has begun
+    (``committing``) and waits for ``release`` before it goes to Redis: how a test
+    catches the game loop waiting on Redis. ``commit`` is the real one."""
+
+    def __init__(self, live: LiveStore) -> None:
+        self.commit = live.commit
+        self.committing, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, records: Sequence[Record], key: str | None = None) -> None:
+        self.committing.set()
+        await self.release.wait()
+        await self.commit(records, key)
 
 
 PING, PONG, CLOSE, CONT, TEXT = 0x9, 0xA, 0x8, 0x0, 0x1

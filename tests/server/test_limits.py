@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -13,7 +12,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from pillarpayout_ws.engine.records import Record
 from pillarpayout_ws.server import fanout
 from pillarpayout_ws.server.app import App, ServerConfig
 from pillarpayout_ws.server.clock import ManualClock
@@ -39,6 +37,7 @@ from .conftest import (
     PONG,
     TEXT,
     GameServer,
+    HeldCommits,
     ManualGame,
     RawClient,
     start_game,
@@ -262,29 +261,23 @@ async def test_connections_waiting_for_their_hello_count_against_the_cap(
     )
     game = ManualGame(app, clock)
     live = app.storage.live
-    commit, committing, release = live.commit, asyncio.Event(), asyncio.Event()
-
-    async def held_commit(records: Sequence[Record], key: str | None = None) -> None:
-        committing.set()
-        await release.wait()
-        await commit(records, key)
-
+    held = HeldCommits(live)
     opened: list[Any] = []
     try:
         alice, _ = await game.register("alice")
-        monkeypatch.setattr(live, "commit", held_commit)
+        monkeypatch.setattr(live, "commit", held)
         await alice.send(type="bet", amount=1000, ref="b")
-        await committing.wait()  # the loop waits on Redis: no hello goes out now
+        await held.committing.wait()  # the loop waits on Redis: no hello goes out now
         url = f"ws://127.0.0.1:{app.port}/ws"
         opened += [await connect(url), await connect(url)]
         with pytest.raises(InvalidStatus) as refused:
             await connect(url)
         assert refused.value.response.status_code == 429
-        release.set()
+        held.release.set()
         await alice.next("bet_accepted", ref="b")
         await alice.close()
     finally:
-        release.set()
+        held.release.set()
         for ws in opened:
             await ws.close()
         await app.stop()

@@ -33,6 +33,7 @@ from pillarpayout_ws.storage.flush import Flusher
 from .conftest import (
     CLIENT_SEED,
     GameServer,
+    HeldCommits,
     ManualGame,
     chain_with_crashes,
     fast_config,
@@ -161,23 +162,15 @@ async def test_a_newcomer_is_greeted_after_the_turn_under_way(
     what it sent (here, a bet) rather than what it has not."""
     runner = manual_game.app.runner
     live = manual_game.app.storage.live
-    release = asyncio.Event()
-    committing = asyncio.Event()
-    commit = live.commit
-
-    async def held_commit(records: Sequence[Record], key: str | None = None) -> None:
-        committing.set()
-        await release.wait()
-        await commit(records, key)
-
+    held = HeldCommits(live)
     alice, _ = await manual_game.register("alice")
-    monkeypatch.setattr(live, "commit", held_commit)
+    monkeypatch.setattr(live, "commit", held)
     await alice.send(type="bet", amount=1000, ref="b")
-    await committing.wait()
+    await held.committing.wait()
     snapshots: list[GameSnapshot] = []
     runner.greet(snapshots.append)
     assert snapshots == []  # the turn has taken the bet but not yet sent its ack
-    release.set()
+    held.release.set()
     await alice.next("bet_accepted", ref="b")
     assert [[b.username for b in s.bets] for s in snapshots] == [["alice"]]
     await alice.close()
@@ -383,14 +376,7 @@ async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
     await manual_game.to_phase("running")
     running_since = app.runner.now_ms()
     await manual_game.advance(2000)
-    release, committing = asyncio.Event(), asyncio.Event()
-    commit = live.commit
-
-    async def held_commit(records: Sequence[Record], key: str | None = None) -> None:
-        committing.set()
-        await release.wait()
-        await commit(records, key)
-
+    held = HeldCommits(live)
     queued = asyncio.Event()
     submit = app.runner.submit
 
@@ -399,17 +385,17 @@ async def test_a_cashout_gets_the_multiplier_of_the_moment_it_was_read(
         if getattr(command, "ref", None) == "ac":
             queued.set()
 
-    monkeypatch.setattr(live, "commit", held_commit)
+    monkeypatch.setattr(live, "commit", held)
     monkeypatch.setattr(app.runner, "submit", noting_submit)
     await bob.send(type="cashout", ref="bc")
-    await committing.wait()  # the loop waits on Redis for Bob's cashout
+    await held.committing.wait()  # the loop waits on Redis for Bob's cashout
     assert app.hub._holds == 1  # broadcasts wait for Bob's answer meanwhile
-    monkeypatch.setattr(live, "commit", commit)
+    monkeypatch.setattr(live, "commit", held.commit)
     await alice.send(type="cashout", ref="ac")
     read_at = app.runner.now_ms()
     await queued.wait()  # Alice's cashout is read and queued behind Bob's turn
     manual_game.clock.advance(1.5)  # the loop is slow: time passes before it gets there
-    release.set()
+    held.release.set()
     paid = await alice.next("cashed_out", ref="ac")
     assert paid["multiplier"] == multiplier_at(read_at - running_since) / 100
     assert multiplier_at(read_at + 1500 - running_since) > multiplier_at(read_at - running_since)

@@ -240,11 +240,13 @@ class Accounts:
             limited and self._ip_failures.full(ip, now)
         ):
             raise AuthError("rate_limited", "too many failed logins; try again later")
-        # A failure until the password proves right: attempts made at once would
-        # otherwise all pass the check above before any of them failed.
-        failed = self._count_failure(account, ip, now, limited)
-        wrong = False
-        try:
+        failures: list[tuple[SlidingWindow, object]] = [
+            (self._pair_failures, (account, ip)),
+            (self._account_failures, account),
+        ]
+        if limited:
+            failures.append((self._ip_failures, ip))
+        with self._failure_until_proven(failures, now):
             excess = self._account_failures.count(account, now) - 1 - FAILURES_PER_ACCOUNT
             if excess >= 0:
                 # Failing from many addresses: slowed, never locked.
@@ -261,29 +263,11 @@ class Accounts:
                 if ok and user is not None and self._hasher.check_needs_rehash(user.password_hash):
                     await self._db.set_password_hash(user.id, await self._hash(password))
             if not ok or user is None:
-                wrong = True
                 raise AuthError("invalid_credentials", "wrong username or password")
-        finally:
-            if not wrong:  # right, or not decided (busy, PostgreSQL down): no failure
-                for window, key in failed:
-                    window.discard(key, now)
         if user.banned:
             raise AuthError("banned", "this account is banned")
         token, digest = await self._new_session(user.id)
         return user, token, digest
-
-    def _count_failure(
-        self, account: str, ip: str, now: float, limited: bool
-    ) -> list[tuple[SlidingWindow, object]]:
-        failed: list[tuple[SlidingWindow, object]] = [
-            (self._pair_failures, (account, ip)),
-            (self._account_failures, account),
-        ]
-        if limited:
-            failed.append((self._ip_failures, ip))
-        for window, key in failed:
-            window.add(key, now)
-        return failed
 
     async def resume(self, token: str, ip: str | None = None) -> tuple[UserRow, str, float]:
         """The session's user, its token's digest and the seconds it has left; a
@@ -292,25 +276,40 @@ class Accounts:
         asked (a resume of a made-up token costs a query)."""
         now = self._now()
         limited = ip is not None and not self._exempt(ip)
-        if limited:
-            if self._ip_failures.full(ip, now):
-                raise AuthError("rate_limited", "too many failed logins; try again later")
-            self._ip_failures.add(ip, now)  # a failure until the session proves good (login)
-        wrong = False
-        try:
+        if limited and self._ip_failures.full(ip, now):
+            raise AuthError("rate_limited", "too many failed logins; try again later")
+        with self._failure_until_proven([(self._ip_failures, ip)] if limited else [], now):
             since = self.revocations
             digest = token_digest(token)
             session = await self._db.session_user(digest)
             if session is None or not self.still_valid(digest, session[0].id, since=since):
-                wrong = True
                 raise AuthError("invalid_session", "the session is unknown, expired or revoked")
-        finally:
-            if limited and not wrong:
-                self._ip_failures.discard(ip, now)
         user, left_s = session
         if user.banned:
             raise AuthError("banned", "this account is banned")
         return user, digest, left_s
+
+    @staticmethod
+    @contextmanager
+    def _failure_until_proven(
+        failures: list[tuple[SlidingWindow, object]], now: float
+    ) -> Iterator[None]:
+        """Count ``failures`` (window, key) now, and take them back unless the block
+        ends in a wrong password or session: attempts made at once would otherwise
+        all pass the check before any of them failed. Busy, or PostgreSQL down,
+        decides nothing and counts nothing."""
+        for window, key in failures:
+            window.add(key, now)
+        wrong = False
+        try:
+            yield
+        except AuthError as exc:
+            wrong = exc.code in ("invalid_credentials", "invalid_session")
+            raise
+        finally:
+            if not wrong:
+                for window, key in failures:
+                    window.discard(key, now)
 
     def still_valid(self, digest: str, user_id: int, *, since: int) -> bool:
         """Whether the session was not revoked here, nor every session of the user

@@ -58,7 +58,7 @@ from ..storage.live import (
     report_relay_spectators,
 )
 from .clock import Clock, MonotonicClock
-from .fanout import Client, Hub
+from .fanout import Client, Hub, forget_handshake
 from .limits import AddressLimits, ConnectionGate, FrameLimiter, Verdict
 from .listen import listen
 from .metrics import FanoutGauges
@@ -317,6 +317,7 @@ class Relay:
 
     async def _handle(self, connection: ServerConnection) -> None:
         client = Client(connection, ip=self._addresses.of(connection))
+        forget_handshake(connection)
         self.hub.add(client)
         try:
             if self.hello is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from websockets.asyncio.client import connect
 
 from .conftest import GameServer, ManualGame, Player
 
@@ -26,6 +27,26 @@ async def test_spectators_cannot_act(manual_game: ManualGame) -> None:
         assert (await spectator.next("error", ref=f"s{i}"))["code"] == "auth_required"
     await spectator.send(type="ping", ref="p")
     assert (await spectator.next("pong"))["ref"] == "p"
+    await spectator.close()
+
+
+async def test_a_connection_keeps_nothing_of_its_handshake_headers(
+    manual_game: ManualGame,
+) -> None:
+    """websockets keeps the opening handshake's request and response for the
+    connection's life; the handler drops their headers once it has read the
+    client's address from them, and the connection goes on as before."""
+    spectator = Player(await connect(manual_game.url, additional_headers={"X-Pad": "x" * 3000}))
+    await spectator.next("hello")
+    (client,) = manual_game.app.hub.clients
+    request = client.connection.request
+    assert request is not None and request.path == "/ws"
+    assert len(request.headers) == 0 and client.connection.response is None
+    await spectator.send(type="ping", ref="p")
+    assert (await spectator.next("pong"))["ref"] == "p"
+    await manual_game.to_phase("running")
+    await manual_game.advance(100)  # a tick_ms
+    await spectator.next("tick")
     await spectator.close()
 
 

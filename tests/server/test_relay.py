@@ -134,6 +134,9 @@ async def test_a_relay_is_read_only_and_says_where_to_play(game: App, relay_url:
             assert error["ref"] == frame.get("ref")
             assert "ws://127.0.0.1:8765/ws" in error["message"]
         assert (await watcher.next("tick"))["type"] == "tick"  # still watching
+        (client,) = relay.hub.clients  # it keeps nothing of its handshake's headers
+        assert client.connection.request is not None and not client.connection.request.headers
+        assert client.connection.response is None
         await watcher.ws.send("not json")
         assert (await watcher.next("error"))["code"] == "read_only"
         await watcher.close()

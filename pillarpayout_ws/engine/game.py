@@ -207,9 +207,18 @@ class Game:
         self._history: deque[tuple[int, int]] = deque(history, maxlen=HISTORY_LENGTH)
         self._accounts: dict[int, _Account] = {}
         self._grants: dict[str, FundsGranted] = {}
+        # Bet refs (``_place_bet``): this round's with their acks, to answer a
+        # replay with the same ack; the earlier rounds' still remembered as
+        # the hash of (user id, ref) -> round id, all a ``ref_reused`` needs.
+        # That is about 100 bytes a bet instead of 300 with the ack, the key and
+        # the ref's text: 1,000 rounds of 10,000 bets hold 1 GB, not 3. Two
+        # keys sharing a 64-bit hash (a chance under one in 10^12 with 10 million
+        # remembered) would refuse one new bet with ``ref_reused``: no money
+        # moves, and the client's next bet has a new ref anyway.
         self._bet_refs: dict[tuple[int, str], BetAccepted] = {}
-        # The refs remembered per round, oldest first, to forget them in order.
-        self._ref_rounds: deque[list[tuple[int, str]]] = deque()
+        self._earlier_refs: dict[int, int] = {}
+        # The hashes of each round's refs, oldest first, to forget them in order.
+        self._ref_rounds: deque[list[int]] = deque()
         self._remember_refs(bet_refs)
         self._phase = Phase.IDLE
         self._round: _Round | None = None
@@ -222,19 +231,19 @@ class Game:
         # One list per earlier round still inside the memory window, so they are
         # forgotten in order as new rounds open, exactly as if played here.
         first = max(1, self._next_round_id - self._config.ref_memory_rounds + 1)
-        by_round: dict[int, list[tuple[int, str]]] = {
+        by_round: dict[int, list[int]] = {
             round_id: [] for round_id in range(first, self._next_round_id)
         }
         for accepted in sorted(bet_refs, key=lambda a: a.round_id):
-            keys = by_round.get(accepted.round_id)
-            if accepted.ref is None or keys is None:
+            hashes = by_round.get(accepted.round_id)
+            if accepted.ref is None or hashes is None:
                 continue
-            key = (accepted.user_id, accepted.ref)
-            previous = self._bet_refs.get(key)
+            key = hash((accepted.user_id, accepted.ref))
+            previous = self._earlier_refs.get(key)
             if previous is not None:  # reused after an older round was forgotten
-                by_round[previous.round_id].remove(key)
-            self._bet_refs[key] = accepted
-            keys.append(key)
+                by_round[previous].remove(key)
+            self._earlier_refs[key] = accepted.round_id
+            hashes.append(key)
         self._ref_rounds.extend(by_round.values())
 
     # -- reading -------------------------------------------------------------
@@ -590,11 +599,15 @@ class Game:
             book=RoundBook(self._max_profit),
         )
         self._next_round_id = round_id + 1
+        if self._round is not None:  # its refs are an earlier round's from now on
+            for key in self._ref_rounds[-1]:
+                self._earlier_refs[key] = self._round.round_id
+            self._bet_refs.clear()
         self._previous, self._round, self._phase = self._round, r, phase
         self._ref_rounds.append([])
         while len(self._ref_rounds) > self._config.ref_memory_rounds:
             for key in self._ref_rounds.popleft():
-                del self._bet_refs[key]
+                self._earlier_refs.pop(key, None)  # (twice, were two refs of a round to share it)
         self._records.append(
             RoundOpened(
                 round_id, seed.chain_id, seed.nonce, public_hash, seed.client_seed, edge, opens
@@ -798,15 +811,15 @@ class Game:
         account = self._account(user_id)
         r = self._round
         if ref is not None:
-            previous = self._bet_refs.get((user_id, ref))
-            if previous is not None and r is not None and previous.round_id == r.round_id:
+            previous = self._bet_refs.get((user_id, ref))  # this round's
+            if previous is not None:
                 self._events.append(previous)
                 return
-            if previous is not None:
+            earlier = self._earlier_refs.get(hash((user_id, ref)))
+            if earlier is not None:
                 raise Rejection(
                     RejectCode.REF_REUSED,
-                    f"ref {ref!r} named your bet in round {previous.round_id}; "
-                    "a new bet needs a new ref",
+                    f"ref {ref!r} named your bet in round {earlier}; a new bet needs a new ref",
                 )
         now = self._now if self._now is not None else 0
         if account.limits is not None:
@@ -846,7 +859,7 @@ class Game:
         r.views_cache = None
         if ref is not None:
             self._bet_refs[user_id, ref] = accepted
-            self._ref_rounds[-1].append((user_id, ref))
+            self._ref_rounds[-1].append(hash((user_id, ref)))
         self._events.append(accepted)
         self._records.append(
             BetPlaced(r.round_id, user_id, ref, stake, target, account.balance, self._now, slot)

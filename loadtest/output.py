@@ -58,6 +58,11 @@ def final_table(r: dict[str, Any]) -> None:
     row("ticks received", f"{r['ticks_received']:,}")
     row("ticks expected per client", r["ticks_expected_per_client"])
     row("ticks missed", f"{r['ticks_missed']:,} by {r['clients_missing_ticks']:,} clients")
+    row(
+        "bettors logged in",
+        f"{r['bettors_logged_in']:,} of {r['bettors']:,} (retried after busy "
+        f"{r['busy_retries']:,}, after rate_limited {r['limited_retries']:,})",
+    )
     row("bets / cashouts", f"{r['bets']:,} / {r['cashouts']:,} (late {r['late_cashouts']})")
     row("bet ack ms", pcts(r["bet_ack_ms"]))
     row("cashout ack ms", pcts(r["cashout_ack_ms"]))

@@ -37,6 +37,10 @@ AUTO_TARGETS = (110, 125, 150, 200, 300, 500, 1000)
 HAND_TARGETS = (115, 130, 160, 220)
 
 
+# How long a bettor waits before it asks for a session again, after each answer.
+RETRY_S = {"busy": (0.2, 1.0), "rate_limited": (2.0, 6.0)}
+
+
 @dataclass
 class Tally:
     """What every bettor of one process adds to."""
@@ -50,6 +54,7 @@ class Tally:
     broke: int = 0
     sessions: int = 0
     busy_retries: int = 0  # register/login tried again after `busy`
+    limited_retries: int = 0  # register/login tried again after `rate_limited`
 
 
 class Bettor:
@@ -109,12 +114,17 @@ class Bettor:
         if code == "username_taken" and self.balance is None:
             self._log_in()
             return
-        if code == "busy" and self.balance is None:
-            # The server's password hashing is full (many bettors log in at
-            # once): try again a little later, as a client should.
-            self.tally.busy_retries += 1
+        if code in ("busy", "rate_limited") and self.balance is None:
+            # The server's password hashing is full (``busy``: many bettors log
+            # in at once), or it takes no more new accounts this minute
+            # (``rate_limited``: 60 a minute from everyone): try again a little
+            # later, as a client should.
+            if code == "busy":
+                self.tally.busy_retries += 1
+            else:
+                self.tally.limited_retries += 1
             retry = self._log_in if self.tried_login else self._register
-            asyncio.get_running_loop().call_later(self.rng.uniform(0.2, 1.0), retry)
+            asyncio.get_running_loop().call_later(self.rng.uniform(*RETRY_S[code]), retry)
             return
         if code == "round_crashed" and self.bet is not None and self.bet.get("cashing"):
             self.tally.late_cashouts += 1

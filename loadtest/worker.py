@@ -209,6 +209,7 @@ class Worker:
             "cashouts": tally.cashouts,
             "late_cashouts": tally.late_cashouts,
             "busy_retries": tally.busy_retries,
+            "limited_retries": tally.limited_retries,
             "broke": tally.broke,
             "sessions": tally.sessions,
         }

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
+import orjson
 import pytest
 
+from loadtest import players
 from loadtest.checks import RoundChecker, payout_problem
 from pillarpayout_ws.engine.fairness import SeedChain, crash_point, seed_hash
 from pillarpayout_ws.engine.growth import elapsed_for, multiplier_at
@@ -121,3 +125,35 @@ def test_a_tick_off_the_growth_curve_is_named() -> None:
 )
 def test_payouts_are_checked_against_the_bet(frame: dict[str, Any], problem: str | None) -> None:
     assert payout_problem(frame, 1250, 200, 10_000) == problem
+
+
+class Sent:
+    """A ``GameClient`` stand-in that keeps what a bettor sends."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+
+
+@pytest.mark.parametrize("code", ["busy", "rate_limited"])
+async def test_a_bettor_turned_away_at_the_door_asks_again(
+    code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's registration cap (``rate_limited``) and its full password
+    hashing (``busy``) are answers to wait on, not errors: the bettor sends its
+    ``register`` again later, and is counted as retried, not failed."""
+    monkeypatch.setitem(players.RETRY_S, code, (0.0, 0.0))
+    tally, client = players.Tally(), Sent()
+    bettor = players.Bettor("lt1_0", "correct horse battery", tally, random.Random(1))
+    bettor(client, orjson.dumps({"type": "hello", "round_id": 0}))  # type: ignore[arg-type]
+    bettor(client, orjson.dumps({"type": "error", "code": code}))  # type: ignore[arg-type]
+    assert [f["type"] for f in client.frames] == ["register"]
+    for _ in range(10):  # the retry's call_later(0) runs within a loop turn or two
+        if len(client.frames) == 2:
+            break
+        await asyncio.sleep(0)
+    assert [f["type"] for f in client.frames] == ["register", "register"]
+    assert not tally.errors
+    assert (tally.busy_retries, tally.limited_retries) == ((1, 0) if code == "busy" else (0, 1))

@@ -99,6 +99,7 @@ async def test_a_short_run_reports_every_figure_and_checks_every_round(
     assert result["errors"] == 0, result["errors_by_code"]
     assert result["rounds"] >= 1
     assert result["bets"] >= 6
+    assert result["bettors_logged_in"] == 6
     assert result["bet_ack_ms"]["p50"] is not None
     assert result["ticks_received"] > 0
     assert result["ticks_missed"] == 0

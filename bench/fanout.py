@@ -19,8 +19,12 @@ into a fixed window or not by chance. Its time is reported as
 ``connect_gc_s``. The floor, which has no rounds, measures ``--window``.
 
 The ratio serve/floor is the number to watch: both run in the same session on
-the same machine, so noise from other load largely cancels. Run with
-``python -m bench.fanout [--clients 3000 10000] [--window 15]``.
+the same machine, so noise from other load largely cancels. With ``--pin``
+the server under test has a CPU of its own and everything else (its
+clients, serve's embedded PostgreSQL and Redis) shares the others, so that
+neither waits for the other's CPU (BENCHMARKS.md, 2026-12-01 late: the
+spread between runs stayed about the same). Run with ``python -m
+bench.fanout [--clients 3000 10000] [--window 15] [--pin]``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,20 @@ def rss_bytes(pid: int) -> int:
 
 
 # -- client workers (separate processes) -----------------------------------
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads and children it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """A CPU for the server under test, and the others for everything else; None
+    with fewer than two CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return ({cpus[-1]}, set(cpus[:-1])) if len(cpus) > 1 else None
 
 
 def worker(port: int, count: int, index: int, pipe: Connection) -> None:
@@ -213,7 +231,25 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
-def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, Any]:
+def run_case(
+    kind: str, clients: int, window_s: float, procs: int, pinned: bool = False
+) -> dict[str, Any]:
+    """One server with ``clients`` connected; with ``pinned``, the server has a
+    CPU of its own and everything else (its clients, and serve's embedded
+    PostgreSQL and Redis) the others."""
+    split = split_cpus() if pinned else None
+    if split is not None:
+        pin(os.getpid(), split[1])  # so that what starts from here starts there
+    try:
+        return _run_case(kind, clients, window_s, procs, split)
+    finally:
+        if split is not None:
+            pin(os.getpid(), split[0] | split[1])
+
+
+def _run_case(
+    kind: str, clients: int, window_s: float, procs: int, split: tuple[set[int], set[int]] | None
+) -> dict[str, Any]:
     port = free_port()
     watcher: CrashWatcher | None = None
     data_dir = tempfile.mkdtemp(prefix="pp-bench-")
@@ -236,6 +272,8 @@ def run_case(kind: str, clients: int, window_s: float, procs: int) -> dict[str, 
         )
     try:
         wait_listening(port)
+        if split is not None:
+            pin(server.pid, split[0])
         time.sleep(1.0)
         rss_before = rss_bytes(server.pid)
         pipes, workers = [], []
@@ -325,14 +363,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--window", type=float, default=15.0)
     parser.add_argument("--repeat", type=int, default=3, help="floor/serve pairs per count")
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on a CPU of its own, everything else on the others",
+    )
     args = parser.parse_args(argv)
     raise_nofile()
     out: dict[str, Any] = {"cases": []}
     for n in args.clients:
         pairs: list[dict[str, Any]] = []
         for _ in range(args.repeat):
-            floor = run_case("floor", n, args.window, args.procs)
-            serve = run_case("serve", n, args.window, args.procs)
+            floor = run_case("floor", n, args.window, args.procs, args.pin)
+            serve = run_case("serve", n, args.window, args.procs, args.pin)
             per_frame = ratio(serve["cpu_us_per_delivery"], floor["cpu_us_per_delivery"])
             ratio_ticks = ratio(serve["cpu_us_per_tick"], floor["cpu_us_per_tick"])
             pairs.append(

@@ -607,7 +607,7 @@ class Game:
         self._ref_rounds.append([])
         while len(self._ref_rounds) > self._config.ref_memory_rounds:
             for key in self._ref_rounds.popleft():
-                self._earlier_refs.pop(key, None)  # (twice, were two refs of a round to share it)
+                self._earlier_refs.pop(key, None)  # not del: two refs of a round may share a hash
         self._records.append(
             RoundOpened(
                 round_id, seed.chain_id, seed.nonce, public_hash, seed.client_seed, edge, opens

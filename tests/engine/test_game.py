@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+import pillarpayout_ws.engine.game as game_module
 from pillarpayout_ws.engine.errors import TransitionError, UnknownAccountError
 from pillarpayout_ws.engine.events import (
     BetAccepted,
@@ -314,6 +315,39 @@ def test_refs_are_forgotten_after_the_memory_window() -> None:
     events, records = table.drain()
     assert of_type(events, BetAccepted)[0].round_id == 3
     assert len(of_type(records, BetPlaced)) == 1
+
+
+def test_refs_sharing_a_hash_cost_a_new_bet_a_ref_reused_and_no_money(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Earlier rounds' refs are remembered by a 64-bit hash. Two keys sharing one
+    (every key here, on purpose) cost the later bet a ``ref_reused`` and never
+    money, and forgetting a round whose refs share one is not an error."""
+    monkeypatch.setattr(game_module, "hash", lambda _key: 7, raising=False)
+    table = make_table(seed_with_crash(100), config=GameConfig(ref_memory_rounds=2, cooldown_ms=0))
+    game = table.game
+    game.place_bet(0, 1, 100, None, "a")
+    game.place_bet(0, 2, 100, None, "b")  # this round's refs are kept whole: both taken
+    game.place_bet(0, 1, 100, None, "a")  # a replay: the same ack
+    events, records = table.drain()
+    assert [a.user_id for a in of_type(events, BetAccepted)] == [1, 2, 1]
+    assert len(of_type(records, BetPlaced)) == 2
+    now = game.next_due_ms() or 0
+    game.advance(now)  # round 1 crashes at 1.00x as it starts, round 2 opens
+    assert game.round_id == 2
+    table.drain()
+    balance = game.balance_of(1)
+    game.place_bet(now, 1, 100, None, "c")  # another key, round 1's hash
+    events, records = table.drain()
+    (refused,) = of_type(events, CommandRejected)
+    assert refused.code == "ref_reused" and "round 1" in refused.message
+    assert records == [] and game.balance_of(1) == balance
+    now = game.next_due_ms() or now
+    game.advance(now)  # round 3 opens: round 1, both refs under one hash, is forgotten
+    assert game.round_id == 3
+    table.drain()
+    game.place_bet(now, 1, 100, None, "c")
+    assert of_type(table.drain()[0], BetAccepted)[0].round_id == 3
 
 
 def _restarted(next_round_id: int, bet_refs: list[BetAccepted], memory: int = 3) -> Game:

@@ -72,7 +72,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from .keepalive import Keepalive
-from .limits import guard_frames
+from .limits import ClientAddresses, guard_frames
 
 log = logging.getLogger("pillarpayout.server")
 
@@ -183,17 +183,6 @@ class GameConnection(ServerConnection):
         self._check_open()
 
 
-def forget_handshake(connection: ServerConnection) -> None:
-    """Drop the opening handshake's headers once the handler has read what it needs
-    from them (the client's address). websockets keeps the request and the
-    response for the connection's whole life: 2-5 KB and a few dozen objects
-    the collector scans, per connection. ``request`` itself stays, emptied:
-    websockets takes it being set as the handshake being done."""
-    if connection.request is not None:
-        connection.request.headers = Headers()
-    connection.response = None
-
-
 @dataclass(eq=False, slots=True)
 class Client:
     """One open WebSocket, and who (if anyone) is logged in on it."""
@@ -207,6 +196,20 @@ class Client:
 
     def __post_init__(self) -> None:
         self.transport = self.connection.transport
+
+    @classmethod
+    def joining(cls, connection: ServerConnection, addresses: ClientAddresses) -> Client:
+        """The client of a connection whose handshake is done, by the address the
+        per-address limits count; then its handshake's headers are dropped:
+        websockets keeps the request and the response for the connection's whole
+        life (2-5 KB and a few dozen objects the collector scans, per connection),
+        and the address was all that was needed of them. ``request`` itself
+        stays, emptied: websockets takes it being set as the handshake being done."""
+        client = cls(connection, addresses.of(connection))
+        if connection.request is not None:
+            connection.request.headers = Headers()
+        connection.response = None
+        return client
 
 
 @dataclass

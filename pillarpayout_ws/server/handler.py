@@ -64,7 +64,7 @@ from ..storage.postgres import UserRow
 from .auth import Accounts, AuthError
 from .chat import ChatRoom
 from .clock import Clock
-from .fanout import Client, Hub, forget_handshake
+from .fanout import Client, Hub
 from .hello import Hello
 from .limits import AddressBuckets, ClientAddresses, FrameLimiter, Verdict
 from .metrics import Metrics
@@ -98,8 +98,7 @@ class ConnectionHandler:
     def __init__(self, services: Services, connection: ServerConnection) -> None:
         self.services = services
         self.connection = connection
-        self.client = Client(connection, ip=services.addresses.of(connection))
-        forget_handshake(connection)
+        self.client = Client.joining(connection, services.addresses)
         self.limiter = FrameLimiter(services.clock.now)
         self.session_ends = 0.0  # clock time: a logged-in socket's session runs out then
 

@@ -58,7 +58,7 @@ from ..storage.live import (
     report_relay_spectators,
 )
 from .clock import Clock, MonotonicClock
-from .fanout import Client, Hub, forget_handshake
+from .fanout import Client, Hub
 from .limits import AddressLimits, ConnectionGate, FrameLimiter, Verdict
 from .listen import listen
 from .metrics import FanoutGauges
@@ -316,8 +316,7 @@ class Relay:
     # -- connections --------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
-        client = Client(connection, ip=self._addresses.of(connection))
-        forget_handshake(connection)
+        client = Client.joining(connection, self._addresses)
         self.hub.add(client)
         try:
             if self.hello is not None:

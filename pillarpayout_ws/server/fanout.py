@@ -35,6 +35,11 @@ and answer in between:
   snapshot is worth less than the current one.
 - The ``bets`` frame a tick's cash-outs changed goes in the same write as
   the tick, so a tick costs one write per socket, not two.
+- A tick walks the spectators once, writing: every tick takes the same list
+  of them until one comes, goes or logs in or out (no copy made and freed
+  each tick, each a pass over every connection's object, which is not in
+  the CPU's cache by then), and a player's answer during a tick does not
+  index the spectators it is due to.
 
 Each client still sees frames in the order they were made: a broadcast
 starts only when the one before it has reached every socket, and a frame
@@ -64,12 +69,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from types import GeneratorType
+from typing import Any, cast
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 from .keepalive import Keepalive
 from .limits import ClientAddresses, guard_frames
@@ -84,6 +91,13 @@ SLOW_ABORT_S = 5.0
 BROADCAST_TURN_S = 0.0005  # how long a broadcast writes before the loop's next turn
 BROADCAST_CHUNK = 64  # sockets written between two looks at the clock
 HOLD_MAX_S = 0.01  # how long broadcasts wait in a row for answers on their way
+PONG_HEADER = b"\x8a\x84"  # a client's Pong: masked, 4 bytes of payload (the keepalive's)
+PONG_SIZE = 2 + 4 + 4  # the header, the mask, the payload
+# websockets' parser between two frames: its server's ``parse`` is done with
+# the handshake and in ``Protocol.parse``, which waits in ``at_eof``.
+_SERVER_PARSE = ServerProtocol.parse.__code__
+_PARSE = Protocol.parse.__code__
+_AT_EOF = StreamReader.at_eof.__code__
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -133,7 +147,7 @@ class GameConnection(ServerConnection):
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
-        guard_frames(protocol, time.monotonic)
+        self._frames = guard_frames(protocol, time.monotonic)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -141,10 +155,37 @@ class GameConnection(ServerConnection):
             self.transport.abort()  # its address holds too many already
 
     def data_received(self, data: bytes) -> None:
+        # A pong alone, as a client answers the keepalive's ping: read here, not
+        # by websockets' parser and events (most of a ping's cost). It spends
+        # from the frame budget like any frame; past it, the parser sees it
+        # and closes the connection (1008).
+        if (
+            len(data) == PONG_SIZE
+            and data[:2] == PONG_HEADER
+            and self._between_frames()
+            and self._frames.take()
+        ):
+            echo = int.from_bytes(data[6:], "big") ^ int.from_bytes(data[2:6], "big")
+            if echo.to_bytes(4, "big") == self.unanswered_ping:
+                self.unanswered_ping = None
+            return
         super().data_received(data)
         if self.transport.get_write_buffer_size() > HARD_BUFFER_LIMIT:
             log.info("cutting off a client that does not read what it asked for")
             self.transport.abort()
+
+    def _between_frames(self) -> bool:
+        """Whether websockets' parser waits for the first byte of a frame (so the
+        data received now starts one), the connection being open."""
+        handshake = cast("GeneratorType[None, None, None]", self.protocol.parser)
+        frames = handshake.gi_yieldfrom  # once the handshake is done
+        waiting = getattr(frames, "gi_yieldfrom", None)
+        return (
+            handshake.gi_code is _SERVER_PARSE
+            and getattr(frames, "gi_code", None) is _PARSE
+            and getattr(waiting, "gi_code", None) is _AT_EOF
+            and self.protocol.state is State.OPEN
+        )
 
     def acknowledge_pings(self, data: bytes) -> None:
         if data == self.unanswered_ping:
@@ -265,9 +306,18 @@ class _Broadcast:
         self.departures = hub._departures
         self.logins = hub._logins
 
-    def owes(self, transport: asyncio.Transport) -> bool:
+    def owes(self, transport: asyncio.Transport, hub: Hub) -> bool:
         """Whether ``transport`` is still due this frame."""
         if transport in self.early:
+            return False
+        if (
+            self.next >= self.players_end
+            and self.logins == hub._logins
+            and transport in hub._players
+        ):
+            # A player who was one when this was made (no spectator became a
+            # player since): its part is written, if it had one. The usual
+            # case, a player's ack, needs no index of a tick's spectators.
             return False
         if self._positions is None:  # built once, and only if a socket needs it
             self._positions = {t: i for i, t in enumerate(self.targets)}
@@ -283,7 +333,7 @@ class _Broadcast:
         if self.tail:
             self.frame, self.tail, self.droppable = self.tail, b"", False
         else:
-            del self.targets[self.next :]
+            self.targets = self.targets[: self.next]  # the list may be shared (Hub.tick)
         return skipped
 
 
@@ -306,6 +356,11 @@ class Hub:
         self._open: dict[asyncio.Transport, Client] = {}
         self._players: dict[asyncio.Transport, Client] = {}
         self._watchers: dict[asyncio.Transport, Client] = {}
+        # The spectators as a list, for ticks: the same list for every tick
+        # until one comes, goes or logs in or out (then None, and made again):
+        # a tick does not walk every spectator's object once more to copy it,
+        # nor again to free the copy (each such pass is a cache miss a socket).
+        self._watcher_list: list[asyncio.Transport] | None = None
         self._paused: set[asyncio.Transport] = set()  # past tick_buffer_limit, not drained
         self._departures = 0  # how many left _open: a broadcast's targets are still all open
         self._logins = 0  # how many spectators became players
@@ -334,7 +389,11 @@ class Hub:
         self.clients.add(client)
         transport = client.transport
         self._open[transport] = client
-        (self._players if client.user_id is not None else self._watchers)[transport] = client
+        if client.user_id is not None:
+            self._players[transport] = client
+        else:
+            self._watchers[transport] = client
+            self._watcher_list = None
         connection = client.connection
         if isinstance(connection, GameConnection):
             connection.left_open = lambda: self._closed(transport)
@@ -357,7 +416,8 @@ class Hub:
     def _closed(self, transport: asyncio.Transport) -> Client | None:
         """No frame may go to ``transport`` any more."""
         self._players.pop(transport, None)
-        self._watchers.pop(transport, None)
+        if self._watchers.pop(transport, None) is not None:
+            self._watcher_list = None
         self._paused.discard(transport)
         client = self._open.pop(transport, None)
         if client is not None:
@@ -382,6 +442,7 @@ class Hub:
         client.user_id, client.username, client.token_sha256 = user_id, username, token_sha256
         self.by_user.setdefault(user_id, set()).add(client)
         if self._watchers.pop(client.transport, None) is not None:
+            self._watcher_list = None
             self._players[client.transport] = client
             self._logins += 1
 
@@ -397,6 +458,7 @@ class Hub:
         client.user_id = client.username = client.token_sha256 = None
         if self._players.pop(client.transport, None) is not None:
             self._watchers[client.transport] = client
+            self._watcher_list = None
 
     @property
     def players(self) -> int:
@@ -424,7 +486,9 @@ class Hub:
         frame = text_frame(payload) + tail
         self._catch_up_players()
         self._write(self._players, frame, True, tail=tail)
-        watchers = list(self._watchers)
+        watchers = self._watcher_list
+        if watchers is None:
+            watchers = self._watcher_list = list(self._watchers)
         for pending in self._broadcasts:
             if pending.droppable:
                 if pending.next < len(pending.targets):
@@ -531,7 +595,7 @@ class Hub:
         """Give ``transport`` the broadcast frames it is still due, in order, so that a
         frame written to it now comes after them (as it was made after them)."""
         for pending in self._broadcasts:
-            if pending.owes(transport):
+            if pending.owes(transport, self):
                 pending.early.add(transport)
                 self._deliver(pending, (transport,))
 

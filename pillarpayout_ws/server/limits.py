@@ -154,8 +154,9 @@ class FrameLimiter:
         return Verdict.CLOSE if self.refused >= ABUSE_LIMIT else Verdict.REFUSE
 
 
-def guard_frames(protocol: ServerProtocol, now: Callable[[], float]) -> None:
-    """Make every frame ``protocol`` parses spend from one budget (module docstring)."""
+def guard_frames(protocol: ServerProtocol, now: Callable[[], float]) -> TokenBucket:
+    """Make every frame ``protocol`` parses spend from one budget (module docstring);
+    the budget, for frames read without the parser (``GameConnection``'s pongs)."""
     budget = TokenBucket(ALL_FRAMES_RATE, ALL_FRAMES_BURST, now)
     receive = protocol.recv_frame
 
@@ -168,6 +169,7 @@ def guard_frames(protocol: ServerProtocol, now: Callable[[], float]) -> None:
             protocol.fail(CloseCode.POLICY_VIOLATION, "too many frames")
 
     protocol.recv_frame = recv_frame  # type: ignore[method-assign]
+    return budget
 
 
 def is_loopback(ip: str) -> bool:

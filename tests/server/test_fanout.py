@@ -12,6 +12,7 @@ import asyncio
 import base64
 import os
 import socket
+from collections.abc import Callable
 from typing import Any, cast
 
 import orjson
@@ -143,6 +144,45 @@ async def test_when_ticks_are_superseded_no_spectator_is_left_out_every_time() -
         hub.tick(tick)
     assert [frames(c) for c in clients] == [[b"t1"]] * 2 + [[b"t2"]] * 2 + [[b"t3"]] * 2
     assert hub.stats.ticks_superseded == 4 + 4
+
+
+async def test_ticks_share_one_list_of_spectators_until_one_comes_or_goes() -> None:
+    """A tick does not copy every spectator into a list of its own (a pass over
+    every connection's object, and another to free it): it takes the hub's,
+    made again only when the spectators change."""
+    hub, clients = hub_with(8, chunk=2, spectators=frozenset(range(6)))
+    hub.tick(b"t1")  # the players' part at once, the spectators' in later turns
+    first = hub._broadcasts[0].targets
+    hub.finish()
+    hub.tick(b"t2")
+    assert hub._broadcasts[0].targets is first
+    hub.finish()
+    changes: list[Callable[[], object]] = [
+        lambda: hub.login(clients[0], 0, "u0", "t"),
+        lambda: hub.logout(clients[0]),
+        lambda: hub.remove(clients[1]),
+        lambda: hub.add(Client(cast(Any, Connection()), "127.0.0.1")),
+    ]
+    for change in changes:
+        change()
+        hub.tick(b"t")
+        assert hub._broadcasts[0].targets is not first
+        first = hub._broadcasts[0].targets
+        hub.finish()
+    assert frames(clients[0]) == frames(clients[2]) == [b"t1", b"t2", b"t", b"t", b"t", b"t"]
+    assert frames(clients[1]) == [b"t1", b"t2", b"t", b"t"]  # then it left
+
+
+async def test_a_players_answer_during_a_tick_does_not_index_its_spectators() -> None:
+    hub, clients = hub_with(8, chunk=2, spectators=frozenset(range(6)))
+    hub.tick(b"t1")  # players 6 and 7 at once, spectators in later turns
+    hub.send_user(7, b"ack")
+    assert frames(clients[7]) == [b"t1", b"ack"]
+    assert hub._broadcasts[0]._positions is None  # a player is never due a tick's rest
+    hub.send(clients[5], b"pong")  # a spectator still due it: the tick first
+    assert frames(clients[5]) == [b"t1", b"pong"]
+    hub.finish()
+    assert all(frames(c)[0] == b"t1" for c in clients)
 
 
 async def test_the_bets_a_tick_changed_go_in_the_same_write_and_never_skipped() -> None:

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
+import orjson
+import pytest
+
+from pillarpayout_ws.server.fanout import GameConnection
 from pillarpayout_ws.server.keepalive import PING_HEADER, Keepalive
 from pillarpayout_ws.server.routes import metrics_response
 
-from .conftest import CLOSE, PING, PONG, GameServer, RawClient
+from .conftest import CLOSE, PING, PONG, TEXT, GameServer, RawClient
 
 
 class Writes:
@@ -127,4 +133,94 @@ async def test_a_client_that_does_not_echo_pings_is_closed_with_1011(
     await healthy.send(type="ping", ref="still")
     await healthy.next("pong", ref="still")
     await healthy.close()
+    raw.close()
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Return once ``done()`` holds: what the server did with bytes it read, where
+    no frame comes back to tell (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, "it never happened"
+        await asyncio.sleep(0.001)
+
+
+async def raw_client_and_its_connection(
+    game_server: GameServer,
+) -> tuple[RawClient, GameConnection]:
+    raw = await RawClient.open(game_server.app.port)
+    opcode, hello = await raw.next_frame()
+    assert opcode == TEXT and orjson.loads(hello)["type"] == "hello"
+    (client,) = game_server.app.hub.clients
+    return raw, cast(GameConnection, client.connection)
+
+
+async def next_text(raw: RawClient, kind: str) -> dict[str, Any]:
+    """The next text frame of type ``kind``; broadcasts (presence, ticks) go by."""
+    async with asyncio.timeout(10):
+        while True:
+            opcode, payload = await raw.next_frame()
+            frame = orjson.loads(payload) if opcode == TEXT else {}
+            if frame.get("type") == kind:
+                return cast(dict[str, Any], frame)
+
+
+def pong(payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    """A client's Pong in one piece, as a WebSocket library writes it."""
+    return b"\x8a\x84" + mask + bytes(b ^ m for b, m in zip(payload, mask, strict=True))
+
+
+async def test_a_pong_that_echoes_the_ping_answers_it_without_websockets_parser(
+    game_server: GameServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[bytes] = []
+    monkeypatch.setattr(GameConnection, "acknowledge_pings", lambda _, data: parsed.append(data))
+    raw, connection = await raw_client_and_its_connection(game_server)
+    budget = connection._frames
+    connection.unanswered_ping = b"\x00\xffab"
+    raw.writer.write(pong(b"\x00\xffab"))
+    await until(lambda: connection.unanswered_ping is None)
+    assert parsed == []  # read apart: a whole frame where a frame starts
+    spent = budget.tokens
+    connection.unanswered_ping = b"ping"
+    raw.writer.write(pong(b"made"))  # a pong that echoes something else answers nothing
+    await until(lambda: budget.tokens < spent)  # read, and spent from the frame budget
+    assert connection.unanswered_ping == b"ping" and parsed == []
+    raw.writer.write(RawClient.frame(TEXT, b'{"type":"ping","ref":"r"}'))
+    assert (await next_text(raw, "pong"))["ref"] == "r"  # the connection works on
+    raw.close()
+
+
+async def test_ten_bytes_that_look_like_a_pong_inside_a_frame_are_that_frame(
+    game_server: GameServer,
+) -> None:
+    """The attack: a text frame's header first, then ten bytes whose start looks
+    like a pong's header. They are the frame's mask and payload, not a pong."""
+    raw, connection = await raw_client_and_its_connection(game_server)
+    body = b'"pong"'  # the text frame's payload: valid JSON, not a command
+    mask = b"\x8a\x84\x10\x20"  # so the ten bytes begin as a pong would
+    rest = mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+    assert len(rest) == 10 and rest.startswith(b"\x8a\x84")
+    # Read as a pong, these ten bytes would echo this: make it the ping due.
+    connection.unanswered_ping = bytes(a ^ b for a, b in zip(rest[6:], rest[2:6], strict=True))
+    raw.writer.write(b"\x81\x86")  # FIN, text; masked, 6 bytes of payload
+    await until(lambda: not connection._between_frames())  # the header is read
+    raw.writer.write(rest)
+    error = await next_text(raw, "error")  # the frame, parsed: not a command
+    assert error["code"] == "bad_frame", error
+    assert connection.unanswered_ping is not None  # and no pong
+    raw.close()
+
+
+async def test_a_pong_past_the_frame_budget_closes_the_connection_with_1008(
+    game_server: GameServer,
+) -> None:
+    raw, connection = await raw_client_and_its_connection(game_server)
+    connection._frames.rate = connection._frames.tokens = 0  # the budget spent
+    connection.unanswered_ping = b"ping"
+    raw.writer.write(pong(b"ping"))
+    async with asyncio.timeout(10):
+        frames = await raw.frames()
+    assert frames[-1][0] == CLOSE and struct.unpack("!H", frames[-1][1][:2])[0] == 1008
+    assert connection.unanswered_ping == b"ping"  # not answered: the frame was not read
     raw.close()

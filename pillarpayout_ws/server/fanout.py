@@ -176,7 +176,9 @@ class GameConnection(ServerConnection):
 
     def _between_frames(self) -> bool:
         """Whether websockets' parser waits for the first byte of a frame (so the
-        data received now starts one), the connection being open."""
+        data received now starts one), the connection being open. Any other
+        shape of parser (a later websockets') is not: its pongs take the
+        parser's way, as before."""
         handshake = cast("GeneratorType[None, None, None]", self.protocol.parser)
         frames = handshake.gi_yieldfrom  # once the handshake is done
         waiting = getattr(frames, "gi_yieldfrom", None)

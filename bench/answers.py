@@ -11,7 +11,9 @@ shows its random target (1.05x-3.00x). Over the measuring window it records:
 - bet ack and cash-out ack (frame sent to answer received) p50/p99;
 - players' tick delay (every player measures) and spectators' (one in ten,
   as in ``bench.fanout``), and the floor's tick delay at the same count;
-- the server's CPU per frame delivered.
+- the server's CPU per frame delivered;
+- inside serve (``/metrics``): a cash-out from read to answer written, and
+  the Redis commits, so that a slow ack shows where it waited.
 
 The load generator shares the 2 cores. Run with
 ``python -m bench.answers [--spectators 6000 10000] [--tick-slice-ms 0 2 5]``.
@@ -46,6 +48,8 @@ from bench.common import (
     wait_healthy,
 )
 from loadtest.client import ClientStats, GameClient, open_client
+
+CASHOUTS = 'command="cashout"'  # the cash-outs' series of ``answer_seconds``
 
 
 def bettor_worker(port: int, tokens: list[str], seed: int, pipe: Connection) -> None:
@@ -206,6 +210,8 @@ def run(
         time.sleep(2.0)
         superseded = -fanout.metric(port, "ticks_superseded") if tokens else 0.0
         written = fanout.histogram(port, "tick_fanout_seconds") if tokens else {}
+        answered = fanout.histogram(port, "answer_seconds", CASHOUTS) if tokens else {}
+        committed = fanout.histogram(port, "redis_commit_seconds") if tokens else {}
         started = time.time()
         cpu0 = sum(fanout.cpu_seconds(server.pid))
         for p in pipes:
@@ -219,6 +225,15 @@ def run(
         if tokens:
             fanout_ms = fanout.histogram_summary(
                 written, fanout.histogram(port, "tick_fanout_seconds")
+            )
+            # The server's side of a cash-out's wait: read to answer written,
+            # and the Redis commit within it (a client's p99 well above these
+            # waited in the load generator, not in the game).
+            answered = fanout.histogram_summary(
+                answered, fanout.histogram(port, "answer_seconds", CASHOUTS)
+            )
+            committed = fanout.histogram_summary(
+                committed, fanout.histogram(port, "redis_commit_seconds")
             )
         results = [p.recv() for p in pipes]
         for proc in procs:
@@ -254,6 +269,8 @@ def run(
             "player_tick_ms": summary(players["tick_delay"]),
             "bet_ack_ms": summary(players["bet_ack"]),
             "cashout_ack_ms": summary(players["cashout_ack"]),
+            "server_cashout_ms": answered,
+            "redis_commit_ms": committed,
             "late_cashouts": players["late_cashouts"],
             "errors": players["errors"],
         }

@@ -119,16 +119,19 @@ async def _worker(port: int, count: int, index: int, pipe: Connection) -> None:
             client.transport.abort()
 
 
-def histogram(port: int, name: str) -> dict[str, float]:
-    """A running server's histogram ``name``: ``{le: cumulative count}`` plus
-    ``"sum"`` and ``"count"`` (empty if it cannot be read)."""
+def histogram(port: int, name: str, labels: str = "") -> dict[str, float]:
+    """A running server's histogram ``name`` (the series with ``labels``, as in
+    ``command="cashout"``): ``{le: cumulative count}`` plus ``"sum"`` and
+    ``"count"`` (empty if it cannot be read)."""
     out: dict[str, float] = {}
     prefix = f"pillarpayout_{name}_"
+    bucket = prefix + "bucket{" + (labels + "," if labels else "") + 'le="'
+    after = "{" + labels + "} " if labels else " "
     for line in scrape(port):
-        if line.startswith(prefix + 'bucket{le="'):
-            out[line.split('"')[1]] = float(line.split()[1])
-        elif line.startswith((prefix + "sum ", prefix + "count ")):
-            out[line.split()[0].removeprefix(prefix)] = float(line.split()[1])
+        if line.startswith(bucket):
+            out[line.removeprefix(bucket).split('"')[0]] = float(line.split()[1])
+        elif line.startswith((prefix + "sum" + after, prefix + "count" + after)):
+            out[line.removeprefix(prefix).split("{")[0].split()[0]] = float(line.split()[1])
     return out
 
 

@@ -177,6 +177,7 @@ async def test_a_pong_that_echoes_the_ping_answers_it_without_websockets_parser(
     monkeypatch.setattr(GameConnection, "acknowledge_pings", lambda _, data: parsed.append(data))
     raw, connection = await raw_client_and_its_connection(game_server)
     budget = connection._frames
+    budget.rate = 0  # no refill: each frame read takes one token for good
     connection.unanswered_ping = b"\x00\xffab"
     raw.writer.write(pong(b"\x00\xffab"))
     await until(lambda: connection.unanswered_ping is None)

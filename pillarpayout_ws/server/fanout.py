@@ -78,6 +78,11 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
+try:  # as websockets.frames unmasks
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets built without its C part
+    from websockets.utils import apply_mask
+
 from .keepalive import Keepalive
 from .limits import ClientAddresses, guard_frames
 
@@ -165,8 +170,7 @@ class GameConnection(ServerConnection):
             and self._between_frames()
             and self._frames.take()
         ):
-            echo = int.from_bytes(data[6:], "big") ^ int.from_bytes(data[2:6], "big")
-            if echo.to_bytes(4, "big") == self.unanswered_ping:
+            if apply_mask(data[6:], data[2:6]) == self.unanswered_ping:
                 self.unanswered_ping = None
             return
         super().data_received(data)
@@ -359,7 +363,8 @@ class Hub:
         self._players: dict[asyncio.Transport, Client] = {}
         self._watchers: dict[asyncio.Transport, Client] = {}
         # The spectators as a list, for ticks: the same list for every tick
-        # until one comes, goes or logs in or out (then None, and made again):
+        # until one comes, goes or logs in or out (``_watch``/``_unwatch``
+        # drop it, and the next tick makes it again):
         # a tick does not walk every spectator's object once more to copy it,
         # nor again to free the copy (each such pass is a cache miss a socket).
         self._watcher_list: list[asyncio.Transport] | None = None
@@ -394,8 +399,7 @@ class Hub:
         if client.user_id is not None:
             self._players[transport] = client
         else:
-            self._watchers[transport] = client
-            self._watcher_list = None
+            self._watch(transport, client)
         connection = client.connection
         if isinstance(connection, GameConnection):
             connection.left_open = lambda: self._closed(transport)
@@ -418,14 +422,24 @@ class Hub:
     def _closed(self, transport: asyncio.Transport) -> Client | None:
         """No frame may go to ``transport`` any more."""
         self._players.pop(transport, None)
-        if self._watchers.pop(transport, None) is not None:
-            self._watcher_list = None
+        self._unwatch(transport)
         self._paused.discard(transport)
         client = self._open.pop(transport, None)
         if client is not None:
             self._departures += 1
             self.keepalive.discard(transport)
         return client
+
+    def _watch(self, transport: asyncio.Transport, client: Client) -> None:
+        self._watchers[transport] = client
+        self._watcher_list = None
+
+    def _unwatch(self, transport: asyncio.Transport) -> bool:
+        """Whether ``transport`` was a spectator's (it is not any more)."""
+        if self._watchers.pop(transport, None) is None:
+            return False
+        self._watcher_list = None
+        return True
 
     def _presence_changed(self) -> None:
         if self.on_presence is not None:
@@ -443,8 +457,7 @@ class Hub:
         self._presence_changed()
         client.user_id, client.username, client.token_sha256 = user_id, username, token_sha256
         self.by_user.setdefault(user_id, set()).add(client)
-        if self._watchers.pop(client.transport, None) is not None:
-            self._watcher_list = None
+        if self._unwatch(client.transport):
             self._players[client.transport] = client
             self._logins += 1
 
@@ -459,8 +472,7 @@ class Hub:
                 del self.by_user[client.user_id]
         client.user_id = client.username = client.token_sha256 = None
         if self._players.pop(client.transport, None) is not None:
-            self._watchers[client.transport] = client
-            self._watcher_list = None
+            self._watch(client.transport, client)
 
     @property
     def players(self) -> int:

@@ -165,11 +165,6 @@ async def next_text(raw: RawClient, kind: str) -> dict[str, Any]:
                 return cast(dict[str, Any], frame)
 
 
-def pong(payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
-    """A client's Pong in one piece, as a WebSocket library writes it."""
-    return b"\x8a\x84" + mask + bytes(b ^ m for b, m in zip(payload, mask, strict=True))
-
-
 async def test_a_pong_that_echoes_the_ping_answers_it_without_websockets_parser(
     game_server: GameServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,12 +174,14 @@ async def test_a_pong_that_echoes_the_ping_answers_it_without_websockets_parser(
     budget = connection._frames
     budget.rate = 0  # no refill: each frame read takes one token for good
     connection.unanswered_ping = b"\x00\xffab"
-    raw.writer.write(pong(b"\x00\xffab"))
+    raw.writer.write(RawClient.frame(PONG, b"\x00\xffab"))
     await until(lambda: connection.unanswered_ping is None)
     assert parsed == []  # read apart: a whole frame where a frame starts
     spent = budget.tokens
     connection.unanswered_ping = b"ping"
-    raw.writer.write(pong(b"made"))  # a pong that echoes something else answers nothing
+    raw.writer.write(
+        RawClient.frame(PONG, b"made")
+    )  # a pong that echoes something else answers nothing
     await until(lambda: budget.tokens < spent)  # read, and spent from the frame budget
     assert connection.unanswered_ping == b"ping" and parsed == []
     raw.writer.write(RawClient.frame(TEXT, b'{"type":"ping","ref":"r"}'))
@@ -219,7 +216,7 @@ async def test_a_pong_past_the_frame_budget_closes_the_connection_with_1008(
     raw, connection = await raw_client_and_its_connection(game_server)
     connection._frames.rate = connection._frames.tokens = 0  # the budget spent
     connection.unanswered_ping = b"ping"
-    raw.writer.write(pong(b"ping"))
+    raw.writer.write(RawClient.frame(PONG, b"ping"))
     async with asyncio.timeout(10):
         frames = await raw.frames()
     assert frames[-1][0] == CLOSE and struct.unpack("!H", frames[-1][1][:2])[0] == 1008

@@ -15,7 +15,7 @@ from pillarpayout_ws.settings import configure
 from pillarpayout_ws.storage import Storage, open_storage
 
 from ..serving import healthz, pid_alive, postgres_pids, server_pids
-from .conftest import SPEED, GameServer
+from .conftest import SPEED, GameServer, start_game
 
 
 async def test_postgres_down_gives_unavailable_and_503_then_recovers(tmp_path: Path) -> None:
@@ -24,8 +24,10 @@ async def test_postgres_down_gives_unavailable_and_503_then_recovers(tmp_path: P
     # The app does not see the embedded servers, so it does not restart them:
     # PostgreSQL stays down until this test starts it again.
     unsupervised = Storage(db=storage.db, live=storage.live, embedded=None)
-    app = App(configure(ServerConfig, port=0), unsupervised, clock=ScaledClock(SPEED))
-    await app.start()
+    # Short rounds with bounded crash points: the wait for the next betting
+    # window below cannot outlast its timeout (a server-random chain's round
+    # may run for minutes of game time).
+    app = await start_game(unsupervised, betting_ms=10_000)
     try:
         game = GameServer(app)
         alice, _ = await game.register("alice")

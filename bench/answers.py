@@ -13,7 +13,12 @@ shows its random target (1.05x-3.00x). Over the measuring window it records:
   as in ``bench.fanout``), and the floor's tick delay at the same count;
 - the server's CPU per frame delivered;
 - inside serve (``/metrics``): a cash-out from read to answer written, and
-  the Redis commits, so that a slow ack shows where it waited.
+  the Redis commits, so that a slow ack shows where it waited;
+- where a slow ack (over ``SLOW_ACK_MS``) waited: the bettors' own process
+  runs a 1 ms heartbeat, and each slow ack is reported with how long the
+  heartbeat was held up while the ack was awaited (the load generator busy
+  or off the CPU); and the server's time waiting for a CPU (its main
+  thread's run-queue delay, ``/proc/<pid>/schedstat``), for the floor too.
 
 The load generator shares the 2 cores. Run with
 ``python -m bench.answers [--spectators 6000 10000] [--tick-slice-ms 0 2 5]``.
@@ -50,6 +55,9 @@ from bench.common import (
 from loadtest.client import ClientStats, GameClient, open_client
 
 CASHOUTS = 'command="cashout"'  # the cash-outs' series of ``answer_seconds``
+SLOW_ACK_MS = 15.0  # the issue's bound on bet and cash-out ack p99
+HEARTBEAT_S = 0.001
+STALL_MS = 2.0  # a heartbeat this late (libuv's timers round to 1 ms) was held up
 
 
 def bettor_worker(port: int, tokens: list[str], seed: int, pipe: Connection) -> None:
@@ -62,6 +70,7 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     loop = asyncio.get_running_loop()
     stats = ClientStats()
     bet_ack: list[float] = []
+    acks: list[tuple[str, float, float]] = []  # (kind, sent, answered)
     cashout_ack: list[float] = []
     tick_delay: list[float] = []
     late = 0
@@ -73,6 +82,15 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     cashout_sent: dict[GameClient, float] = {}
     target: dict[GameClient, float] = {}
     recording = False
+    stalls: list[tuple[float, float]] = []  # the bettors' loop held up: (from, to)
+
+    async def heartbeat() -> None:
+        while True:
+            due = time.perf_counter() + HEARTBEAT_S
+            await asyncio.sleep(HEARTBEAT_S)
+            woke = time.perf_counter()
+            if (woke - due) * 1000 > STALL_MS:
+                stalls.append((due, woke))
 
     def place(client: GameClient, round_id: int) -> None:
         bet_sent[client] = time.perf_counter()
@@ -101,11 +119,13 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
             sent = bet_sent.pop(client, None)
             if sent is not None and recording:
                 bet_ack.append((now - sent) * 1000)
+                acks.append(("bet", sent, now))
         elif kind == "cashed_out":
             target.pop(client, None)
             sent = cashout_sent.get(client)
             if sent is not None and recording:
                 cashout_ack.append((now - sent) * 1000)
+                acks.append(("cashout", sent, now))
         elif kind == "crashed":
             target.pop(client, None)
         elif kind == "error":
@@ -130,14 +150,22 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     await sessions.wait()
     pipe.send(("ready", len(clients)))
     assert await loop.run_in_executor(None, pipe.recv) == "measure"
+    beating = asyncio.create_task(heartbeat())
     recording, frames_before = True, stats.frames
     assert await loop.run_in_executor(None, pipe.recv) == "stop"
     recording = False
+    beating.cancel()
     pipe.send(
         {
             "bet_ack": bet_ack,
             "cashout_ack": cashout_ack,
             "tick_delay": tick_delay,
+            "slow_acks": [
+                [kind, round((answered - sent) * 1000, 2), round(held(stalls, sent, answered), 2)]
+                for kind, sent, answered in acks
+                if (answered - sent) * 1000 > SLOW_ACK_MS
+            ],
+            "bettor_stall_ms": summary([(to - since) * 1000 for since, to in stalls]),
             "late_cashouts": late,
             "errors": errors,
             "connected": stats.connected,
@@ -147,6 +175,16 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     for client in clients:
         if client.transport is not None:
             client.transport.abort()
+
+
+def held(stalls: list[tuple[float, float]], since: float, until: float) -> float:
+    """Milliseconds of ``stalls`` that fall between ``since`` and ``until``."""
+    return sum(max(0.0, min(to, until) - max(start, since)) for start, to in stalls) * 1000
+
+
+def run_delay_s(pid: int) -> float:
+    """Seconds ``pid``'s main thread has waited on a run queue for a CPU."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def summary(values: list[float]) -> dict[str, float | int | None]:
@@ -214,12 +252,14 @@ def run(
         committed = fanout.histogram(port, "redis_commit_seconds") if tokens else {}
         started = time.time()
         cpu0 = sum(fanout.cpu_seconds(server.pid))
+        waited = run_delay_s(server.pid)
         for p in pipes:
             p.send("measure")
         time.sleep(window_s)
         for p in pipes:
             p.send("stop")
         cpu = sum(fanout.cpu_seconds(server.pid)) - cpu0
+        waited = run_delay_s(server.pid) - waited
         ended = time.time()
         superseded += fanout.metric(port, "ticks_superseded") if tokens else 0.0
         if tokens:
@@ -258,6 +298,8 @@ def run(
         # from its histogram's buckets, the floor's from every tick).
         "server_fanout_ms": fanout_ms,
         "cpu_us_per_delivery": round(cpu / frames * 1e6, 3) if frames else None,
+        # How long the server was ready to run but waited for a CPU, a second.
+        "server_run_delay_ms_per_s": round(waited / window_s * 1000, 2),
     }
     spectator_ticks = sum(r[1] for r in results[:2])  # one in ten is measured, all count
     if spectator_ticks:
@@ -272,6 +314,9 @@ def run(
             "server_cashout_ms": answered,
             "redis_commit_ms": committed,
             "late_cashouts": players["late_cashouts"],
+            # Each ack over SLOW_ACK_MS: [kind, ms, ms the bettors' loop was held up meanwhile].
+            "slow_acks": players["slow_acks"],
+            "bettor_stall_ms": players["bettor_stall_ms"],
             "errors": players["errors"],
         }
     return out

@@ -29,7 +29,7 @@ from pillarpayout_ws.engine.fairness import SeedChain
 from pillarpayout_ws.storage import open_storage
 
 from .conftest import PILLARPAYOUT
-from .server.conftest import CLIENT_SEED, Player, chain_with_crashes
+from .server.conftest import CHAIN_ROUNDS, CLIENT_SEED, Player, chain_with_crashes
 from .serving import ServeProcess
 
 ROUNDS = 4
@@ -57,7 +57,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         storage = await open_storage(data_dir=data)
         try:
             await storage.db.create_seed_chain(
-                top, 20, SeedChain.from_top(top, 20).commitment, CLIENT_SEED, "a test's salt"
+                top,
+                CHAIN_ROUNDS,
+                SeedChain.from_top(top, CHAIN_ROUNDS).commitment,
+                CLIENT_SEED,
+                "a test's salt",
             )
         finally:
             await storage.close()

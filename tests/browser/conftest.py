@@ -32,7 +32,7 @@ from pillarpayout_ws.engine.fairness import SeedChain
 from pillarpayout_ws.storage import open_storage
 
 from ..conftest import REPO
-from ..server.conftest import CLIENT_SEED, chain_with_crashes
+from ..server.conftest import CHAIN_ROUNDS, CLIENT_SEED, chain_with_crashes
 from ..serving import ServeProcess, server_pids
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +47,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHAIN_LENGTH = 20  # the length chain_with_crashes draws its chains with
 SERVE_FLAGS = ("--betting-ms", "4000", "--cooldown-ms", "1500")
 # Long enough for any round of the chosen chain on a busy machine.
 ROUND_MS = 90_000
@@ -67,10 +66,10 @@ class Site:
     @classmethod
     async def start(cls, data_dir: Path, flags: tuple[str, ...] = ()) -> Site:
         top = chain_with_crashes(130, 300, 8)
-        chain = SeedChain.from_top(top, CHAIN_LENGTH)
+        chain = SeedChain.from_top(top, CHAIN_ROUNDS)
         storage = await open_storage(data_dir=data_dir)
         try:
-            await storage.db.create_seed_chain(top, CHAIN_LENGTH, chain.commitment, CLIENT_SEED)
+            await storage.db.create_seed_chain(top, CHAIN_ROUNDS, chain.commitment, CLIENT_SEED)
         finally:
             await storage.close()
         site = cls(data_dir, chain, flags)

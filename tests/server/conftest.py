@@ -32,7 +32,7 @@ CLIENT_SEED = "pillarpayout-tests"
 
 
 CHAIN_ROUNDS = 20  # the length of the chains chain_with_crashes draws
-LATER_CRASH_MAX = 1000  # hundredths: a later round runs at most 38 s of game time
+LATER_CRASH_MAX = 2000  # hundredths: a later round runs at most 50 s of game time (5 s at 10x)
 
 
 def chain_with_crashes(low: int, high: int, rounds: int) -> str:

@@ -69,9 +69,7 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
     stats = ClientStats()
-    bet_ack: list[float] = []
     acks: list[tuple[str, float, float]] = []  # (kind, sent, answered)
-    cashout_ack: list[float] = []
     tick_delay: list[float] = []
     late = 0
     errors: dict[str, int] = {}
@@ -118,13 +116,11 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
         elif kind == "bet_accepted":
             sent = bet_sent.pop(client, None)
             if sent is not None and recording:
-                bet_ack.append((now - sent) * 1000)
                 acks.append(("bet", sent, now))
         elif kind == "cashed_out":
             target.pop(client, None)
             sent = cashout_sent.get(client)
             if sent is not None and recording:
-                cashout_ack.append((now - sent) * 1000)
                 acks.append(("cashout", sent, now))
         elif kind == "crashed":
             target.pop(client, None)
@@ -155,15 +151,16 @@ async def _bettors(port: int, tokens: list[str], seed: int, pipe: Connection) ->
     assert await loop.run_in_executor(None, pipe.recv) == "stop"
     recording = False
     beating.cancel()
+    waits = [(kind, (answered - sent) * 1000, sent, answered) for kind, sent, answered in acks]
     pipe.send(
         {
-            "bet_ack": bet_ack,
-            "cashout_ack": cashout_ack,
+            "bet_ack": [ms for kind, ms, _, _ in waits if kind == "bet"],
+            "cashout_ack": [ms for kind, ms, _, _ in waits if kind == "cashout"],
             "tick_delay": tick_delay,
             "slow_acks": [
-                [kind, round((answered - sent) * 1000, 2), round(held(stalls, sent, answered), 2)]
-                for kind, sent, answered in acks
-                if (answered - sent) * 1000 > SLOW_ACK_MS
+                [kind, round(ms, 2), round(held(stalls, sent, answered), 2)]
+                for kind, ms, sent, answered in waits
+                if ms > SLOW_ACK_MS
             ],
             "bettor_stall_ms": summary([(to - since) * 1000 for since, to in stalls]),
             "late_cashouts": late,

@@ -179,9 +179,8 @@ async def test_a_pong_that_echoes_the_ping_answers_it_without_websockets_parser(
     assert parsed == []  # read apart: a whole frame where a frame starts
     spent = budget.tokens
     connection.unanswered_ping = b"ping"
-    raw.writer.write(
-        RawClient.frame(PONG, b"made")
-    )  # a pong that echoes something else answers nothing
+    # A pong that echoes something else answers nothing.
+    raw.writer.write(RawClient.frame(PONG, b"made"))
     await until(lambda: budget.tokens < spent)  # read, and spent from the frame budget
     assert connection.unanswered_ping == b"ping" and parsed == []
     raw.writer.write(RawClient.frame(TEXT, b'{"type":"ping","ref":"r"}'))

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +17,8 @@ import redis.asyncio as aioredis
 from pillarpayout_ws.engine.records import BetPlaced, Granted, RoundOpened
 from pillarpayout_ws.exceptions import RedisUnavailable
 from pillarpayout_ws.storage import Storage
+from pillarpayout_ws.storage import live as live_module
+from pillarpayout_ws.storage.embedded import EmbeddedServers
 from pillarpayout_ws.storage.live import (
     ACTIVE_BETS,
     GAME_STATE,
@@ -176,6 +182,75 @@ async def test_a_refused_publish_leaves_no_reply_behind_for_the_next(storage: St
         assert await client.hlen(ACTIVE_BETS) == 0
     finally:
         await client.aclose()
+
+
+async def test_publishes_at_once_each_read_their_own_replies(storage: Storage) -> None:
+    """The mirror's connection is shared: publishes made at the same time go one
+    after the other, or one would read the other's replies and the other wait."""
+    live = storage.live
+    client = aioredis.Redis.from_url(live.url)
+    try:
+        await live.publish([], None, {"round_id": "first"})  # its connection is open
+        async with asyncio.timeout(5):
+            await asyncio.gather(
+                *(live.publish([b"F%d x" % i], None, {"round_id": str(i)}) for i in range(20))
+            )
+            await live.publish([], None, {"round_id": "last"})
+        assert await client.hget(GAME_STATE, "round_id") == b"last"
+    finally:
+        await client.aclose()
+
+
+async def test_publish_goes_on_after_redis_closed_its_connection(storage: Storage) -> None:
+    """Redis dropped the mirror's connection (a restart, ``CLIENT KILL``): at most
+    the next publish fails, with ``RedisUnavailable``; the one after writes."""
+    live = storage.live
+    client = aioredis.Redis.from_url(live.url)
+    try:
+        await live.publish([b"F1 x"], None, {"round_id": "1"})
+        assert await client.client_kill_filter(_type="normal", skipme=True) >= 1
+        with contextlib.suppress(RedisUnavailable):
+            await live.publish([b"F2 x"], None, {"round_id": "2"})
+        await live.publish([b"F3 x"], None, {"round_id": "3"})
+        assert await client.hget(GAME_STATE, "round_id") == b"3"
+    finally:
+        await client.aclose()
+
+
+async def test_a_hung_redis_fails_the_publish_within_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped (SIGSTOP) Redis answers nothing: the publish fails at its
+    deadline, and once Redis runs again the next ones read their own replies on
+    a new connection, not the stopped one's late ones."""
+    servers = EmbeddedServers(tmp_path)
+    servers.start(postgres=False)
+    live = LiveStore(servers.redis_url)
+    client = aioredis.Redis.from_url(servers.redis_url)
+    pid = int((tmp_path / "redis" / "valkey.pid").read_text().split()[0])
+    try:
+        await live.publish([b"F1 x"], None, {"round_id": "1"})
+        monkeypatch.setattr(live_module, "SOCKET_TIMEOUT_S", 0.5)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable, match="publish failed"):
+                await live.publish([b"F2 x"], None, {"round_id": "2"})
+            assert time.monotonic() - started < 5
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # The stopped round trip's two replies come now. Read as this one's, they
+        # would hide its refused third command.
+        await client.set(ACTIVE_BETS, "not a hash")
+        refused = ActiveBets(False, {"7": active_bet(500, 1.5, None)})
+        with pytest.raises(RedisUnavailable, match="WRONGTYPE"):
+            await live.publish([b"F3 x"], None, {"round_id": "3"}, refused)
+        await live.publish([b"F4 x"], None, {"round_id": "4", "state": "running"})
+        assert await client.hgetall(GAME_STATE) == {b"round_id": b"4", b"state": b"running"}
+    finally:
+        await client.aclose()
+        await live.close()
+        servers.stop()
 
 
 async def test_relay_spectators_sum_the_live_reports_and_drop_the_gone(storage: Storage) -> None:

@@ -342,7 +342,8 @@ class LiveStore:
         one round trip (not a transaction: these are a mirror, not the record).
 
         This runs at every tick, on a connection of its own: ``_mirror_round_trip``.
-        One caller at a time (a lock keeps the replies in step)."""
+        Publishes made at the same time take turns on it, so that each reads its
+        own replies."""
         channel = self.channel
         commands: list[tuple[Any, ...]] = [("PUBLISH", channel, m) for m in messages]
         if snapshot is not None:
@@ -363,7 +364,7 @@ class LiveStore:
         try:
             async with self._mirror_lock:
                 await self._mirror_round_trip(commands)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, hiredis.HiredisError) as exc:
             raise RedisUnavailable(f"Redis publish failed: {exc}") from None
 
     async def _mirror_round_trip(self, commands: Sequence[tuple[Any, ...]]) -> None:

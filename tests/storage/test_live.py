@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -75,41 +76,43 @@ async def test_group_commit_writes_the_batch_and_nothing_else(storage: Storage) 
         await client.aclose()
 
 
-async def test_a_commit_whose_answer_is_lost_is_not_sent_again(storage: Storage) -> None:
-    """Between the server and Redis, a proxy that lets the first connection's
-    transaction through and then cuts it before the answer (as a reset or a
-    timeout would): the commit fails and is not sent again by itself (redis-py's
-    pipeline retried it, which wrote the records twice), and ``committed`` tells
-    that it was applied."""
-    target = urlsplit(storage.live.url)
+Tamper = Callable[[int, bytes, bytes], bytes | None]
+
+
+@contextlib.asynccontextmanager
+async def redis_proxy(url: str, tamper: Tamper) -> AsyncIterator[str]:
+    """A proxy to the Redis at ``url``; yields its URL. Each piece of a reply
+    passes ``tamper(n, sent, reply)`` on its way (``n`` counts the proxy's
+    connections from 0, ``sent`` is all the client sent on this one): the
+    bytes to pass on, or None to cut the connection there."""
+    target = urlsplit(url)
     if target.scheme == "unix":  # the embedded Redis
         db = parse_qs(target.query).get("db", ["0"])[0]
     else:
         db = target.path.lstrip("/") or "0"
-    cut: list[bool] = []
     relays: list[asyncio.Task[Any]] = []
 
     async def relay(client: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         relays.append(cast("asyncio.Task[Any]", asyncio.current_task()))
+        number = len(relays) - 1
         if target.scheme == "unix":
             upstream, up_writer = await asyncio.open_unix_connection(target.path)
         else:
             upstream, up_writer = await asyncio.open_connection(target.hostname, target.port)
-        first, sent_exec = not cut, asyncio.Event()
-        cut.append(True)
+        sent = bytearray()
 
         async def forward() -> None:
             while data := await client.read(65536):
+                sent.extend(data)
                 up_writer.write(data)
-                if b"EXEC" in data:
-                    sent_exec.set()
             up_writer.close()
 
         pump = asyncio.create_task(forward())
         while data := await upstream.read(65536):
-            if first and sent_exec.is_set():
-                break  # Redis has run it: the answer is lost
-            writer.write(data)
+            passed = tamper(number, bytes(sent), data)
+            if passed is None:
+                break
+            writer.write(passed)
         writer.close()
         up_writer.close()
         pump.cancel()
@@ -118,17 +121,34 @@ async def test_a_commit_whose_answer_is_lost_is_not_sent_again(storage: Storage)
     proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
     port = proxy.sockets[0].getsockname()[1]
     auth = f"{target.username or ''}:{target.password}@" if target.password else ""
-    via = LiveStore(f"redis://{auth}127.0.0.1:{port}/{db}")
-    bet = BetPlaced(6, 1, None, 100, None, 900)
     try:
-        with pytest.raises(RedisUnavailable):
-            await via.commit([RoundOpened(6, 1, 6, "00" * 32, "salt", 1.0), bet], "k6")
-        assert await via.committed("k6")
-        assert not await via.committed("another")
+        yield f"redis://{auth}127.0.0.1:{port}/{db}"
     finally:
-        await via.close()  # its connections end, and so do their relays
+        # The caller closed its connections by now, and so their relays end.
         await asyncio.wait_for(asyncio.gather(*relays), 10)
         proxy.close()
+
+
+async def test_a_commit_whose_answer_is_lost_is_not_sent_again(storage: Storage) -> None:
+    """Between the server and Redis, a proxy that lets the first connection's
+    transaction through and then cuts it before the answer (as a reset or a
+    timeout would): the commit fails and is not sent again by itself (redis-py's
+    pipeline retried it, which wrote the records twice), and ``committed`` tells
+    that it was applied."""
+
+    def lose_the_answer(number: int, sent: bytes, reply: bytes) -> bytes | None:
+        return None if number == 0 and b"EXEC" in sent else reply  # Redis has run it
+
+    bet = BetPlaced(6, 1, None, 100, None, 900)
+    async with redis_proxy(storage.live.url, lose_the_answer) as url:
+        via = LiveStore(url)
+        try:
+            with pytest.raises(RedisUnavailable):
+                await via.commit([RoundOpened(6, 1, 6, "00" * 32, "salt", 1.0), bet], "k6")
+            assert await via.committed("k6")
+            assert not await via.committed("another")
+        finally:
+            await via.close()
     assert (await storage.live.round_records([6]))[6].count(bet) == 1
 
 
@@ -251,6 +271,31 @@ async def test_a_hung_redis_fails_the_publish_within_the_timeout(
         await client.aclose()
         await live.close()
         servers.stop()
+
+
+async def test_a_reply_that_is_not_redis_fails_the_publish_and_the_next_goes_on(
+    storage: Storage,
+) -> None:
+    """Something not speaking Redis's protocol answers the mirror's round trip
+    (here a proxy spoiling one reply): that publish fails with
+    ``RedisUnavailable`` (not a parser's error out of the publisher's task),
+    and the next one writes on a new connection."""
+
+    def spoil(number: int, sent: bytes, reply: bytes) -> bytes | None:
+        return b"?not redis\r\n" if b"F2 spoiled" in sent else reply
+
+    client = aioredis.Redis.from_url(storage.live.url)
+    async with redis_proxy(storage.live.url, spoil) as url:
+        via = LiveStore(url)
+        try:
+            await via.publish([b"F1 x"], None, {"round_id": "1"})
+            with pytest.raises(RedisUnavailable, match="publish failed"):
+                await via.publish([b"F2 spoiled"], None, {"round_id": "2"})
+            await via.publish([b"F3 x"], None, {"round_id": "3"})
+            assert await client.hget(GAME_STATE, "round_id") == b"3"
+        finally:
+            await via.close()
+            await client.aclose()
 
 
 async def test_relay_spectators_sum_the_live_reports_and_drop_the_gone(storage: Storage) -> None:

@@ -9,7 +9,15 @@ from pathlib import Path
 
 from loadtest.serving import embedded_env, free_port, healthz, serve_command, wait_healthy
 
-__all__ = ["ServeProcess", "free_port", "healthz", "pid_alive", "postgres_pids", "server_pids"]
+__all__ = [
+    "ServeProcess",
+    "free_port",
+    "healthz",
+    "pid_alive",
+    "postgres_pids",
+    "redis_pid",
+    "server_pids",
+]
 
 
 class ServeProcess:
@@ -62,8 +70,12 @@ def pid_alive(pid: int) -> bool:
 def server_pids(data_dir: Path) -> tuple[int, int]:
     """(PostgreSQL pid, Redis pid) from the embedded servers' pid files."""
     pg = int((data_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
-    redis = int((data_dir / "redis" / "valkey.pid").read_text().split()[0])
-    return pg, redis
+    return pg, redis_pid(data_dir)
+
+
+def redis_pid(data_dir: Path) -> int:
+    """The embedded Redis's pid, from its pid file (PostgreSQL need not run)."""
+    return int((data_dir / "redis" / "valkey.pid").read_text().split()[0])
 
 
 def postgres_pids(data_dir: Path) -> list[int]:

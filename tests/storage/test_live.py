@@ -35,6 +35,7 @@ from pillarpayout_ws.storage.live import (
     report_relay_spectators,
 )
 
+from ..serving import redis_pid
 from .helpers import round_records
 
 # Also run against Debian's PostgreSQL and Redis (python -m tests.external, in make test).
@@ -247,7 +248,7 @@ async def test_a_hung_redis_fails_the_publish_within_the_timeout(
     servers.start(postgres=False)
     live = LiveStore(servers.redis_url)
     client = aioredis.Redis.from_url(servers.redis_url)
-    pid = int((tmp_path / "redis" / "valkey.pid").read_text().split()[0])
+    pid = redis_pid(tmp_path)
     try:
         await live.publish([b"F1 x"], None, {"round_id": "1"})
         monkeypatch.setattr(live_module, "SOCKET_TIMEOUT_S", 0.5)
